@@ -1,0 +1,57 @@
+//! The checkers: one file per guarantee, each reading only the history and the final state of
+//! the cluster, using no randomness. A checker returns the violations it found.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::Op;
+
+pub mod inconsistent_read;
+pub mod lost_write;
+pub mod panic;
+
+/// One violation, as `summary.json` lists it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub check: String,
+    pub at_ms: u64,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
+}
+
+/// One record of a final log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalRecord {
+    pub offset: i64,
+    /// The record's value as UTF-8 (workload values are strings like `p1-17`); `None` for null.
+    pub value: Option<String>,
+}
+
+/// The final state of one partition: what its leader holds below the high watermark.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalPartition {
+    pub log_start_offset: i64,
+    pub high_watermark: i64,
+    /// Records below the high watermark, in offset order (offsets may have gaps after compaction).
+    pub committed: Vec<FinalRecord>,
+}
+
+/// The final state of the cluster, by partition name (`orders-0`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalState {
+    pub partitions: BTreeMap<String, FinalPartition>,
+    /// Nodes that panicked: (node, at_ms, message).
+    pub panics: Vec<(String, u64, String)>,
+}
+
+/// Runs every checker over a history and a final state.
+pub fn check_all(history: &[Op], state: &FinalState) -> Vec<Violation> {
+    let mut found = Vec::new();
+    found.extend(lost_write::check(history, state));
+    found.extend(inconsistent_read::check(history, state));
+    found.extend(panic::check(history, state));
+    found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
+    found
+}

@@ -1,0 +1,106 @@
+//! What the clients saw (`history.jsonl`) and what the cluster did (`trace.jsonl`), recorded in
+//! one ordered journal whose digest identifies the run.
+//!
+//! The history follows Jepsen's model: a client *invokes* an operation, which completes `ok`,
+//! `fail` (it certainly did not happen) or `info` (unknown: a timeout is always `info`).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::digest::Digest;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpType {
+    Invoke,
+    Ok,
+    Fail,
+    Info,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Op {
+    pub process: String,
+    #[serde(rename = "type")]
+    pub kind: OpType,
+    /// The operation: `send`, `poll`, …
+    pub f: String,
+    pub value: Value,
+    pub at_ms: u64,
+}
+
+/// One line of `trace.jsonl`: a cluster event that matters for understanding the run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TraceEvent {
+    pub at_ms: u64,
+    /// The node it happened on (`broker-1`, `world` for faults).
+    pub node: String,
+    /// What happened: `crash`, `restart`, `append`, `truncate`, `recovered`, `hw`, …
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub detail: Value,
+}
+
+/// Records history and trace in order, and digests every entry as it is recorded.
+#[derive(Debug, Default)]
+pub struct Journal {
+    pub history: Vec<Op>,
+    pub trace: Vec<TraceEvent>,
+    digest: Digest,
+}
+
+impl Journal {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn op(&mut self, op: Op) {
+        self.digest.write(b"h");
+        self.digest
+            .write(serde_json::to_string(&op).expect("an op serializes").as_bytes());
+        self.history.push(op);
+    }
+
+    pub fn event(&mut self, event: TraceEvent) {
+        self.digest.write(b"t");
+        self.digest
+            .write(serde_json::to_string(&event).expect("an event serializes").as_bytes());
+        self.trace.push(event);
+    }
+
+    /// Mixes in anything else that must be identical between two runs of a seed.
+    pub fn digest_extra(&mut self, bytes: &[u8]) {
+        self.digest.write(bytes);
+    }
+
+    pub fn digest(&self) -> u64 {
+        self.digest.finish()
+    }
+
+    pub fn history_jsonl(&self) -> String {
+        to_jsonl(&self.history)
+    }
+
+    pub fn trace_jsonl(&self) -> String {
+        to_jsonl(&self.trace)
+    }
+}
+
+fn to_jsonl<T: Serialize>(items: &[T]) -> String {
+    let mut out = String::new();
+    for item in items {
+        out.push_str(&serde_json::to_string(item).expect("serializes"));
+        out.push('\n');
+    }
+    out
+}
+
+/// Reads a `history.jsonl` back (for `samsa check`).
+pub fn parse_history(text: &str) -> Result<Vec<Op>, String> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| serde_json::from_str(l).map_err(|e| format!("line {}: {e}", i + 1)))
+        .collect()
+}

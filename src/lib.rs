@@ -1,0 +1,8 @@
+//! Samsa: a deterministic simulation of a full Kafka cluster.
+//!
+//! The cluster (storage, broker, clients) reaches the world only through `world`: the disk, the
+//! clock and connections. Under `--cfg madsim` those are simulated; without it they are real.
+
+pub mod scenario;
+pub mod storage;
+pub mod world;

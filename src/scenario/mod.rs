@@ -1,0 +1,7 @@
+//! Scenario files: the model and its strict parser.
+
+pub mod model;
+pub mod parse;
+
+pub use model::*;
+pub use parse::{parse_file, parse_str, ScenarioError};

@@ -1,0 +1,308 @@
+//! The scenario file, parsed and validated: what `../shared/CONTRACT.md` calls the scenario
+//! format. Every field here has already been checked by `parse`; the runner trusts it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A value of a Kafka config, as written in the scenario (`"acks" = "all"`, `"min.insync.replicas" = 2`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ConfigValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl fmt::Display for ConfigValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigValue::Int(v) => write!(f, "{v}"),
+            ConfigValue::Float(v) => write!(f, "{v}"),
+            ConfigValue::Bool(v) => write!(f, "{v}"),
+            ConfigValue::Str(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Configs by their Kafka names, in name order.
+pub type Configs = BTreeMap<String, ConfigValue>;
+
+#[derive(Clone, Debug)]
+pub struct Scenario {
+    pub name: String,
+    pub summary: String,
+    pub duration_ms: u64,
+    pub seed: u64,
+    /// After the last fault is healed, writes must resume within this long (the `unavailable` check).
+    pub recovery_ms: Option<u64>,
+    pub cluster: ClusterSpec,
+    pub protocol: ProtocolSpec,
+    pub network: NetworkSpec,
+    pub disk: DiskSpec,
+    pub topics: Vec<TopicSpec>,
+    pub clients: Vec<ClientSpec>,
+    pub faults: Vec<FaultSpec>,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub brokers: u32,
+    pub controllers: u32,
+    pub config: Configs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Truncation {
+    /// Today's Kafka: the follower asks the leader where its epoch ended (KIP-101, KIP-279).
+    LeaderEpoch,
+    /// Before KIP-101: the follower truncates to its own high watermark.
+    HighWatermark,
+}
+
+#[derive(Clone, Debug)]
+pub struct ProtocolSpec {
+    pub truncation: Truncation,
+    pub eligible_leader_replicas: bool,
+    pub broker_epoch_check: bool,
+    pub transaction_version: u8,
+    pub check_quorum: bool,
+    pub offset_commit_fencing: bool,
+}
+
+impl Default for ProtocolSpec {
+    fn default() -> Self {
+        ProtocolSpec {
+            truncation: Truncation::LeaderEpoch,
+            eligible_leader_replicas: true,
+            broker_epoch_check: true,
+            transaction_version: 2,
+            check_quorum: true,
+            offset_commit_fencing: true,
+        }
+    }
+}
+
+/// A closed range of durations in microseconds, `"1ms..5ms"`; a single value gives `lo == hi`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RangeUs {
+    pub lo: u64,
+    pub hi: u64,
+}
+
+#[derive(Clone, Debug)]
+pub struct NetworkSpec {
+    pub latency_us: RangeUs,
+    /// Probability in [0, 1) that a packet is lost (TCP retransmits it later).
+    pub loss: f64,
+}
+
+#[derive(Clone, Debug)]
+pub struct DiskSpec {
+    pub latency_us: RangeUs,
+    /// Linux's dirty_expire: dirty pages older than this are written back by the OS.
+    pub writeback_ms: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: u32,
+}
+
+impl fmt::Display for TopicPartition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.topic, self.partition)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: u32,
+    pub replication_factor: u32,
+    pub config: Configs,
+    /// Replicas (broker ids) per partition, preferred leader first.
+    pub assignment: Option<Vec<Vec<u32>>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientKind {
+    Producer,
+    Consumer,
+    Transactional,
+    Pipeline,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keys {
+    Random,
+    None,
+    Sequential,
+}
+
+#[derive(Clone, Debug)]
+pub struct ClientSpec {
+    pub kind: ClientKind,
+    pub id: String,
+    /// A producer's topic.
+    pub topic: Option<String>,
+    /// A consumer's topics.
+    pub topics: Vec<String>,
+    pub group: Option<String>,
+    pub members: u32,
+    /// Records per second (producers).
+    pub rate_per_s: Option<f64>,
+    /// A producer stops after this many records.
+    pub count: Option<u64>,
+    pub keys: Keys,
+    pub start_ms: u64,
+    pub config: Configs,
+    /// Line of the `[[client]]` header in the file, for messages.
+    pub line: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cmp {
+    Ge,
+    Gt,
+    Le,
+    Lt,
+    Eq,
+    Ne,
+}
+
+impl Cmp {
+    pub fn holds(self, left: i64, right: i64) -> bool {
+        match self {
+            Cmp::Ge => left >= right,
+            Cmp::Gt => left > right,
+            Cmp::Le => left <= right,
+            Cmp::Lt => left < right,
+            Cmp::Eq => left == right,
+            Cmp::Ne => left != right,
+        }
+    }
+}
+
+/// One figure of the cluster that a `when` condition reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Figure {
+    /// Writes acknowledged to a producer.
+    Acked(String),
+    /// High watermark: the leader's, or one broker's view.
+    Hw(TopicPartition, Option<u32>),
+    /// Log end offset: the leader's, or one broker's.
+    Leo(TopicPartition, Option<u32>),
+    Epoch(TopicPartition),
+    IsrSize(TopicPartition),
+    /// Broker id of the leader; -1 for none.
+    Leader(TopicPartition),
+    Committed(String, TopicPartition),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Condition {
+    pub figure: Figure,
+    pub cmp: Cmp,
+    pub value: i64,
+    /// The condition as written, for reports.
+    pub text: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    At(u64),
+    When(Condition),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Target {
+    Broker(u32),
+    Controller(u32),
+    AllBrokers,
+    AllControllers,
+    Leader(TopicPartition),
+    Follower(TopicPartition),
+    ControllerLeader,
+    Coordinator(String),
+    Client(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Kill,
+    Crash,
+    Restart,
+    Wipe,
+    Pause,
+    Resume,
+    Partition,
+    Heal,
+    Isolate,
+    ClogLink,
+    Loss,
+    SlowDisk,
+    DiskFull,
+    Corrupt,
+    ClockSkew,
+    Delay,
+}
+
+#[derive(Clone, Debug)]
+pub struct FaultSpec {
+    pub trigger: Trigger,
+    /// `after = "…"`: wait this long once the trigger holds.
+    pub after_ms: u64,
+    pub action: Action,
+    pub target: Option<Target>,
+    /// `partition`: the sides, each a list of node targets.
+    pub groups: Vec<Vec<Target>>,
+    /// `clog-link`: one direction.
+    pub from: Option<Target>,
+    pub to: Option<Target>,
+    /// Undo after this long.
+    pub for_ms: Option<u64>,
+    /// `loss`: packet-loss rate.
+    pub rate: Option<f64>,
+    /// `clock-skew` (signed, ms) and `delay` (ms).
+    pub by_ms: Option<i64>,
+    /// `slow-disk`: latency multiplier.
+    pub factor: Option<f64>,
+    /// `delay`: the API whose requests are held (`"Produce"`, `"EndTxn"`, …).
+    pub api: Option<String>,
+    /// `corrupt`: which file of the target's disk (a path or a glob like `orders-0/*.log`).
+    pub file: Option<String>,
+    /// Line of the `[[fault]]` header, for messages.
+    pub line: usize,
+}
+
+/// The check names of `CONTRACT.md`.
+pub const CHECK_NAMES: &[&str] = &[
+    "lost-write",
+    "duplicate",
+    "reorder",
+    "divergence",
+    "inconsistent-read",
+    "hw-regression",
+    "aborted-read",
+    "uncommitted-read",
+    "eos-violation",
+    "group-overlap",
+    "offset-regression",
+    "zombie-write",
+    "unavailable",
+    "poll-skip",
+    "nonmonotonic-poll",
+    "split-brain",
+    "metadata-lost",
+    "panic",
+];
+
+#[derive(Clone, Debug, Default)]
+pub struct Expect {
+    /// Each of these must be found.
+    pub violations: Vec<String>,
+    /// These may be found.
+    pub allow: Vec<String>,
+}

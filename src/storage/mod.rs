@@ -1,0 +1,4 @@
+//! The partition log: Kafka's record batches (format v2) in segment files on a `Disk`.
+
+pub mod batch;
+pub mod log;
