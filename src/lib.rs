@@ -3,6 +3,13 @@
 //! The cluster (storage, broker, clients) reaches the world only through `world`: the disk, the
 //! clock and connections. Under `--cfg madsim` those are simulated; without it they are real.
 
+pub mod broker;
+pub mod client;
+pub mod metadata;
+pub mod output;
+pub mod protocol;
+#[cfg(madsim)]
+pub mod runner;
 pub mod scenario;
 pub mod storage;
 pub mod world;

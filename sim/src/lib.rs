@@ -6,3 +6,4 @@ pub mod check;
 pub mod digest;
 pub mod disk;
 pub mod history;
+pub mod report;

@@ -1,5 +1,6 @@
 //! Scenario files: the model and its strict parser.
 
+pub mod configs;
 pub mod model;
 pub mod parse;
 

@@ -24,6 +24,38 @@ impl fmt::Display for ConfigValue {
     }
 }
 
+impl ConfigValue {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            ConfigValue::Int(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// A number: a float, or an integer widened.
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            ConfigValue::Float(v) => Some(*v),
+            ConfigValue::Int(v) => Some(*v as f64),
+            _ => None,
+        }
+    }
+
+    pub fn as_bool(&self) -> Option<bool> {
+        match self {
+            ConfigValue::Bool(v) => Some(*v),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ConfigValue::Str(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
 /// Configs by their Kafka names, in name order.
 pub type Configs = BTreeMap<String, ConfigValue>;
 
@@ -247,6 +279,76 @@ pub enum Action {
     Corrupt,
     ClockSkew,
     Delay,
+}
+
+impl Action {
+    pub const ALL: [Action; 16] = [
+        Action::Kill,
+        Action::Crash,
+        Action::Restart,
+        Action::Wipe,
+        Action::Pause,
+        Action::Resume,
+        Action::Partition,
+        Action::Heal,
+        Action::Isolate,
+        Action::ClogLink,
+        Action::Loss,
+        Action::SlowDisk,
+        Action::DiskFull,
+        Action::Corrupt,
+        Action::ClockSkew,
+        Action::Delay,
+    ];
+
+    /// The action's name in a scenario file (`CONTRACT.md`'s table of actions).
+    pub fn name(self) -> &'static str {
+        match self {
+            Action::Kill => "kill",
+            Action::Crash => "crash",
+            Action::Restart => "restart",
+            Action::Wipe => "wipe",
+            Action::Pause => "pause",
+            Action::Resume => "resume",
+            Action::Partition => "partition",
+            Action::Heal => "heal",
+            Action::Isolate => "isolate",
+            Action::ClogLink => "clog-link",
+            Action::Loss => "loss",
+            Action::SlowDisk => "slow-disk",
+            Action::DiskFull => "disk-full",
+            Action::Corrupt => "corrupt",
+            Action::ClockSkew => "clock-skew",
+            Action::Delay => "delay",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A target as a scenario file writes it: `broker-2`, `leader(orders-0)`, `p1`.
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Broker(n) => write!(f, "broker-{n}"),
+            Target::Controller(n) => write!(f, "controller-{n}"),
+            Target::AllBrokers => f.write_str("broker-*"),
+            Target::AllControllers => f.write_str("controller-*"),
+            Target::Leader(tp) => write!(f, "leader({tp})"),
+            Target::Follower(tp) => write!(f, "follower({tp})"),
+            Target::ControllerLeader => f.write_str("controller-leader"),
+            Target::Coordinator(group) => write!(f, "coordinator({group})"),
+            Target::Client(id) => f.write_str(id),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

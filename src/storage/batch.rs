@@ -1,0 +1,1218 @@
+//! Kafka's record batch, format v2 (magic 2): the unit a producer sends, the broker appends and a
+//! consumer fetches, and byte for byte what a segment file holds (Kafka's `DefaultRecordBatch`,
+//! KIP-98; the "Record Batch" section of Kafka's protocol documentation).
+//!
+//! All integers are big-endian; inside a record, lengths and deltas are zigzag varints.
+//!
+//! ```text
+//! pos  field                  type  CRC-covered
+//!   0  baseOffset             i64   no  (assigned by the broker on append)
+//!   8  batchLength            i32   no  (bytes after this field)
+//!  12  partitionLeaderEpoch   i32   no  (stamped by the broker on append)
+//!  16  magic                  i8    no  (= 2)
+//!  17  crc                    u32   -   CRC-32C (Castagnoli) of attributes..end
+//!  21  attributes             i16   yes (0-2 compression, 3 timestamp type, 4 transactional,
+//!                                        5 control, 6 delete horizon)
+//!  23  lastOffsetDelta        i32   yes
+//!  27  baseTimestamp          i64   yes
+//!  35  maxTimestamp           i64   yes
+//!  43  producerId             i64   yes
+//!  51  producerEpoch          i16   yes
+//!  53  baseSequence           i32   yes
+//!  57  recordsCount           i32   yes
+//!  61  records                      yes
+//! ```
+//!
+//! Each record: length varint, attributes i8, timestampDelta varlong, offsetDelta varint,
+//! keyLength varint (-1: null) key, valueLength varint value, headersCount varint, then per
+//! header keyLength varint, key (UTF-8), valueLength varint (-1: null), value.
+
+use std::fmt;
+
+use bytes::Bytes;
+
+/// Bytes before the first record (Kafka's `RECORD_BATCH_OVERHEAD`).
+pub const BATCH_HEADER_LEN: usize = 61;
+/// baseOffset + batchLength: the bytes not counted by batchLength (Kafka's `LOG_OVERHEAD`).
+pub const LOG_OVERHEAD: usize = 12;
+/// The only batch format Samsa reads or writes.
+pub const MAGIC: i8 = 2;
+/// Kafka's `RecordBatch.NO_PRODUCER_ID`, `NO_PRODUCER_EPOCH`, `NO_SEQUENCE`.
+pub const NO_PRODUCER_ID: i64 = -1;
+pub const NO_PRODUCER_EPOCH: i16 = -1;
+pub const NO_SEQUENCE: i32 = -1;
+/// Kafka's `RecordBatch.NO_PARTITION_LEADER_EPOCH`: what a producer sends.
+pub const NO_PARTITION_LEADER_EPOCH: i32 = -1;
+
+// Field positions, as Kafka's `DefaultRecordBatch` names them.
+const BASE_OFFSET_OFFSET: usize = 0;
+const LENGTH_OFFSET: usize = 8;
+const PARTITION_LEADER_EPOCH_OFFSET: usize = 12;
+const MAGIC_OFFSET: usize = 16;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const LAST_OFFSET_DELTA_OFFSET: usize = 23;
+const BASE_TIMESTAMP_OFFSET: usize = 27;
+const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+const RECORDS_COUNT_OFFSET: usize = 57;
+
+// Attribute bits (Kafka's `DefaultRecordBatch` masks).
+const COMPRESSION_CODEC_MASK: i16 = 0x07;
+const TIMESTAMP_TYPE_MASK: i16 = 0x08;
+const TRANSACTIONAL_FLAG_MASK: i16 = 0x10;
+const CONTROL_FLAG_MASK: i16 = 0x20;
+const DELETE_HORIZON_FLAG_MASK: i16 = 0x40;
+
+/// The smallest record: length, attributes, timestampDelta, offsetDelta, keyLength,
+/// valueLength, headersCount, one byte each. Bounds recordsCount before anything is allocated.
+const MIN_RECORD_LEN: usize = 7;
+
+/// Kafka's `CompressionType` ids (attributes bits 0-2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Snappy,
+    Lz4,
+    Zstd,
+}
+
+impl Compression {
+    pub fn from_id(id: i16) -> Option<Compression> {
+        match id {
+            0 => Some(Compression::None),
+            1 => Some(Compression::Gzip),
+            2 => Some(Compression::Snappy),
+            3 => Some(Compression::Lz4),
+            4 => Some(Compression::Zstd),
+            _ => None,
+        }
+    }
+}
+
+/// Kafka's `TimestampType` (attributes bit 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    /// The broker's clock at append; every record's timestamp is then the batch's maxTimestamp.
+    LogAppendTime,
+}
+
+/// Why bytes are not a valid batch. Kafka reports all of these as `CorruptRecordException`
+/// (CORRUPT_MESSAGE) or `InvalidRecordException` (INVALID_RECORD); recovery truncates at them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BatchError {
+    /// The buffer ends before the header or the batch does (a torn write, or a short read).
+    Truncated {
+        needed: usize,
+        have: usize,
+    },
+    BadMagic(i8),
+    /// batchLength below the header's own size.
+    BadLength(i32),
+    CrcMismatch {
+        stored: u32,
+        computed: u32,
+    },
+    /// A well-formed batch whose records Samsa cannot decode yet.
+    UnsupportedCompression(Compression),
+    /// Anything else that cannot be: unknown codec, counts, record framing.
+    Corrupt(String),
+}
+
+impl fmt::Display for BatchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BatchError::Truncated { needed, have } => {
+                write!(f, "truncated batch: needs {needed} bytes, {have} present")
+            }
+            BatchError::BadMagic(magic) => write!(f, "magic {magic}, expected {MAGIC}"),
+            BatchError::BadLength(len) => write!(
+                f,
+                "batch length {len} is below the minimum {}",
+                BATCH_HEADER_LEN - LOG_OVERHEAD
+            ),
+            BatchError::CrcMismatch { stored, computed } => write!(
+                f,
+                "CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            BatchError::UnsupportedCompression(c) => {
+                write!(f, "compression {c:?} is not supported yet")
+            }
+            BatchError::Corrupt(why) => write!(f, "corrupt batch: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for BatchError {}
+
+fn corrupt(why: impl Into<String>) -> BatchError {
+    BatchError::Corrupt(why.into())
+}
+
+/// The 61 bytes before the records, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchHeader {
+    pub base_offset: i64,
+    pub batch_length: i32,
+    pub partition_leader_epoch: i32,
+    pub magic: i8,
+    pub crc: u32,
+    pub attributes: i16,
+    pub last_offset_delta: i32,
+    pub base_timestamp: i64,
+    pub max_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub records_count: i32,
+}
+
+impl BatchHeader {
+    pub fn last_offset(&self) -> i64 {
+        self.base_offset + i64::from(self.last_offset_delta)
+    }
+
+    pub fn next_offset(&self) -> i64 {
+        self.last_offset() + 1
+    }
+
+    /// The whole batch on disk: batchLength plus the 12 bytes it does not count.
+    pub fn size_in_bytes(&self) -> usize {
+        self.batch_length as usize + LOG_OVERHEAD
+    }
+
+    pub fn is_transactional(&self) -> bool {
+        self.attributes & TRANSACTIONAL_FLAG_MASK != 0
+    }
+
+    pub fn is_control(&self) -> bool {
+        self.attributes & CONTROL_FLAG_MASK != 0
+    }
+
+    /// When set, baseTimestamp holds the delete horizon of a compacted batch (KIP-534).
+    pub fn has_delete_horizon(&self) -> bool {
+        self.attributes & DELETE_HORIZON_FLAG_MASK != 0
+    }
+
+    /// Fails only on a header that `validate` would refuse (codec ids 5-7).
+    pub fn compression(&self) -> Result<Compression, BatchError> {
+        let id = self.attributes & COMPRESSION_CODEC_MASK;
+        Compression::from_id(id).ok_or_else(|| corrupt(format!("unknown compression codec {id}")))
+    }
+
+    pub fn timestamp_type(&self) -> TimestampType {
+        if self.attributes & TIMESTAMP_TYPE_MASK != 0 {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        }
+    }
+}
+
+fn get_i16(buf: &[u8], at: usize) -> i16 {
+    i16::from_be_bytes(buf[at..at + 2].try_into().expect("2 bytes"))
+}
+
+fn get_i32(buf: &[u8], at: usize) -> i32 {
+    i32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn get_i64(buf: &[u8], at: usize) -> i64 {
+    i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Decodes the header at the start of `buf`, checking only what the header alone can tell:
+/// that all 61 bytes are there, the magic, and a batchLength that covers at least the header.
+pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    if buf.len() < BATCH_HEADER_LEN {
+        return Err(BatchError::Truncated {
+            needed: BATCH_HEADER_LEN,
+            have: buf.len(),
+        });
+    }
+    let magic = buf[MAGIC_OFFSET] as i8;
+    if magic != MAGIC {
+        return Err(BatchError::BadMagic(magic));
+    }
+    let batch_length = get_i32(buf, LENGTH_OFFSET);
+    if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
+        return Err(BatchError::BadLength(batch_length));
+    }
+    Ok(BatchHeader {
+        base_offset: get_i64(buf, BASE_OFFSET_OFFSET),
+        batch_length,
+        partition_leader_epoch: get_i32(buf, PARTITION_LEADER_EPOCH_OFFSET),
+        magic,
+        crc: get_i32(buf, CRC_OFFSET) as u32,
+        attributes: get_i16(buf, ATTRIBUTES_OFFSET),
+        last_offset_delta: get_i32(buf, LAST_OFFSET_DELTA_OFFSET),
+        base_timestamp: get_i64(buf, BASE_TIMESTAMP_OFFSET),
+        max_timestamp: get_i64(buf, MAX_TIMESTAMP_OFFSET),
+        producer_id: get_i64(buf, PRODUCER_ID_OFFSET),
+        producer_epoch: get_i16(buf, PRODUCER_EPOCH_OFFSET),
+        base_sequence: get_i32(buf, BASE_SEQUENCE_OFFSET),
+        records_count: get_i32(buf, RECORDS_COUNT_OFFSET),
+    })
+}
+
+/// Checks the batch at the start of `buf` (trailing bytes are the next batch's business): the
+/// header, that the whole batch is present, its CRC-32C (Kafka's `DefaultRecordBatch.ensureValid`),
+/// then what must hold of any v2 batch, compacted ones included: a known codec, and recordsCount
+/// within 0..=lastOffsetDelta+1 (compaction removes records but keeps lastOffsetDelta).
+pub fn validate(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    let header = parse_header(buf)?;
+    let size = header.size_in_bytes();
+    if buf.len() < size {
+        return Err(BatchError::Truncated {
+            needed: size,
+            have: buf.len(),
+        });
+    }
+    let computed = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);
+    if computed != header.crc {
+        return Err(BatchError::CrcMismatch {
+            stored: header.crc,
+            computed,
+        });
+    }
+    let compression = header.compression()?;
+    if header.last_offset_delta < 0 {
+        return Err(corrupt(format!(
+            "negative lastOffsetDelta {}",
+            header.last_offset_delta
+        )));
+    }
+    let count = header.records_count;
+    if count < 0 || i64::from(count) > i64::from(header.last_offset_delta) + 1 {
+        return Err(corrupt(format!(
+            "recordsCount {count} does not fit lastOffsetDelta {}",
+            header.last_offset_delta
+        )));
+    }
+    if compression == Compression::None
+        && count as usize > (size - BATCH_HEADER_LEN) / MIN_RECORD_LEN
+    {
+        return Err(corrupt(format!(
+            "recordsCount {count} cannot fit in {} bytes of records",
+            size - BATCH_HEADER_LEN
+        )));
+    }
+    Ok(header)
+}
+
+/// Assigns offsets: the broker's rewrite on append. Not CRC-covered, so the CRC stays valid.
+pub fn set_base_offset(buf: &mut [u8], base_offset: i64) {
+    buf[BASE_OFFSET_OFFSET..BASE_OFFSET_OFFSET + 8].copy_from_slice(&base_offset.to_be_bytes());
+}
+
+/// Stamps the leader's epoch on append (KIP-101). Not CRC-covered.
+pub fn set_partition_leader_epoch(buf: &mut [u8], epoch: i32) {
+    let at = PARTITION_LEADER_EPOCH_OFFSET;
+    buf[at..at + 4].copy_from_slice(&epoch.to_be_bytes());
+}
+
+/// For topics with `message.timestamp.type=LogAppendTime`: as Kafka's
+/// `DefaultRecordBatch.setMaxTimestamp`, sets the timestamp-type bit and maxTimestamp (which
+/// every record then reads as its timestamp), leaves baseTimestamp and the record deltas alone,
+/// and recomputes the CRC. `buf` must hold the whole batch.
+pub fn set_max_timestamp_log_append_time(buf: &mut [u8], timestamp: i64) {
+    let size = get_i32(buf, LENGTH_OFFSET) as usize + LOG_OVERHEAD;
+    assert!(buf.len() >= size, "set_max_timestamp on a partial batch");
+    let attributes = get_i16(buf, ATTRIBUTES_OFFSET) | TIMESTAMP_TYPE_MASK;
+    buf[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    buf[MAX_TIMESTAMP_OFFSET..MAX_TIMESTAMP_OFFSET + 8].copy_from_slice(&timestamp.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..size]);
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A record as a producer writes it, relative to its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub offset_delta: i32,
+    pub timestamp_delta: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// A record as a consumer sees it, with absolute offset and timestamp.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// The batch-level fields of a batch to encode; `Default` is a plain, non-idempotent producer's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchSpec {
+    pub base_offset: i64,
+    pub partition_leader_epoch: i32,
+    pub base_timestamp: i64,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub base_sequence: i32,
+    pub transactional: bool,
+    pub control: bool,
+}
+
+impl Default for BatchSpec {
+    fn default() -> Self {
+        BatchSpec {
+            base_offset: 0,
+            partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
+            base_timestamp: 0,
+            producer_id: NO_PRODUCER_ID,
+            producer_epoch: NO_PRODUCER_EPOCH,
+            base_sequence: NO_SEQUENCE,
+            transactional: false,
+            control: false,
+        }
+    }
+}
+
+/// Encodes `records` uncompressed, CreateTime, into one whole batch. lastOffsetDelta is the last
+/// record's offset delta and maxTimestamp the largest record timestamp, as Kafka's
+/// `MemoryRecordsBuilder` writes them. Panics on no records or non-increasing offset deltas: a
+/// producer never builds such a batch.
+pub fn encode_batch(spec: &BatchSpec, records: &[Record]) -> Bytes {
+    let last = records.last().expect("a batch holds at least one record");
+    assert!(records[0].offset_delta >= 0, "negative offset delta");
+    assert!(
+        records
+            .windows(2)
+            .all(|w| w[0].offset_delta < w[1].offset_delta),
+        "offset deltas must increase"
+    );
+    let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap_or(0);
+    let mut attributes: i16 = 0;
+    if spec.transactional {
+        attributes |= TRANSACTIONAL_FLAG_MASK;
+    }
+    if spec.control {
+        attributes |= CONTROL_FLAG_MASK;
+    }
+
+    let mut buf = Vec::with_capacity(BATCH_HEADER_LEN + records.len() * 16);
+    buf.extend_from_slice(&spec.base_offset.to_be_bytes());
+    buf.extend_from_slice(&0i32.to_be_bytes()); // batchLength, filled below
+    buf.extend_from_slice(&spec.partition_leader_epoch.to_be_bytes());
+    buf.push(MAGIC as u8);
+    buf.extend_from_slice(&0u32.to_be_bytes()); // crc, filled below
+    buf.extend_from_slice(&attributes.to_be_bytes());
+    buf.extend_from_slice(&last.offset_delta.to_be_bytes());
+    buf.extend_from_slice(&spec.base_timestamp.to_be_bytes());
+    buf.extend_from_slice(&spec.base_timestamp.wrapping_add(max_delta).to_be_bytes());
+    buf.extend_from_slice(&spec.producer_id.to_be_bytes());
+    buf.extend_from_slice(&spec.producer_epoch.to_be_bytes());
+    buf.extend_from_slice(&spec.base_sequence.to_be_bytes());
+    buf.extend_from_slice(&len_i32(records.len()).to_be_bytes());
+    debug_assert_eq!(buf.len(), BATCH_HEADER_LEN);
+    for record in records {
+        encode_record(&mut buf, record);
+    }
+
+    let batch_length = len_i32(buf.len() - LOG_OVERHEAD);
+    buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
+    let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
+    buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(buf)
+}
+
+fn len_i32(len: usize) -> i32 {
+    i32::try_from(len).expect("length fits a Kafka i32")
+}
+
+fn encode_record(out: &mut Vec<u8>, record: &Record) {
+    let mut body = Vec::with_capacity(32);
+    body.push(0); // attributes: unused by v2 records
+    put_varlong(&mut body, record.timestamp_delta);
+    put_varint(&mut body, record.offset_delta);
+    put_nullable(&mut body, record.key.as_deref());
+    put_nullable(&mut body, record.value.as_deref());
+    put_varint(&mut body, len_i32(record.headers.len()));
+    for (key, value) in &record.headers {
+        put_varint(&mut body, len_i32(key.len()));
+        body.extend_from_slice(key.as_bytes());
+        put_nullable(&mut body, value.as_deref());
+    }
+    put_varint(out, len_i32(body.len()));
+    out.extend_from_slice(&body);
+}
+
+fn put_nullable(out: &mut Vec<u8>, bytes: Option<&[u8]>) {
+    match bytes {
+        None => put_varint(out, -1),
+        Some(bytes) => {
+            put_varint(out, len_i32(bytes.len()));
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// Zigzag then base-128, low group first (Kafka's `ByteUtils.writeVarint`).
+fn put_varint(out: &mut Vec<u8>, value: i32) {
+    put_unsigned_varint(out, ((value << 1) ^ (value >> 31)) as u32 as u64);
+}
+
+fn put_varlong(out: &mut Vec<u8>, value: i64) {
+    put_unsigned_varint(out, ((value << 1) ^ (value >> 63)) as u64);
+}
+
+fn put_unsigned_varint(out: &mut Vec<u8>, mut value: u64) {
+    while value >= 0x80 {
+        out.push((value as u8 & 0x7f) | 0x80);
+        value >>= 7;
+    }
+    out.push(value as u8);
+}
+
+/// A read position over a record's bytes; every read checks the bound.
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+
+    fn take(&mut self, len: usize) -> Result<&'a [u8], BatchError> {
+        if len > self.remaining() {
+            return Err(corrupt(format!(
+                "field of {len} bytes overruns its record ({} left)",
+                self.remaining()
+            )));
+        }
+        let bytes = &self.buf[self.pos..self.pos + len];
+        self.pos += len;
+        Ok(bytes)
+    }
+
+    /// Base-128 groups, at most `max_bytes` of them (Kafka: "Varint is too long").
+    fn unsigned_varint(&mut self, max_bytes: usize) -> Result<u64, BatchError> {
+        let mut value = 0u64;
+        for i in 0..max_bytes {
+            let byte = self.take(1)?[0];
+            value |= u64::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(value);
+            }
+        }
+        Err(corrupt(format!("varint longer than {max_bytes} bytes")))
+    }
+
+    fn varint(&mut self) -> Result<i32, BatchError> {
+        let raw = self.unsigned_varint(5)? as u32;
+        Ok((raw >> 1) as i32 ^ -((raw & 1) as i32))
+    }
+
+    fn varlong(&mut self) -> Result<i64, BatchError> {
+        let raw = self.unsigned_varint(10)?;
+        Ok((raw >> 1) as i64 ^ -((raw & 1) as i64))
+    }
+
+    /// A length-prefixed field where -1 means null.
+    fn nullable(&mut self, what: &str) -> Result<Option<Bytes>, BatchError> {
+        match self.varint()? {
+            -1 => Ok(None),
+            len if len < 0 => Err(corrupt(format!("{what} length {len}"))),
+            len => Ok(Some(Bytes::copy_from_slice(self.take(len as usize)?))),
+        }
+    }
+}
+
+/// Validates the batch at the start of `buf` and decodes its records (uncompressed batches only
+/// for now). Record framing is checked as Kafka's `DefaultRecord.readFrom` does: each record
+/// must consume exactly its length, and no bytes may follow the last record.
+pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), BatchError> {
+    let header = validate(buf)?;
+    let compression = header.compression()?;
+    if compression != Compression::None {
+        return Err(BatchError::UnsupportedCompression(compression));
+    }
+    let mut cursor = Cursor {
+        buf: &buf[BATCH_HEADER_LEN..header.size_in_bytes()],
+        pos: 0,
+    };
+    let mut records = Vec::with_capacity(header.records_count as usize);
+    let mut previous_delta = -1;
+    for index in 0..header.records_count {
+        let (offset_delta, record) = decode_record(&mut cursor, &header)
+            .map_err(|e| corrupt(format!("record {index}: {e}")))?;
+        if offset_delta <= previous_delta || offset_delta > header.last_offset_delta {
+            return Err(corrupt(format!(
+                "record {index}: offset delta {offset_delta} after {previous_delta}, \
+                 lastOffsetDelta {}",
+                header.last_offset_delta
+            )));
+        }
+        previous_delta = offset_delta;
+        records.push(record);
+    }
+    if cursor.remaining() != 0 {
+        return Err(corrupt(format!(
+            "{} bytes remain after the last record",
+            cursor.remaining()
+        )));
+    }
+    Ok((header, records))
+}
+
+fn decode_record(
+    cursor: &mut Cursor<'_>,
+    header: &BatchHeader,
+) -> Result<(i32, DecodedRecord), BatchError> {
+    let len = cursor.varint()?;
+    if len < 0 {
+        return Err(corrupt(format!("record length {len}")));
+    }
+    let mut body = Cursor {
+        buf: cursor.take(len as usize)?,
+        pos: 0,
+    };
+    let _attributes = body.take(1)?;
+    let timestamp_delta = body.varlong()?;
+    let offset_delta = body.varint()?;
+    let key = body.nullable("key")?;
+    let value = body.nullable("value")?;
+    let headers_count = body.varint()?;
+    if headers_count < 0 || headers_count as usize > body.remaining() {
+        return Err(corrupt(format!("headers count {headers_count}")));
+    }
+    let mut headers = Vec::with_capacity(headers_count as usize);
+    for _ in 0..headers_count {
+        let key_len = body.varint()?;
+        if key_len < 0 {
+            return Err(corrupt(format!("header key length {key_len}")));
+        }
+        let key = std::str::from_utf8(body.take(key_len as usize)?)
+            .map_err(|e| corrupt(format!("header key is not UTF-8: {e}")))?;
+        headers.push((key.to_owned(), body.nullable("header value")?));
+    }
+    if body.remaining() != 0 {
+        return Err(corrupt(format!(
+            "record length {len} leaves {} bytes unread",
+            body.remaining()
+        )));
+    }
+    // Java's long arithmetic wraps; so does ours.
+    let timestamp = match header.timestamp_type() {
+        TimestampType::LogAppendTime => header.max_timestamp,
+        TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
+    };
+    let record = DecodedRecord {
+        offset: header.base_offset + i64::from(offset_delta),
+        timestamp,
+        key,
+        value,
+        headers,
+    };
+    Ok((offset_delta, record))
+}
+
+/// Walks concatenated batches (a segment file, a fetch response), validating each; see `batches`.
+#[derive(Debug)]
+pub struct BatchIter<'a> {
+    buf: &'a [u8],
+    position: usize,
+    stopped: Option<(usize, BatchError)>,
+}
+
+/// Iterates `(position, header)` over the whole, valid batches at the start of `buf`. It stops
+/// at the end of `buf` or at the first batch that is invalid or incomplete; `stopped_at` then
+/// says where and why, which is what recovery truncates at.
+pub fn batches(buf: &[u8]) -> BatchIter<'_> {
+    BatchIter {
+        buf,
+        position: 0,
+        stopped: None,
+    }
+}
+
+impl BatchIter<'_> {
+    /// Where and why iteration stopped before the end of the buffer; `None` while iterating and
+    /// after a clean end.
+    pub fn stopped_at(&self) -> Option<(usize, BatchError)> {
+        self.stopped.clone()
+    }
+
+    /// The position of the next batch to read: after a stop, the end of the valid prefix.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+}
+
+impl Iterator for BatchIter<'_> {
+    type Item = (usize, BatchHeader);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.stopped.is_some() || self.position == self.buf.len() {
+            return None;
+        }
+        match validate(&self.buf[self.position..]) {
+            Ok(header) => {
+                let position = self.position;
+                self.position += header.size_in_bytes();
+                Some((position, header))
+            }
+            Err(error) => {
+                self.stopped = Some((self.position, error));
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kafka_protocol::records::{RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions};
+    use proptest::prelude::*;
+
+    /// CRC-32C bit by bit (reflected, polynomial 0x82F63B78), independent of the crc32c crate.
+    fn bitwise_crc32c(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0x82F6_3B78
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    #[test]
+    fn bitwise_crc32c_matches_the_standard_check_value() {
+        // The catalogue check value of CRC-32C (iSCSI) for "123456789".
+        assert_eq!(bitwise_crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    const BASE_TIMESTAMP: i64 = 1_700_000_000_000; // 0x0000_018B_CFE5_6800
+
+    fn fixture_spec() -> BatchSpec {
+        BatchSpec {
+            base_offset: 100,
+            partition_leader_epoch: 7,
+            base_timestamp: BASE_TIMESTAMP,
+            producer_id: 4242,
+            producer_epoch: 3,
+            base_sequence: 17,
+            transactional: false,
+            control: false,
+        }
+    }
+
+    fn fixture_records() -> Vec<Record> {
+        vec![
+            Record {
+                offset_delta: 0,
+                timestamp_delta: 0,
+                key: Some(Bytes::from_static(b"k0")),
+                value: Some(Bytes::from_static(b"hello")),
+                headers: vec![("h".to_owned(), Some(Bytes::from_static(b"v")))],
+            },
+            Record {
+                offset_delta: 1,
+                timestamp_delta: 300,
+                key: None,
+                value: Some(Bytes::from_static(b"world")),
+                headers: vec![],
+            },
+        ]
+    }
+
+    /// The fixture batch, written field by field from the format description.
+    fn fixture_bytes() -> Vec<u8> {
+        let mut b: Vec<u8> = Vec::new();
+        b.extend([0, 0, 0, 0, 0, 0, 0, 100]); // baseOffset 100
+        b.extend([0, 0, 0, 80]); // batchLength: 49 header bytes after it + 18 + 13 of records
+        b.extend([0, 0, 0, 7]); // partitionLeaderEpoch 7
+        b.push(2); // magic
+        b.extend([0, 0, 0, 0]); // crc, computed below
+        b.extend([0, 0]); // attributes: no compression, CreateTime, not transactional
+        b.extend([0, 0, 0, 1]); // lastOffsetDelta 1
+        b.extend([0x00, 0x00, 0x01, 0x8B, 0xCF, 0xE5, 0x68, 0x00]); // baseTimestamp
+        b.extend([0x00, 0x00, 0x01, 0x8B, 0xCF, 0xE5, 0x69, 0x2C]); // maxTimestamp = base + 300
+        b.extend([0, 0, 0, 0, 0, 0, 0x10, 0x92]); // producerId 4242
+        b.extend([0, 3]); // producerEpoch 3
+        b.extend([0, 0, 0, 17]); // baseSequence 17
+        b.extend([0, 0, 0, 2]); // recordsCount 2
+        assert_eq!(b.len(), 61);
+        // Record 0, 18 bytes.
+        b.push(0x22); // length 17, zigzag 34
+        b.push(0x00); // attributes
+        b.push(0x00); // timestampDelta 0
+        b.push(0x00); // offsetDelta 0
+        b.push(0x04); // keyLength 2, zigzag 4
+        b.extend(b"k0");
+        b.push(0x0A); // valueLength 5, zigzag 10
+        b.extend(b"hello");
+        b.push(0x02); // headersCount 1
+        b.push(0x02); // header keyLength 1
+        b.extend(b"h");
+        b.push(0x02); // header valueLength 1
+        b.extend(b"v");
+        // Record 1, 13 bytes.
+        b.push(0x18); // length 12, zigzag 24
+        b.push(0x00); // attributes
+        b.extend([0xD8, 0x04]); // timestampDelta 300: zigzag 600 = 0b100_1011000 -> 0xD8 0x04
+        b.push(0x02); // offsetDelta 1
+        b.push(0x01); // keyLength -1 (null), zigzag 1
+        b.push(0x0A); // valueLength 5
+        b.extend(b"world");
+        b.push(0x00); // headersCount 0
+        assert_eq!(b.len(), 92);
+        let crc = bitwise_crc32c(&b[21..]);
+        b[17..21].copy_from_slice(&crc.to_be_bytes());
+        b
+    }
+
+    #[test]
+    fn encode_batch_matches_the_hand_written_fixture() {
+        let encoded = encode_batch(&fixture_spec(), &fixture_records());
+        assert_eq!(&encoded[..], &fixture_bytes()[..]);
+    }
+
+    #[test]
+    fn fixture_header_parses_field_by_field() {
+        let bytes = fixture_bytes();
+        let h = validate(&bytes).unwrap();
+        assert_eq!(h.base_offset, 100);
+        assert_eq!(h.batch_length, 80);
+        assert_eq!(h.partition_leader_epoch, 7);
+        assert_eq!(h.magic, 2);
+        assert_eq!(h.crc, bitwise_crc32c(&bytes[21..]));
+        assert_eq!(h.attributes, 0);
+        assert_eq!(h.last_offset_delta, 1);
+        assert_eq!(h.base_timestamp, BASE_TIMESTAMP);
+        assert_eq!(h.max_timestamp, BASE_TIMESTAMP + 300);
+        assert_eq!(h.producer_id, 4242);
+        assert_eq!(h.producer_epoch, 3);
+        assert_eq!(h.base_sequence, 17);
+        assert_eq!(h.records_count, 2);
+        assert_eq!((h.last_offset(), h.next_offset()), (101, 102));
+        assert_eq!(h.size_in_bytes(), 92);
+        assert_eq!(h.compression(), Ok(Compression::None));
+        assert_eq!(h.timestamp_type(), TimestampType::CreateTime);
+        assert!(!h.is_transactional() && !h.is_control() && !h.has_delete_horizon());
+    }
+
+    #[test]
+    fn fixture_round_trips_through_our_decoder() {
+        let (header, records) = decode_records(&fixture_bytes()).unwrap();
+        assert_eq!(header.records_count, 2);
+        assert_eq!(
+            records,
+            vec![
+                DecodedRecord {
+                    offset: 100,
+                    timestamp: BASE_TIMESTAMP,
+                    key: Some(Bytes::from_static(b"k0")),
+                    value: Some(Bytes::from_static(b"hello")),
+                    headers: vec![("h".to_owned(), Some(Bytes::from_static(b"v")))],
+                },
+                DecodedRecord {
+                    offset: 101,
+                    timestamp: BASE_TIMESTAMP + 300,
+                    key: None,
+                    value: Some(Bytes::from_static(b"world")),
+                    headers: vec![],
+                },
+            ]
+        );
+    }
+
+    /// kafka-protocol's view of a batch, in our record type.
+    fn decode_with_kafka_protocol(bytes: &[u8]) -> Vec<DecodedRecord> {
+        let mut buf = Bytes::copy_from_slice(bytes);
+        let set = RecordBatchDecoder::decode(&mut buf).expect("kafka-protocol decodes our batch");
+        assert_eq!(set.version, 2);
+        assert!(buf.is_empty(), "kafka-protocol left bytes unread");
+        set.records
+            .into_iter()
+            .map(|r| DecodedRecord {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                key: r.key,
+                value: r.value,
+                headers: r
+                    .headers
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn kafka_protocol_reads_the_fixture() {
+        let bytes = fixture_bytes();
+        let (_, ours) = decode_records(&bytes).unwrap();
+        assert_eq!(decode_with_kafka_protocol(&bytes), ours);
+        let mut buf = Bytes::copy_from_slice(&bytes);
+        let info = RecordBatchDecoder::decode_batch_info(&mut buf).unwrap();
+        assert_eq!(info.len(), 1);
+        assert_eq!(info[0].partition_leader_epoch, 7);
+        assert_eq!(info[0].producer_id, 4242);
+        assert_eq!(info[0].producer_epoch, 3);
+        assert_eq!(info[0].base_sequence, 17);
+        assert_eq!(info[0].record_count, 2);
+    }
+
+    #[test]
+    fn kafka_protocol_encodes_the_fixture_identically() {
+        let spec = fixture_spec();
+        let records: Vec<_> = fixture_records()
+            .into_iter()
+            .map(|r| kafka_protocol::records::Record {
+                transactional: false,
+                control: false,
+                delete_horizon: false,
+                partition_leader_epoch: spec.partition_leader_epoch,
+                producer_id: spec.producer_id,
+                producer_epoch: spec.producer_epoch,
+                timestamp_type: kafka_protocol::records::TimestampType::Creation,
+                offset: spec.base_offset + i64::from(r.offset_delta),
+                sequence: spec.base_sequence + r.offset_delta,
+                timestamp: spec.base_timestamp + r.timestamp_delta,
+                key: r.key,
+                value: r.value,
+                headers: r.headers.into_iter().map(|(k, v)| (k.into(), v)).collect(),
+            })
+            .collect();
+        let mut buf = bytes::BytesMut::new();
+        let options = RecordEncodeOptions {
+            version: 2,
+            compression: kafka_protocol::records::Compression::None,
+        };
+        RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+        assert_eq!(&buf[..], &fixture_bytes()[..]);
+    }
+
+    #[test]
+    fn every_byte_flip_in_the_protected_region_is_detected() {
+        let bytes = fixture_bytes();
+        // From the magic on: the magic is checked, the CRC covers everything after itself.
+        for position in MAGIC_OFFSET..bytes.len() {
+            for bit in 0..8 {
+                let mut flipped = bytes.clone();
+                flipped[position] ^= 1 << bit;
+                let result = validate(&flipped);
+                assert!(
+                    result.is_err(),
+                    "flip of bit {bit} at {position} undetected"
+                );
+                if position == MAGIC_OFFSET {
+                    assert!(matches!(result, Err(BatchError::BadMagic(_))));
+                } else {
+                    assert!(matches!(result, Err(BatchError::CrcMismatch { .. })));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn unprotected_fields_can_be_rewritten_without_breaking_the_crc() {
+        let mut bytes = fixture_bytes();
+        set_base_offset(&mut bytes, 9_000);
+        set_partition_leader_epoch(&mut bytes, 12);
+        let header = validate(&bytes).unwrap();
+        assert_eq!(
+            (header.base_offset, header.partition_leader_epoch),
+            (9_000, 12)
+        );
+        let (_, records) = decode_records(&bytes).unwrap();
+        assert_eq!(records[1].offset, 9_001);
+        // A flipped length byte shifts the batch end: also refused, if not by the CRC alone.
+        for position in LENGTH_OFFSET..LENGTH_OFFSET + 4 {
+            let mut flipped = fixture_bytes();
+            flipped[position] ^= 0x01;
+            assert!(validate(&flipped).is_err(), "length flip at {position}");
+        }
+    }
+
+    #[test]
+    fn every_proper_prefix_is_truncated() {
+        let bytes = fixture_bytes();
+        for len in 0..bytes.len() {
+            let needed = if len < BATCH_HEADER_LEN { 61 } else { 92 };
+            assert_eq!(
+                validate(&bytes[..len]),
+                Err(BatchError::Truncated { needed, have: len }),
+                "prefix of {len} bytes"
+            );
+        }
+    }
+
+    #[test]
+    fn header_sanity_checks() {
+        let mut bytes = fixture_bytes();
+        bytes[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&48i32.to_be_bytes());
+        assert_eq!(parse_header(&bytes), Err(BatchError::BadLength(48)));
+        bytes[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&(-1i32).to_be_bytes());
+        assert_eq!(parse_header(&bytes), Err(BatchError::BadLength(-1)));
+        let mut bytes = fixture_bytes();
+        bytes[MAGIC_OFFSET] = 1;
+        assert_eq!(parse_header(&bytes), Err(BatchError::BadMagic(1)));
+    }
+
+    /// Rewrites a CRC-covered field and re-seals the batch, to reach the checks after the CRC.
+    fn reseal(bytes: &mut [u8]) {
+        let crc = bitwise_crc32c(&bytes[ATTRIBUTES_OFFSET..]);
+        bytes[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
+    }
+
+    #[test]
+    fn inconsistent_counts_and_codecs_are_refused_after_the_crc() {
+        let mut bytes = fixture_bytes();
+        bytes[RECORDS_COUNT_OFFSET + 3] = 3; // three records but lastOffsetDelta 1
+        reseal(&mut bytes);
+        assert!(matches!(validate(&bytes), Err(BatchError::Corrupt(_))));
+
+        let mut bytes = fixture_bytes();
+        bytes[ATTRIBUTES_OFFSET + 1] = 5; // codec 5 does not exist
+        reseal(&mut bytes);
+        assert!(matches!(validate(&bytes), Err(BatchError::Corrupt(_))));
+
+        let mut bytes = fixture_bytes();
+        bytes[ATTRIBUTES_OFFSET + 1] = 4; // zstd: valid, but we cannot read it yet
+        reseal(&mut bytes);
+        assert!(validate(&bytes).is_ok());
+        assert_eq!(
+            decode_records(&bytes),
+            Err(BatchError::UnsupportedCompression(Compression::Zstd))
+        );
+    }
+
+    #[test]
+    fn record_framing_errors_are_refused() {
+        // recordsCount 1 with lastOffsetDelta 1: valid header, but a record's bytes remain.
+        let mut bytes = fixture_bytes();
+        bytes[RECORDS_COUNT_OFFSET + 3] = 1;
+        reseal(&mut bytes);
+        assert!(validate(&bytes).is_ok());
+        assert!(matches!(
+            decode_records(&bytes),
+            Err(BatchError::Corrupt(_))
+        ));
+
+        // Record 1's offset delta equal to record 0's.
+        let mut bytes = fixture_bytes();
+        bytes[61 + 18 + 4] = 0x00;
+        reseal(&mut bytes);
+        assert!(matches!(
+            decode_records(&bytes),
+            Err(BatchError::Corrupt(_))
+        ));
+
+        // Record 0's length one short: its last byte is read as record 1's length.
+        let mut bytes = fixture_bytes();
+        bytes[61] = 0x20;
+        reseal(&mut bytes);
+        assert!(matches!(
+            decode_records(&bytes),
+            Err(BatchError::Corrupt(_))
+        ));
+    }
+
+    #[test]
+    fn log_append_time_sets_max_timestamp_for_every_record() {
+        let mut bytes = fixture_bytes();
+        set_max_timestamp_log_append_time(&mut bytes, 1_800_000_000_000);
+        let header = validate(&bytes).unwrap();
+        assert_eq!(header.timestamp_type(), TimestampType::LogAppendTime);
+        assert_eq!(header.max_timestamp, 1_800_000_000_000);
+        assert_eq!(header.base_timestamp, BASE_TIMESTAMP); // as Kafka: left alone
+        let (_, records) = decode_records(&bytes).unwrap();
+        assert!(records.iter().all(|r| r.timestamp == 1_800_000_000_000));
+        assert_eq!(header.crc, bitwise_crc32c(&bytes[ATTRIBUTES_OFFSET..]));
+    }
+
+    #[test]
+    fn transactional_and_control_flags() {
+        let spec = BatchSpec {
+            transactional: true,
+            control: true,
+            ..fixture_spec()
+        };
+        let bytes = encode_batch(&spec, &fixture_records());
+        let header = validate(&bytes).unwrap();
+        assert_eq!(header.attributes, 0x30);
+        assert!(header.is_transactional() && header.is_control());
+        let mut buf = bytes.clone();
+        let info = RecordBatchDecoder::decode_batch_info(&mut buf).unwrap();
+        assert!(info[0].transactional && info[0].control);
+    }
+
+    #[test]
+    fn batches_walks_concatenated_batches_and_stops_at_a_torn_tail() {
+        let mut log = Vec::new();
+        for base in [0i64, 2, 4] {
+            let spec = BatchSpec {
+                base_offset: base,
+                ..fixture_spec()
+            };
+            log.extend_from_slice(&encode_batch(&spec, &fixture_records()));
+        }
+        let mut iter = batches(&log);
+        let found: Vec<_> = iter.by_ref().map(|(pos, h)| (pos, h.base_offset)).collect();
+        assert_eq!(found, vec![(0, 0), (92, 2), (184, 4)]);
+        assert_eq!(iter.stopped_at(), None);
+
+        log.extend_from_slice(&fixture_bytes()[..50]);
+        let mut iter = batches(&log);
+        assert_eq!(iter.by_ref().count(), 3);
+        assert_eq!(
+            iter.stopped_at(),
+            Some((
+                276,
+                BatchError::Truncated {
+                    needed: 61,
+                    have: 50
+                }
+            ))
+        );
+        assert_eq!(iter.position(), 276);
+        assert_eq!(iter.next(), None);
+
+        log[92 + 30] ^= 0xFF; // corrupt the second batch's timestamp: iteration stops before it
+        let mut iter = batches(&log);
+        assert_eq!(iter.by_ref().count(), 1);
+        assert!(matches!(
+            iter.stopped_at(),
+            Some((92, BatchError::CrcMismatch { .. }))
+        ));
+    }
+
+    #[test]
+    fn varints_round_trip_at_the_extremes() {
+        for value in [0, 1, -1, 63, -64, 64, i32::MAX, i32::MIN] {
+            let mut buf = Vec::new();
+            put_varint(&mut buf, value);
+            let mut cursor = Cursor { buf: &buf, pos: 0 };
+            assert_eq!(cursor.varint(), Ok(value));
+            assert_eq!(cursor.remaining(), 0);
+        }
+        for value in [0, -1, i64::MAX, i64::MIN, 1 << 40] {
+            let mut buf = Vec::new();
+            put_varlong(&mut buf, value);
+            let mut cursor = Cursor { buf: &buf, pos: 0 };
+            assert_eq!(cursor.varlong(), Ok(value));
+        }
+        let too_long = [0x80u8, 0x80, 0x80, 0x80, 0x80, 0x01];
+        assert!(Cursor {
+            buf: &too_long,
+            pos: 0
+        }
+        .varint()
+        .is_err());
+    }
+
+    fn arb_bytes(max: usize) -> impl Strategy<Value = Option<Bytes>> {
+        proptest::option::of(proptest::collection::vec(any::<u8>(), 0..max).prop_map(Bytes::from))
+    }
+
+    fn arb_record() -> impl Strategy<Value = (i32, i64, Record)> {
+        let headers = proptest::collection::btree_map("[a-zé]{0,6}", arb_bytes(8), 0..4);
+        (
+            1..4i32,
+            -(1i64 << 40)..(1i64 << 40),
+            arb_bytes(20),
+            arb_bytes(300),
+            headers,
+        )
+            .prop_map(|(gap, timestamp_delta, key, value, headers)| {
+                let record = Record {
+                    offset_delta: 0,
+                    timestamp_delta,
+                    key,
+                    value,
+                    headers: headers.into_iter().collect(),
+                };
+                (gap, timestamp_delta, record)
+            })
+    }
+
+    fn arb_batch() -> impl Strategy<Value = (BatchSpec, Vec<Record>)> {
+        let records = proptest::collection::vec(arb_record(), 1..12).prop_map(|generated| {
+            let mut offset_delta = -1;
+            generated
+                .into_iter()
+                .map(|(gap, _, mut record)| {
+                    offset_delta += gap;
+                    record.offset_delta = offset_delta;
+                    record
+                })
+                .collect::<Vec<_>>()
+        });
+        let spec = (
+            0i64..1 << 40,
+            -1i32..100,
+            0i64..1 << 42,
+            -1i64..10_000,
+            any::<bool>(),
+        )
+            .prop_map(
+                |(base_offset, epoch, base_timestamp, producer_id, transactional)| BatchSpec {
+                    base_offset,
+                    partition_leader_epoch: epoch,
+                    base_timestamp,
+                    producer_id,
+                    producer_epoch: if producer_id < 0 { -1 } else { 0 },
+                    base_sequence: if producer_id < 0 { -1 } else { 0 },
+                    transactional,
+                    control: false,
+                },
+            );
+        (spec, records)
+    }
+
+    proptest! {
+        #[test]
+        fn random_batches_round_trip_through_both_decoders((spec, records) in arb_batch()) {
+            let bytes = encode_batch(&spec, &records);
+            let (header, decoded) = decode_records(&bytes).unwrap();
+            prop_assert_eq!(header.size_in_bytes(), bytes.len());
+            prop_assert_eq!(header.records_count as usize, records.len());
+            prop_assert_eq!(header.last_offset_delta, records.last().unwrap().offset_delta);
+            let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap();
+            prop_assert_eq!(header.max_timestamp, spec.base_timestamp + max_delta);
+            let expected: Vec<_> = records
+                .iter()
+                .map(|r| DecodedRecord {
+                    offset: spec.base_offset + i64::from(r.offset_delta),
+                    timestamp: spec.base_timestamp + r.timestamp_delta,
+                    key: r.key.clone(),
+                    value: r.value.clone(),
+                    headers: r.headers.clone(),
+                })
+                .collect();
+            prop_assert_eq!(&decoded, &expected);
+            prop_assert_eq!(&decode_with_kafka_protocol(&bytes), &expected);
+        }
+
+        #[test]
+        fn any_single_byte_corruption_is_detected(
+            (spec, records) in arb_batch(),
+            position in any::<proptest::sample::Index>(),
+            xor in 1u8..=255,
+        ) {
+            let mut bytes = encode_batch(&spec, &records).to_vec();
+            let position = MAGIC_OFFSET + position.index(bytes.len() - MAGIC_OFFSET);
+            bytes[position] ^= xor;
+            prop_assert!(validate(&bytes).is_err());
+        }
+    }
+}

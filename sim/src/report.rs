@@ -1,0 +1,242 @@
+//! `report.md`: the story of a run for a person — the faults, what each client saw, the final
+//! state of each partition, and each violation with the events that led to it.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use crate::check::{FinalState, Violation};
+use crate::history::{Op, OpType, TraceEvent};
+
+pub struct ReportInput<'a> {
+    pub scenario: &'a str,
+    pub summary: &'a str,
+    pub seed: u64,
+    pub outcome: &'a str,
+    pub digest: u64,
+    pub sim_ms: u64,
+    pub reproduce: &'a str,
+    pub expected: &'a [String],
+    pub allowed: &'a [String],
+    pub violations: &'a [Violation],
+    pub history: &'a [Op],
+    pub trace: &'a [TraceEvent],
+    pub final_state: &'a FinalState,
+}
+
+/// How many violations of one check are listed one by one before the rest are counted.
+const LISTED_PER_CHECK: usize = 40;
+
+pub fn seconds(ms: u64) -> String {
+    format!("{}.{:03} s", ms / 1000, ms % 1000)
+}
+
+pub fn markdown(r: &ReportInput) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "# {} — seed {}\n", r.scenario, r.seed);
+    let _ = writeln!(out, "{}\n", r.summary);
+    let _ = writeln!(
+        out,
+        "**Outcome: {}** · {} simulated · trace digest `{:016x}`\n",
+        r.outcome,
+        seconds(r.sim_ms),
+        r.digest
+    );
+    let _ = writeln!(out, "Reproduce: `{}`\n", r.reproduce);
+    expectations(&mut out, r);
+    timeline(&mut out, r.trace);
+    clients(&mut out, r.history);
+    partitions(&mut out, r);
+    violations(&mut out, r);
+    out
+}
+
+fn expectations(out: &mut String, r: &ReportInput) {
+    let found: BTreeMap<&str, usize> = r.violations.iter().fold(BTreeMap::new(), |mut m, v| {
+        *m.entry(v.check.as_str()).or_default() += 1;
+        m
+    });
+    let _ = writeln!(out, "## Expected and found\n");
+    let _ = writeln!(out, "| check | expected | found |\n| --- | --- | --- |");
+    let mut names: Vec<&str> = found.keys().copied().collect();
+    names.extend(r.expected.iter().map(String::as_str));
+    names.extend(r.allowed.iter().map(String::as_str));
+    names.sort_unstable();
+    names.dedup();
+    if names.is_empty() {
+        let _ = writeln!(out, "| (none) | no violation | none |");
+    }
+    for name in names {
+        let expectation = if r.expected.iter().any(|e| e == name) {
+            "must be found"
+        } else if r.allowed.iter().any(|e| e == name) {
+            "allowed"
+        } else {
+            "must not be found"
+        };
+        let _ = writeln!(out, "| `{name}` | {expectation} | {} |", found.get(name).copied().unwrap_or(0));
+    }
+    out.push('\n');
+}
+
+/// The events a person follows: faults, recoveries that cut a log, brokers stopping.
+fn notable(event: &TraceEvent) -> bool {
+    match event.kind.as_str() {
+        "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
+        "append" | "listening" => false,
+        _ => true,
+    }
+}
+
+pub fn describe(event: &TraceEvent) -> String {
+    let d = &event.detail;
+    let node = d["node"].as_str().unwrap_or(&event.node);
+    match event.kind.as_str() {
+        "crash" => {
+            let mut text = format!("{node} crashed (machine failure)");
+            let files = d["disk"]["files"].as_array().cloned().unwrap_or_default();
+            let lost: Vec<String> = files
+                .iter()
+                .filter(|f| f["lost_bytes"].as_u64().unwrap_or(0) > 0)
+                .map(|f| {
+                    let torn = if f["torn"].is_object() { ", the last write torn" } else { "" };
+                    format!("{} lost {} bytes{}", f["path"].as_str().unwrap_or("?"), f["lost_bytes"], torn)
+                })
+                .collect();
+            if lost.is_empty() {
+                text.push_str("; its disk lost nothing (all was fsynced or written back)");
+            } else {
+                let _ = write!(text, "; not yet fsynced nor written back: {}", lost.join("; "));
+            }
+            text
+        }
+        "kill" => format!("{node} was killed (the process died; the page cache survives)"),
+        "restart" => format!("{node} restarted"),
+        "wipe" => format!("{node} came back with an empty disk"),
+        "pause" => format!("{node} paused"),
+        "resume" => format!("{node} resumed"),
+        "recovered" => {
+            let cut = d["truncated_bytes"].as_u64().unwrap_or(0);
+            let mut text = format!("{} opened {} at log end offset {}", event.node, d["partition"].as_str().unwrap_or("?"), d["leo"]);
+            if cut > 0 {
+                let _ = write!(text, ", cutting {cut} bytes: {}", d["reason"].as_str().unwrap_or("invalid tail"));
+            }
+            text
+        }
+        "stopped" => format!("{} stopped: {}", event.node, d["error"].as_str().unwrap_or("?")),
+        _ => format!("{} {} {}", event.node, event.kind, if d.is_null() { String::new() } else { d.to_string() }),
+    }
+}
+
+fn timeline(out: &mut String, trace: &[TraceEvent]) {
+    let _ = writeln!(out, "## Timeline\n");
+    let mut any = false;
+    for event in trace.iter().filter(|e| notable(e)) {
+        any = true;
+        let _ = writeln!(out, "- {} — {}", seconds(event.at_ms), describe(event));
+    }
+    if !any {
+        let _ = writeln!(out, "Nothing happened but the workload.");
+    }
+    out.push('\n');
+}
+
+#[derive(Default)]
+struct ClientTally {
+    sends: [usize; 3],
+    polls: usize,
+    records_read: usize,
+}
+
+fn clients(out: &mut String, history: &[Op]) {
+    let mut tally: BTreeMap<&str, ClientTally> = BTreeMap::new();
+    for op in history {
+        let t = tally.entry(op.process.as_str()).or_default();
+        match (op.f.as_str(), op.kind) {
+            ("send", OpType::Ok) => t.sends[0] += 1,
+            ("send", OpType::Fail) => t.sends[1] += 1,
+            ("send", OpType::Info) => t.sends[2] += 1,
+            ("poll", OpType::Ok) => {
+                t.polls += 1;
+                t.records_read += op.value["records"].as_array().map_or(0, Vec::len);
+            }
+            _ => {}
+        }
+    }
+    let _ = writeln!(out, "## Clients\n");
+    let _ = writeln!(out, "| client | sends ok | failed | unknown (info) | polls | records read |\n| --- | --- | --- | --- | --- | --- |");
+    for (process, t) in tally {
+        let _ = writeln!(
+            out,
+            "| {process} | {} | {} | {} | {} | {} |",
+            t.sends[0], t.sends[1], t.sends[2], t.polls, t.records_read
+        );
+    }
+    out.push('\n');
+}
+
+fn partitions(out: &mut String, r: &ReportInput) {
+    let mut acked: BTreeMap<&str, usize> = BTreeMap::new();
+    for op in r.history.iter().filter(|op| op.f == "send" && op.kind == OpType::Ok) {
+        if let Some(p) = op.value["partition"].as_str() {
+            *acked.entry(p).or_default() += 1;
+        }
+    }
+    let _ = writeln!(out, "## Partitions at the end\n");
+    let _ = writeln!(out, "| partition | log start | high watermark | records | writes acknowledged |\n| --- | --- | --- | --- | --- |");
+    for (name, p) in &r.final_state.partitions {
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {} | {} | {} |",
+            p.log_start_offset,
+            p.high_watermark,
+            p.committed.len(),
+            acked.get(name.as_str()).copied().unwrap_or(0)
+        );
+    }
+    out.push('\n');
+}
+
+fn violations(out: &mut String, r: &ReportInput) {
+    let _ = writeln!(out, "## Violations\n");
+    if r.violations.is_empty() {
+        let _ = writeln!(out, "None.");
+        return;
+    }
+    let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
+    for v in r.violations {
+        by_check.entry((v.check.as_str(), v.partition.as_deref())).or_default().push(v);
+    }
+    for ((check, partition), list) in by_check {
+        let where_ = partition.map(|p| format!(" on {p}")).unwrap_or_default();
+        let _ = writeln!(out, "### `{check}`{where_}: {} found\n", list.len());
+        for v in list.iter().take(LISTED_PER_CHECK) {
+            let _ = writeln!(out, "- {} — {}", seconds(v.at_ms), v.detail);
+        }
+        if list.len() > LISTED_PER_CHECK {
+            let _ = writeln!(out, "- … and {} more (all in summary.json)", list.len() - LISTED_PER_CHECK);
+        }
+        let first_ms = list.iter().map(|v| v.at_ms).min().unwrap_or(0);
+        let causes: Vec<&TraceEvent> = r
+            .trace
+            .iter()
+            .filter(|e| e.at_ms >= first_ms && notable(e) && concerns(e, partition))
+            .collect();
+        if !causes.is_empty() {
+            let _ = writeln!(out, "\nWhat happened from the first of these on:\n");
+            for e in causes {
+                let _ = writeln!(out, "- {} — {}", seconds(e.at_ms), describe(e));
+            }
+        }
+        out.push('\n');
+    }
+}
+
+/// Whether an event bears on a partition's violations: faults do, and events of that partition.
+fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
+    match (event.detail.get("partition").and_then(Value::as_str), partition) {
+        (Some(p), Some(q)) => p == q,
+        _ => true,
+    }
+}

@@ -1,0 +1,146 @@
+//! One partition replica on this broker: its log, its leader epoch and its high watermark.
+//! Kafka's `Partition` class holds the same.
+
+use serde_json::json;
+
+use super::{BrokerConfig, BrokerContext};
+use crate::metadata::PartitionMeta;
+use crate::scenario::TopicPartition;
+use bytes::Bytes;
+
+use crate::storage::batch;
+use crate::storage::log::{AppendInfo, Log, LogConfig, LogError, RecoveryReport};
+use crate::world::{Clock, SharedRecorder};
+
+pub struct Partition {
+    pub tp: TopicPartition,
+    log: Log,
+    leader_epoch: i32,
+    high_watermark: i64,
+    is_leader: bool,
+    isr_size: usize,
+    min_insync_replicas: i64,
+    node: String,
+    broker_id: i32,
+    recorder: SharedRecorder,
+    #[allow(dead_code)]
+    clock: Clock,
+}
+
+/// What a consumer's read of a partition finds.
+pub enum Committed {
+    Records(Bytes),
+    OffsetOutOfRange,
+}
+
+/// Why a produce to this partition was refused.
+#[derive(Debug)]
+pub enum AppendError {
+    NotLeader,
+    NotEnoughReplicas,
+    Corrupt(String),
+    Storage(std::io::Error),
+}
+
+impl Partition {
+    pub async fn open(
+        ctx: &BrokerContext,
+        tp: TopicPartition,
+        meta: &PartitionMeta,
+        config: &BrokerConfig,
+    ) -> std::io::Result<(Partition, RecoveryReport)> {
+        let log_config = LogConfig {
+            flush_interval_messages: config.log_flush_interval_messages,
+        };
+        let (log, report) = Log::open(ctx.disk.clone(), &tp.to_string(), log_config).await?;
+        let is_leader = meta.leader == ctx.id;
+        // With the leader alone in the ISR, everything the leader holds is committed.
+        let high_watermark = log.log_end_offset();
+        let partition = Partition {
+            tp,
+            log,
+            leader_epoch: meta.leader_epoch,
+            high_watermark,
+            is_leader,
+            isr_size: meta.isr.len(),
+            min_insync_replicas: config.min_insync_replicas,
+            node: ctx.name.clone(),
+            broker_id: ctx.id,
+            recorder: ctx.recorder.clone(),
+            clock: ctx.clock.clone(),
+        };
+        Ok((partition, report))
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark
+    }
+
+    pub fn log_end_offset(&self) -> i64 {
+        self.log.log_end_offset()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.log.log_start_offset()
+    }
+
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.is_leader
+    }
+
+    /// Appends a producer's batch as leader. `acks=-1` needs at least `min.insync.replicas` in
+    /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`).
+    pub async fn append_as_leader(&mut self, batch: &mut [u8], acks: i16) -> Result<AppendInfo, AppendError> {
+        if !self.is_leader {
+            return Err(AppendError::NotLeader);
+        }
+        if acks == -1 && (self.isr_size as i64) < self.min_insync_replicas {
+            return Err(AppendError::NotEnoughReplicas);
+        }
+        let info = self.log.append(batch, self.leader_epoch).await.map_err(|e| match e {
+            LogError::Io(e) => AppendError::Storage(e),
+            other => AppendError::Corrupt(other.to_string()),
+        })?;
+        // The ISR is the leader alone (see `metadata`), so the HW follows the LEO at once.
+        self.high_watermark = self.log.log_end_offset();
+        self.recorder.event(
+            &self.node,
+            "append",
+            json!({
+                "partition": self.tp.to_string(),
+                "broker": self.broker_id,
+                "first": info.first_offset,
+                "last": info.last_offset,
+                "leo": self.log.log_end_offset(),
+                "hw": self.high_watermark,
+            }),
+        );
+        Ok(info)
+    }
+
+    /// Reads committed batches (wholly below the HW) from `offset`. Reading at the HW returns
+    /// nothing; past it (or below the log start) is out of range, as Kafka answers consumers.
+    pub async fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<Committed, std::io::Error> {
+        if offset > self.high_watermark {
+            return Ok(Committed::OffsetOutOfRange);
+        }
+        let read = match self.log.read(offset, max_bytes).await {
+            Ok(read) => read,
+            Err(LogError::OffsetOutOfRange { .. }) => return Ok(Committed::OffsetOutOfRange),
+            Err(LogError::Io(e)) => return Err(e),
+            Err(other) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string())),
+        };
+        let mut end = 0;
+        for (position, header) in batch::batches(&read.records) {
+            if header.last_offset() >= self.high_watermark {
+                break;
+            }
+            end = position + header.size_in_bytes();
+        }
+        Ok(Committed::Records(read.records.slice(..end)))
+    }
+}

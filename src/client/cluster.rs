@@ -1,0 +1,154 @@
+//! A client's view of the cluster, as Kafka's `Metadata` and `NetworkClient` keep it: brokers,
+//! partition leaders, and one connection per broker, refreshed after errors.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{ApiKey, MetadataRequest, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::ClientContext;
+use crate::protocol::versions::client_version;
+use crate::protocol::{ClientError, Connection};
+use crate::scenario::TopicPartition;
+
+/// Kafka's `request.timeout.ms` default.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_millis(30_000);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    pub broker: i32,
+    pub epoch: i32,
+}
+
+pub struct ClusterView {
+    ctx: ClientContext,
+    brokers: BTreeMap<i32, SocketAddr>,
+    leaders: BTreeMap<TopicPartition, LeaderInfo>,
+    partition_counts: BTreeMap<String, u32>,
+    connections: BTreeMap<i32, Arc<Connection>>,
+    bootstrap_connection: Option<Arc<Connection>>,
+    pub request_timeout: Duration,
+}
+
+impl ClusterView {
+    pub fn new(ctx: ClientContext) -> Self {
+        ClusterView {
+            ctx,
+            brokers: BTreeMap::new(),
+            leaders: BTreeMap::new(),
+            partition_counts: BTreeMap::new(),
+            connections: BTreeMap::new(),
+            bootstrap_connection: None,
+            request_timeout: REQUEST_TIMEOUT,
+        }
+    }
+
+    pub fn leader(&self, tp: &TopicPartition) -> Option<LeaderInfo> {
+        self.leaders.get(tp).copied()
+    }
+
+    pub fn partition_count(&self, topic: &str) -> Option<u32> {
+        self.partition_counts.get(topic).copied()
+    }
+
+    /// A live connection to `broker`, opened if needed.
+    pub async fn connection(&mut self, broker: i32) -> Result<Arc<Connection>, ClientError> {
+        if let Some(conn) = self.connections.get(&broker) {
+            if !conn.is_closed() {
+                return Ok(conn.clone());
+            }
+        }
+        let addr = *self
+            .brokers
+            .get(&broker)
+            .ok_or_else(|| ClientError::NotSent(format!("unknown broker {broker}")))?;
+        let conn = Arc::new(Connection::connect(addr, &self.ctx.id).await?);
+        self.connections.insert(broker, conn.clone());
+        Ok(conn)
+    }
+
+    /// Asks any broker (known ones first, then the bootstrap list) for the topics' metadata.
+    pub async fn refresh(&mut self, topics: &[String]) -> Result<(), ClientError> {
+        let request = RequestKind::Metadata(
+            MetadataRequest::default().with_topics(Some(
+                topics
+                    .iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect(),
+            )),
+        );
+        let mut candidates: Vec<SocketAddr> = self.brokers.values().copied().collect();
+        candidates.extend(self.ctx.bootstrap.iter().copied());
+        let mut last_error = ClientError::NotSent("no broker to ask".into());
+        for addr in candidates {
+            let conn = match self.bootstrap_connection.take() {
+                Some(conn) if !conn.is_closed() => conn,
+                _ => match Connection::connect(addr, &self.ctx.id).await {
+                    Ok(conn) => Arc::new(conn),
+                    Err(e) => {
+                        last_error = e;
+                        continue;
+                    }
+                },
+            };
+            let version = client_version(ApiKey::Metadata);
+            match conn.send(ApiKey::Metadata, version, &request, self.request_timeout).await {
+                Ok(ResponseKind::Metadata(response)) => {
+                    self.bootstrap_connection = Some(conn);
+                    self.apply(response);
+                    return Ok(());
+                }
+                Ok(other) => last_error = ClientError::Protocol(format!("unexpected response {other:?}")),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    fn apply(&mut self, response: kafka_protocol::messages::MetadataResponse) {
+        for broker in response.brokers {
+            if let Ok(ip) = broker.host.parse::<std::net::IpAddr>() {
+                self.brokers.insert(broker.node_id.0, SocketAddr::new(ip, broker.port as u16));
+            }
+        }
+        for topic in response.topics {
+            let Some(name) = topic.name else { continue };
+            if topic.error_code != 0 {
+                continue;
+            }
+            let name = name.0.to_string();
+            self.partition_counts.insert(name.clone(), topic.partitions.len() as u32);
+            for p in topic.partitions {
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p.partition_index as u32,
+                };
+                if p.leader_id.0 >= 0 {
+                    self.leaders.insert(
+                        tp,
+                        LeaderInfo {
+                            broker: p.leader_id.0,
+                            epoch: p.leader_epoch,
+                        },
+                    );
+                } else {
+                    self.leaders.remove(&tp);
+                }
+            }
+        }
+    }
+
+    /// Forgets a broker's connection after an error, so the next request reconnects.
+    pub fn disconnect(&mut self, broker: i32) {
+        if let Some(conn) = self.connections.remove(&broker) {
+            conn.close();
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The consumer workload, in `assign` mode (no group): it owns every partition of its topics,
+//! finds a starting position with `auto.offset.reset`, and polls with `Fetch`. Each fetch is one
+//! `poll` operation in the history, listing the records it returned.
+//!
+//! Group membership, commits and position validation by leader epoch (KIP-320) come with the
+//! clients issue.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::{
+    ApiKey, BrokerId, FetchRequest, ListOffsetsRequest, RequestKind, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
+use samsa_sim::history::OpType;
+use serde_json::{json, Value};
+
+use super::cluster::ClusterView;
+use super::{sleep_until_ms, ClientContext, RETRY_BACKOFF_MS};
+use crate::protocol::versions::client_version;
+use crate::protocol::ClientError;
+use crate::scenario::TopicPartition;
+use crate::storage::batch;
+
+/// `auto.offset.reset`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Kafka's `none`: no position is an error for the application.
+    None,
+}
+
+#[derive(Clone, Debug)]
+pub struct ConsumerSpec {
+    pub topics: Vec<String>,
+    pub auto_offset_reset: OffsetReset,
+    /// `fetch.max.wait.ms` (500), `fetch.min.bytes` (1), `max.partition.fetch.bytes` (1 MiB).
+    pub fetch_max_wait_ms: i32,
+    pub fetch_min_bytes: i32,
+    pub max_partition_fetch_bytes: i32,
+    pub request_timeout: Duration,
+    pub start_ms: u64,
+}
+
+struct Consumer {
+    ctx: ClientContext,
+    spec: ConsumerSpec,
+    view: ClusterView,
+    /// Next offset to read, per assigned partition; `None` until reset.
+    positions: BTreeMap<TopicPartition, Option<i64>>,
+}
+
+pub async fn run(ctx: ClientContext, spec: ConsumerSpec) {
+    sleep_until_ms(&ctx.clock, spec.start_ms).await;
+    let mut view = ClusterView::new(ctx.clone());
+    view.request_timeout = spec.request_timeout;
+    let mut consumer = Consumer {
+        ctx,
+        spec,
+        view,
+        positions: BTreeMap::new(),
+    };
+    loop {
+        if !consumer.poll_round().await {
+            tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+        }
+    }
+}
+
+impl Consumer {
+    fn op(&self, kind: OpType, f: &str, value: Value) {
+        self.ctx.recorder.op(&self.ctx.id, kind, f, value);
+    }
+
+    /// One round: assign, reset positions, then one fetch per leader. False when it made no progress.
+    async fn poll_round(&mut self) -> bool {
+        if self.positions.is_empty() && !self.assign().await {
+            return false;
+        }
+        let unknown: Vec<TopicPartition> = self
+            .positions
+            .iter()
+            .filter(|(_, pos)| pos.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in unknown {
+            if self.reset(&tp).await.is_err() {
+                return false;
+            }
+        }
+        let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
+        for tp in self.positions.keys() {
+            match self.view.leader(tp) {
+                Some(leader) => by_leader.entry(leader.broker).or_default().push(tp.clone()),
+                None => {
+                    self.view.refresh(&self.spec.topics).await.ok();
+                    return false;
+                }
+            }
+        }
+        let mut ok = true;
+        for (broker, partitions) in by_leader {
+            ok &= self.fetch(broker, &partitions).await;
+        }
+        ok
+    }
+
+    async fn assign(&mut self) -> bool {
+        if self.view.refresh(&self.spec.topics).await.is_err() {
+            return false;
+        }
+        for topic in &self.spec.topics {
+            let Some(count) = self.view.partition_count(topic) else {
+                return false;
+            };
+            for partition in 0..count {
+                self.positions.insert(
+                    TopicPartition {
+                        topic: topic.clone(),
+                        partition,
+                    },
+                    None,
+                );
+            }
+        }
+        true
+    }
+
+    /// Finds a position with `ListOffsets` (earliest or latest), as `auto.offset.reset` says.
+    async fn reset(&mut self, tp: &TopicPartition) -> Result<(), ClientError> {
+        let timestamp = match self.spec.auto_offset_reset {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+            OffsetReset::None => {
+                self.op(OpType::Fail, "reset", json!({ "partition": tp.to_string(), "error": "NoOffsetForPartition" }));
+                return Err(ClientError::NotSent("auto.offset.reset=none".into()));
+            }
+        };
+        let leader = self
+            .view
+            .leader(tp)
+            .ok_or_else(|| ClientError::NotSent("no leader".into()))?;
+        let conn = self.view.connection(leader.broker).await?;
+        let request = RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(tp.partition as i32)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(timestamp)])]),
+        );
+        let version = client_version(ApiKey::ListOffsets);
+        let response = conn.send(ApiKey::ListOffsets, version, &request, self.spec.request_timeout).await;
+        let offset = match response {
+            Ok(ResponseKind::ListOffsets(r)) => r
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .filter(|p| p.error_code == 0)
+                .map(|p| p.offset),
+            _ => None,
+        };
+        match offset {
+            Some(offset) => {
+                let from = self.positions.insert(tp.clone(), Some(offset)).flatten();
+                self.op(OpType::Ok, "reset", json!({ "partition": tp.to_string(), "from": from, "to": offset }));
+                Ok(())
+            }
+            None => {
+                self.view.disconnect(leader.broker);
+                self.view.refresh(&self.spec.topics).await.ok();
+                Err(ClientError::NotSent("ListOffsets failed".into()))
+            }
+        }
+    }
+
+    async fn fetch(&mut self, broker: i32, partitions: &[TopicPartition]) -> bool {
+        let conn = match self.view.connection(broker).await {
+            Ok(conn) => conn,
+            Err(_) => {
+                self.view.refresh(&self.spec.topics).await.ok();
+                return false;
+            }
+        };
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for tp in partitions {
+            let Some(Some(position)) = self.positions.get(tp) else { continue };
+            topics.entry(&tp.topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(tp.partition as i32)
+                    .with_current_leader_epoch(-1)
+                    .with_last_fetched_epoch(-1)
+                    .with_fetch_offset(*position)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(self.spec.max_partition_fetch_bytes),
+            );
+        }
+        let request = RequestKind::Fetch(
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(self.spec.fetch_max_wait_ms)
+                .with_min_bytes(self.spec.fetch_min_bytes)
+                .with_max_bytes(52_428_800)
+                .with_isolation_level(0)
+                .with_session_epoch(-1)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, parts)| {
+                            FetchTopic::default()
+                                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                                .with_partitions(parts)
+                        })
+                        .collect(),
+                ),
+        );
+        self.op(OpType::Invoke, "poll", json!({}));
+        let version = client_version(ApiKey::Fetch);
+        let response = conn.send(ApiKey::Fetch, version, &request, self.spec.request_timeout).await;
+        let response = match response {
+            Ok(ResponseKind::Fetch(response)) => response,
+            Ok(other) => {
+                self.op(OpType::Fail, "poll", json!({ "error": format!("unexpected response {other:?}") }));
+                return false;
+            }
+            Err(e) => {
+                // A poll only reads: whatever happened, it changed nothing.
+                self.op(OpType::Fail, "poll", json!({ "error": e.to_string() }));
+                self.view.disconnect(broker);
+                self.view.refresh(&self.spec.topics).await.ok();
+                return false;
+            }
+        };
+        let mut records = Vec::new();
+        let mut errors = Vec::new();
+        for topic in response.responses {
+            for p in topic.partitions {
+                let tp = TopicPartition {
+                    topic: topic.topic.0.to_string(),
+                    partition: p.partition_index as u32,
+                };
+                if p.error_code != 0 {
+                    let error = ResponseError::try_from_code(p.error_code);
+                    errors.push(json!({ "partition": tp.to_string(), "error": format!("{error:?}") }));
+                    if error == Some(ResponseError::OffsetOutOfRange) {
+                        self.positions.insert(tp, None);
+                    } else {
+                        self.view.refresh(&self.spec.topics).await.ok();
+                    }
+                    continue;
+                }
+                let Some(Some(position)) = self.positions.get(&tp).copied() else { continue };
+                let next = self.take_records(&tp, position, p.records.as_deref().unwrap_or(&[]), &mut records);
+                self.positions.insert(tp, Some(next));
+            }
+        }
+        self.op(OpType::Ok, "poll", json!({ "records": records, "errors": errors }));
+        true
+    }
+
+    /// Decodes the fetched batches (checking their CRC, as `check.crcs` does) and returns the
+    /// new position. Records below the position (the rest of the first batch) are skipped.
+    fn take_records(&self, tp: &TopicPartition, position: i64, bytes: &[u8], out: &mut Vec<Value>) -> i64 {
+        let mut next = position;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let Ok(header) = batch::validate(rest) else { break };
+            let size = header.size_in_bytes();
+            if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
+                for record in decoded {
+                    if record.offset < next {
+                        continue;
+                    }
+                    let value = record.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned());
+                    out.push(json!({ "partition": tp.to_string(), "offset": record.offset, "value": value }));
+                    next = record.offset + 1;
+                }
+            }
+            next = next.max(header.next_offset());
+            rest = &rest[size..];
+        }
+        next
+    }
+}

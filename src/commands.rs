@@ -1,0 +1,180 @@
+//! The `samsa` commands that run the simulator.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use samsa::output::{judge, write_folder, Summary};
+use samsa::runner;
+use samsa::scenario::{parse_file, Scenario};
+use samsa_sim::history::OpType;
+use samsa_sim::report::{markdown, seconds, ReportInput};
+
+fn bad_input(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("{message}");
+    ExitCode::from(2)
+}
+
+fn load(file: &Path) -> Result<Scenario, ExitCode> {
+    let scenario = parse_file(file).map_err(bad_input)?;
+    runner::support::check_supported(&file.display().to_string(), &scenario).map_err(bad_input)?;
+    Ok(scenario)
+}
+
+pub fn run(
+    file: &Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    check_determinism: bool,
+    keep_disks: bool,
+    quiet: bool,
+) -> ExitCode {
+    let scenario = match load(file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    let reproduce = format!("cargo run --release -- run {} --seed {seed}", file.display());
+    let started = Instant::now();
+    let output = runner::run(&scenario, seed);
+    let wall_ms = started.elapsed().as_millis() as u64;
+    let digest = output.journal.digest();
+    let mut problems = judge(&output.violations, &scenario.expect.violations, &scenario.expect.allow);
+
+    if check_determinism {
+        match runner::check_determinism(&scenario, seed) {
+            Ok(digests) => {
+                if digests.iter().any(|&d| d != digest) {
+                    let list: Vec<String> = digests.iter().map(|d| format!("{d:016x}")).collect();
+                    problems.push(format!("nondeterminism: first run {digest:016x}, checked runs {}", list.join(", ")));
+                }
+            }
+            Err(why) => problems.push(format!("nondeterminism found by madsim: {why}")),
+        }
+    }
+
+    let outcome = if problems.is_empty() { "pass" } else { "fail" };
+    let history = &output.journal.history;
+    let count = |f: &str, kind: OpType| history.iter().filter(|op| op.f == f && op.kind == kind).count() as u64;
+    let stats = [
+        ("sends_ok", count("send", OpType::Ok)),
+        ("sends_failed", count("send", OpType::Fail)),
+        ("sends_unknown", count("send", OpType::Info)),
+        ("polls_ok", count("poll", OpType::Ok)),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let summary = Summary {
+        scenario: scenario.name.clone(),
+        seed,
+        trace_digest: format!("{digest:016x}"),
+        outcome: outcome.to_string(),
+        sim_ms: output.sim_ms,
+        wall_ms,
+        events: output.journal.trace.len() + history.len(),
+        messages: output.messages,
+        violations: output.violations.clone(),
+        expected: scenario.expect.violations.clone(),
+        stats,
+    };
+    let report = markdown(&ReportInput {
+        scenario: &scenario.name,
+        summary: &scenario.summary,
+        seed,
+        outcome,
+        digest,
+        sim_ms: output.sim_ms,
+        reproduce: &reproduce,
+        expected: &scenario.expect.violations,
+        allowed: &scenario.expect.allow,
+        violations: &output.violations,
+        history,
+        trace: &output.journal.trace,
+        final_state: &output.final_state,
+    });
+    let dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name).join(format!("seed-{seed}")));
+    if let Err(e) = write_folder(
+        &dir,
+        &summary,
+        &output.journal.history_jsonl(),
+        &output.journal.trace_jsonl(),
+        &report,
+        keep_disks.then_some(&output.disks),
+    ) {
+        return bad_input(format!("{}: cannot write the run folder: {e}", dir.display()));
+    }
+
+    if !quiet {
+        print_summary(&summary, &problems, &dir, &reproduce);
+    }
+    println!("trace-digest: {}", summary.trace_digest);
+    println!("outcome: {outcome}");
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn print_summary(summary: &Summary, problems: &[String], dir: &Path, reproduce: &str) {
+    let wall_s = summary.wall_ms.max(1) as f64 / 1000.0;
+    println!("scenario: {} (seed {})", summary.scenario, summary.seed);
+    println!(
+        "simulated {} in {:.2} s of wall time ({:.0}x); {} events; {} network messages ({:.0} per wall second)",
+        seconds(summary.sim_ms),
+        wall_s,
+        summary.sim_ms as f64 / 1000.0 / wall_s,
+        summary.events,
+        summary.messages,
+        summary.messages as f64 / wall_s
+    );
+    let s = &summary.stats;
+    println!(
+        "sends: {} acknowledged, {} failed, {} unknown; polls: {}",
+        s["sends_ok"], s["sends_failed"], s["sends_unknown"], s["polls_ok"]
+    );
+    let mut found: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for v in &summary.violations {
+        *found.entry(v.check.as_str()).or_default() += 1;
+    }
+    if found.is_empty() {
+        println!("violations: none");
+    } else {
+        let list: Vec<String> = found.iter().map(|(k, n)| format!("{k} x{n}")).collect();
+        println!("violations: {}", list.join(", "));
+    }
+    for problem in problems {
+        println!("problem: {problem}");
+    }
+    println!("report: {}", dir.join("report.md").display());
+    if !problems.is_empty() {
+        println!("reproduce: {reproduce}");
+    }
+}
+
+pub fn list(dir: &Path) -> ExitCode {
+    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect(),
+        Err(e) => return bad_input(format!("{}: {e}", dir.display())),
+    };
+    files.sort();
+    let mut bad = false;
+    for file in files {
+        match parse_file(&file) {
+            Ok(s) => println!("{:<28} {}", s.name, s.summary),
+            Err(e) => {
+                bad = true;
+                eprintln!("{e}");
+            }
+        }
+    }
+    if bad {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,183 @@
+//! A client's connection to one broker, as Kafka's `NetworkClient` keeps it: many requests in
+//! flight, matched to responses by correlation id; a request that times out closes the
+//! connection (its outcome, and that of every other request in flight, is then unknown).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use tokio::io::{ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use super::codec::{decode_response, encode_request, response_correlation_id};
+use super::frame::{read_frame, write_frame};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The request was never sent: it certainly did not happen.
+    NotSent(String),
+    /// The connection closed with the request in flight: it may or may not have happened.
+    Disconnected,
+    /// No response within the request timeout: it may or may not have happened.
+    Timeout,
+    /// The response could not be decoded.
+    Protocol(String),
+}
+
+impl ClientError {
+    /// Whether the request may have taken effect (Jepsen's `info` rather than `fail`).
+    pub fn outcome_unknown(&self) -> bool {
+        !matches!(self, ClientError::NotSent(_))
+    }
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::NotSent(why) => write!(f, "not sent: {why}"),
+            ClientError::Disconnected => f.write_str("disconnected"),
+            ClientError::Timeout => f.write_str("timeout"),
+            ClientError::Protocol(why) => write!(f, "protocol error: {why}"),
+        }
+    }
+}
+
+type Reply = oneshot::Sender<Result<ResponseKind, ClientError>>;
+
+#[derive(Default)]
+struct InFlight {
+    closed: bool,
+    next_correlation_id: i32,
+    waiting: BTreeMap<i32, (ApiKey, i16, Reply)>,
+}
+
+impl InFlight {
+    fn close(&mut self) {
+        self.closed = true;
+        for (_, (_, _, reply)) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Err(ClientError::Disconnected));
+        }
+    }
+}
+
+pub struct Connection {
+    client_id: String,
+    writer: tokio::sync::Mutex<WriteHalf<TcpStream>>,
+    in_flight: Arc<Mutex<InFlight>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.reader.abort();
+    }
+}
+
+impl Connection {
+    pub async fn connect(addr: SocketAddr, client_id: &str) -> Result<Connection, ClientError> {
+        let stream = TcpStream::connect(addr)
+            .await
+            .map_err(|e| ClientError::NotSent(format!("connect to {addr}: {e}")))?;
+        let (read_half, write_half) = tokio::io::split(stream);
+        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let reader = tokio::spawn(read_responses(read_half, in_flight.clone()));
+        Ok(Connection {
+            client_id: client_id.to_string(),
+            writer: tokio::sync::Mutex::new(write_half),
+            in_flight,
+            reader,
+        })
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.in_flight.lock().expect("in-flight lock").closed
+    }
+
+    pub fn close(&self) {
+        self.in_flight.lock().expect("in-flight lock").close();
+    }
+
+    /// Sends a request and waits for its response, up to `timeout`.
+    pub async fn send(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &RequestKind,
+        timeout: Duration,
+    ) -> Result<ResponseKind, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let correlation_id = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if in_flight.closed {
+                return Err(ClientError::NotSent("connection closed".into()));
+            }
+            let id = in_flight.next_correlation_id;
+            in_flight.next_correlation_id = id.wrapping_add(1);
+            in_flight.waiting.insert(id, (api, version, tx));
+            id
+        };
+        let frame = encode_request(api, version, correlation_id, &self.client_id, request)
+            .map_err(|e| ClientError::NotSent(e.to_string()))?;
+        self.write(&frame).await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Err(_) => {
+                self.close();
+                Err(ClientError::Timeout)
+            }
+        }
+    }
+
+    /// Sends a request that gets no response (`Produce` with `acks=0`).
+    pub async fn send_oneway(&self, api: ApiKey, version: i16, request: &RequestKind) -> Result<(), ClientError> {
+        let correlation_id = {
+            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+            if in_flight.closed {
+                return Err(ClientError::NotSent("connection closed".into()));
+            }
+            let id = in_flight.next_correlation_id;
+            in_flight.next_correlation_id = id.wrapping_add(1);
+            id
+        };
+        let frame = encode_request(api, version, correlation_id, &self.client_id, request)
+            .map_err(|e| ClientError::NotSent(e.to_string()))?;
+        self.write(&frame).await
+    }
+
+    async fn write(&self, frame: &Bytes) -> Result<(), ClientError> {
+        let mut writer = self.writer.lock().await;
+        if let Err(e) = write_frame(&mut *writer, frame).await {
+            self.close();
+            return Err(ClientError::NotSent(format!("write: {e}")));
+        }
+        Ok(())
+    }
+}
+
+async fn read_responses(mut reader: ReadHalf<TcpStream>, in_flight: Arc<Mutex<InFlight>>) {
+    loop {
+        let frame = match read_frame(&mut reader).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) | Err(_) => break,
+        };
+        let Ok(correlation_id) = response_correlation_id(&frame) else {
+            break;
+        };
+        let waiting = in_flight
+            .lock()
+            .expect("in-flight lock")
+            .waiting
+            .remove(&correlation_id);
+        // A response nobody waits for (its request timed out) is dropped, as Kafka's client does.
+        if let Some((api, version, reply)) = waiting {
+            let decoded = decode_response(api, version, frame).map_err(|e| ClientError::Protocol(e.0));
+            let _ = reply.send(decoded);
+        }
+    }
+    in_flight.lock().expect("in-flight lock").close();
+}

@@ -1,0 +1,55 @@
+//! The final state of the cluster, read off the brokers' disks after the run: for each
+//! partition, the leader's log below its high watermark. With the leader alone in the ISR (until
+//! replication exists) the high watermark is the leader's log end offset.
+
+use std::collections::BTreeMap;
+
+use samsa_sim::check::{FinalPartition, FinalRecord, FinalState};
+
+use crate::metadata::MetadataImage;
+use crate::storage::batch;
+
+pub fn read(metadata: &MetadataImage, disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> FinalState {
+    let mut state = FinalState::default();
+    for (tp, meta) in metadata.partitions() {
+        let name = tp.to_string();
+        let files = disks.get(&format!("broker-{}", meta.leader));
+        let records = files.map(|files| read_partition(files, &name)).unwrap_or_default();
+        let high_watermark = records.last().map(|r: &FinalRecord| r.offset + 1).unwrap_or(0);
+        state.partitions.insert(
+            name,
+            FinalPartition {
+                log_start_offset: records.first().map(|r| r.offset).unwrap_or(0),
+                high_watermark,
+                committed: records,
+            },
+        );
+    }
+    state
+}
+
+/// Every valid record of a partition's segments, in offset order, stopping at the first invalid
+/// batch as recovery would.
+fn read_partition(files: &BTreeMap<String, Vec<u8>>, partition: &str) -> Vec<FinalRecord> {
+    let prefix = format!("{partition}/");
+    let mut records = Vec::new();
+    for (path, bytes) in files.range(prefix.clone()..) {
+        if !path.starts_with(&prefix) {
+            break;
+        }
+        if !path.ends_with(".log") {
+            continue;
+        }
+        let mut rest = &bytes[..];
+        while let Ok(header) = batch::validate(rest) {
+            let size = header.size_in_bytes();
+            let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else { break };
+            records.extend(decoded.into_iter().map(|r| FinalRecord {
+                offset: r.offset,
+                value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
+            }));
+            rest = &rest[size..];
+        }
+    }
+    records
+}

@@ -1,0 +1,279 @@
+//! Runs one scenario with one seed inside madsim: builds the world (brokers and clients on nodes
+//! of their own, each broker with its simulated disk), fires the fault schedule, lets the run
+//! last its duration, then reads the final state off the disks and checks the history.
+
+mod config;
+mod faults;
+mod final_state;
+mod recorder;
+pub mod support;
+mod world;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use samsa_sim::check::{self, FinalState, Violation};
+use samsa_sim::disk::{DiskConfig, SimDisk};
+use samsa_sim::history::Journal;
+
+use crate::broker::{self, BrokerContext};
+use crate::client::{self, ClientContext};
+use crate::metadata::{MetadataImage, BROKER_PORT};
+use crate::scenario::{ClientKind, Scenario};
+use crate::world::clock::SIM_EPOCH_MS;
+use crate::world::sim_disk::SimDiskBackend;
+use crate::world::{derive_seed, Clock, Disk, SharedRecorder};
+use recorder::RunRecorder;
+use world::{broker_ip, client_ip, NodeState, SimNode, World};
+
+/// Everything a run produced.
+pub struct RunOutput {
+    pub journal: Journal,
+    pub final_state: FinalState,
+    pub violations: Vec<Violation>,
+    pub sim_ms: u64,
+    /// Network messages madsim delivered.
+    pub messages: u64,
+    /// Each broker's final disk: node name → (path → bytes).
+    pub disks: BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+}
+
+/// What survives the runtime: filled in by the simulation, read after it ends (or panics).
+#[derive(Default)]
+struct Slot {
+    recorder: Option<Arc<RunRecorder>>,
+    disks: BTreeMap<String, Arc<Mutex<SimDisk>>>,
+    metadata: Option<Arc<MetadataImage>>,
+    sim_ms: u64,
+    messages: u64,
+}
+
+fn madsim_config(scenario: &Scenario) -> madsim::Config {
+    let mut config = madsim::Config::default();
+    let latency = scenario.network.latency_us;
+    config.net.send_latency = Duration::from_micros(latency.lo)..Duration::from_micros(latency.hi.max(latency.lo + 1));
+    config.net.packet_loss_rate = scenario.network.loss;
+    config
+}
+
+/// Runs the scenario with `seed`. A panic inside the simulation ends the run and is reported as
+/// a `panic` violation, never propagated.
+pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
+    let slot = Arc::new(Mutex::new(Slot::default()));
+    let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(scenario));
+    let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(simulate(scenario.clone(), seed, slot.clone()))));
+    drop(runtime);
+    let panic = outcome.err().map(|payload| panic_message(&*payload));
+    collect(slot, panic)
+}
+
+/// Runs the scenario twice under madsim's own determinism check (which replays the first run's
+/// every random draw against the second's and panics at the first difference), and returns the
+/// two runs' trace digests.
+pub fn check_determinism(scenario: &Scenario, seed: u64) -> Result<Vec<u64>, String> {
+    // madsim's check takes a `fn`, not a closure: the scenario goes in through a static, which
+    // holds nothing between calls (it is emptied before returning).
+    static INPUT: Mutex<Option<Scenario>> = Mutex::new(None);
+    static DIGESTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    *INPUT.lock().expect("input lock") = Some(scenario.clone());
+    DIGESTS.lock().expect("digests lock").clear();
+    fn body() -> impl std::future::Future<Output = ()> {
+        let scenario = INPUT.lock().expect("input lock").clone().expect("input set");
+        let slot = Arc::new(Mutex::new(Slot::default()));
+        async move {
+            let seed = madsim::runtime::Handle::current().seed();
+            simulate(scenario, seed, slot.clone()).await;
+            let digest = collect(slot, None).journal.digest();
+            DIGESTS.lock().expect("digests lock").push(digest);
+        }
+    }
+    let result = catch_unwind(|| madsim::runtime::Runtime::check_determinism(seed, madsim_config(scenario), body));
+    *INPUT.lock().expect("input lock") = None;
+    let digests = std::mem::take(&mut *DIGESTS.lock().expect("digests lock"));
+    match result {
+        Ok(()) => Ok(digests),
+        Err(payload) => Err(panic_message(&*payload)),
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_string()
+    }
+}
+
+async fn simulate(scenario: Scenario, seed: u64, slot: Arc<Mutex<Slot>>) {
+    let clock = Clock::starting_at(SIM_EPOCH_MS);
+    let recorder = RunRecorder::new(clock.clone());
+    let metadata = Arc::new(MetadataImage::from_scenario(&scenario, |id| {
+        SocketAddr::new(broker_ip(id), BROKER_PORT)
+    }));
+    {
+        let mut slot = slot.lock().expect("slot lock");
+        slot.recorder = Some(recorder.clone());
+        slot.metadata = Some(metadata.clone());
+    }
+    let handle = madsim::runtime::Handle::current();
+    let fault_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "faults"));
+    let mut world = World::new(handle.clone(), metadata.clone(), recorder.clone(), fault_rng, scenario.network.loss);
+    let shared: SharedRecorder = recorder.clone();
+    start_brokers(&scenario, seed, &clock, &shared, &metadata, &mut world, &slot);
+    start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
+    let world = Arc::new(Mutex::new(world));
+    tokio::spawn(faults::run_schedule(world.clone(), scenario.faults.clone(), clock.clone()));
+    tokio::time::sleep(Duration::from_millis(scenario.duration_ms)).await;
+    let mut slot = slot.lock().expect("slot lock");
+    slot.sim_ms = clock.elapsed_ms();
+    slot.messages = madsim::net::NetSim::current().stat().msg_count;
+}
+
+fn start_brokers(
+    scenario: &Scenario,
+    seed: u64,
+    clock: &Clock,
+    recorder: &SharedRecorder,
+    metadata: &Arc<MetadataImage>,
+    world: &mut World,
+    slot: &Arc<Mutex<Slot>>,
+) {
+    let broker_config = config::broker_config(scenario);
+    let topic_config: BTreeMap<_, _> = scenario
+        .topics
+        .iter()
+        .map(|t| (t.name.clone(), config::topic_config(&broker_config, &t.config)))
+        .collect();
+    let disk_config = DiskConfig {
+        latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
+        writeback_ms: scenario.disk.writeback_ms,
+        sector_bytes: 512,
+    };
+    for id in 1..=scenario.cluster.brokers {
+        let name = format!("broker-{id}");
+        let sim_disk = Arc::new(Mutex::new(SimDisk::new(disk_config.clone())));
+        let node_clock = clock.for_node();
+        let disk_clock = clock.clone();
+        let backend = SimDiskBackend::new(
+            sim_disk.clone(),
+            derive_seed(seed, &format!("disk/{name}")),
+            Arc::new(move || disk_clock.elapsed_ms()),
+        );
+        let ctx = Arc::new(BrokerContext {
+            id: id as i32,
+            name: name.clone(),
+            listen: SocketAddr::new(broker_ip(id), BROKER_PORT),
+            config: broker_config.clone(),
+            topic_config: topic_config.clone(),
+            disk: Disk::new(Arc::new(backend)),
+            clock: node_clock.clone(),
+            recorder: recorder.clone(),
+            metadata: metadata.clone(),
+        });
+        let node = world
+            .handle
+            .create_node()
+            .name(&name)
+            .ip(broker_ip(id))
+            .init(move || broker::run(ctx.clone()))
+            .build();
+        slot.lock().expect("slot lock").disks.insert(name.clone(), sim_disk.clone());
+        world.nodes.insert(
+            name,
+            SimNode {
+                id: node.id(),
+                broker: Some(id as i32),
+                clock: node_clock,
+                disk: Some(sim_disk),
+                state: NodeState::Up,
+            },
+        );
+    }
+}
+
+fn start_clients(
+    scenario: &Scenario,
+    seed: u64,
+    clock: &Clock,
+    recorder: &SharedRecorder,
+    metadata: &Arc<MetadataImage>,
+    world: &mut World,
+) {
+    let bootstrap: Vec<SocketAddr> = metadata.brokers.values().copied().collect();
+    for (index, spec) in scenario.clients.iter().enumerate() {
+        let node_clock = clock.for_node();
+        let ctx = ClientContext {
+            id: spec.id.clone(),
+            bootstrap: bootstrap.clone(),
+            clock: node_clock.clone(),
+            recorder: recorder.clone(),
+            seed: derive_seed(seed, &format!("client/{}", spec.id)),
+        };
+        let builder = world.handle.create_node().name(&spec.id).ip(client_ip(index));
+        let node = match spec.kind {
+            ClientKind::Producer => {
+                let producer = config::producer_spec(spec);
+                builder
+                    .init(move || client::producer::run(ctx.clone(), producer.clone()))
+                    .build()
+            }
+            ClientKind::Consumer => {
+                let consumer = config::consumer_spec(spec);
+                builder
+                    .init(move || client::consumer::run(ctx.clone(), consumer.clone()))
+                    .build()
+            }
+            ClientKind::Transactional | ClientKind::Pipeline => {
+                unreachable!("support::check_supported refuses these before the run")
+            }
+        };
+        world.nodes.insert(
+            spec.id.clone(),
+            SimNode {
+                id: node.id(),
+                broker: None,
+                clock: node_clock,
+                disk: None,
+                state: NodeState::Up,
+            },
+        );
+    }
+}
+
+fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
+    let slot = std::mem::take(&mut *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+    let recorder = slot.recorder.expect("the simulation starts by creating its recorder");
+    let mut journal = std::mem::take(&mut *recorder.journal.lock().unwrap_or_else(|p| p.into_inner()));
+    let disks: BTreeMap<String, BTreeMap<String, Vec<u8>>> = slot
+        .disks
+        .iter()
+        .map(|(name, disk)| {
+            let disk = disk.lock().unwrap_or_else(|p| p.into_inner());
+            let files = disk.files().map(|(path, bytes)| (path.to_string(), bytes.to_vec())).collect();
+            (name.clone(), files)
+        })
+        .collect();
+    let metadata = slot.metadata.expect("set with the recorder");
+    let mut final_state = final_state::read(&metadata, &disks);
+    let last_ms = journal.trace.last().map(|e| e.at_ms).unwrap_or(0);
+    if let Some(message) = panic {
+        final_state.panics.push(("cluster".to_string(), last_ms, message));
+    }
+    let violations = check::check_all(&journal.history, &final_state);
+    journal.digest_extra(format!("{final_state:?}").as_bytes());
+    RunOutput {
+        journal,
+        final_state,
+        violations,
+        sim_ms: slot.sim_ms.max(last_ms),
+        messages: slot.messages,
+        disks,
+    }
+}

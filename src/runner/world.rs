@@ -1,0 +1,285 @@
+//! The simulated world of one run: its nodes on madsim, their disks and clocks, and the faults
+//! that act on them. Targets are resolved here, at the moment a fault fires.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+
+use madsim::net::NetSim;
+use madsim::runtime::Handle;
+use madsim::task::NodeId;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use samsa_sim::disk::SimDisk;
+use serde_json::json;
+
+use super::recorder::RunRecorder;
+use crate::metadata::MetadataImage;
+use crate::scenario::Target;
+use crate::world::{Clock, Recorder};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeState {
+    Up,
+    Paused,
+    /// Killed or crashed: not running until `restart`.
+    Down,
+}
+
+pub struct SimNode {
+    pub id: NodeId,
+    /// The broker id, for brokers.
+    pub broker: Option<i32>,
+    pub clock: Clock,
+    pub disk: Option<Arc<Mutex<SimDisk>>>,
+    pub state: NodeState,
+}
+
+pub fn broker_ip(id: u32) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 0, id as u8))
+}
+
+pub fn client_ip(index: usize) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(10, 0, 2, (index + 1) as u8))
+}
+
+pub struct World {
+    pub handle: Handle,
+    pub nodes: BTreeMap<String, SimNode>,
+    pub metadata: Arc<MetadataImage>,
+    pub recorder: Arc<RunRecorder>,
+    /// The faults' own random stream (which byte to corrupt, how a crash tears).
+    pub rng: ChaCha8Rng,
+    /// Directed links we clogged, by node name.
+    clogged: BTreeSet<(String, String)>,
+    isolated: BTreeSet<String>,
+    pub base_loss: f64,
+}
+
+/// A fault that cannot act (its target does not exist at this moment): recorded, not fatal.
+pub type FaultResult = Result<(), String>;
+
+impl World {
+    pub fn new(handle: Handle, metadata: Arc<MetadataImage>, recorder: Arc<RunRecorder>, rng: ChaCha8Rng, base_loss: f64) -> Self {
+        World {
+            handle,
+            nodes: BTreeMap::new(),
+            metadata,
+            recorder,
+            rng,
+            clogged: BTreeSet::new(),
+            isolated: BTreeSet::new(),
+            base_loss,
+        }
+    }
+
+    pub fn event(&self, kind: &str, detail: serde_json::Value) {
+        self.recorder.event("world", kind, detail);
+    }
+
+    /// The node names a target names now.
+    pub fn resolve(&self, target: &Target) -> Result<Vec<String>, String> {
+        let broker = |id: i32| format!("broker-{id}");
+        let names = match target {
+            Target::Broker(n) => vec![broker(*n as i32)],
+            Target::AllBrokers => self
+                .nodes
+                .iter()
+                .filter(|(_, node)| node.broker.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
+            Target::Leader(tp) => {
+                let meta = self.metadata.partition(tp).ok_or_else(|| format!("no partition {tp}"))?;
+                if meta.leader < 0 {
+                    return Err(format!("{tp} has no leader"));
+                }
+                vec![broker(meta.leader)]
+            }
+            Target::Follower(tp) => {
+                let meta = self.metadata.partition(tp).ok_or_else(|| format!("no partition {tp}"))?;
+                let follower = meta
+                    .replicas
+                    .iter()
+                    .find(|&&r| r != meta.leader)
+                    .ok_or_else(|| format!("{tp} has no follower"))?;
+                vec![broker(*follower)]
+            }
+            Target::Client(id) => {
+                let members: Vec<String> = self
+                    .nodes
+                    .keys()
+                    .filter(|name| *name == id || name.strip_prefix(id.as_str()).is_some_and(|rest| rest.starts_with('-')))
+                    .cloned()
+                    .collect();
+                members
+            }
+            other => return Err(format!("target {other:?} has no node in this cluster")),
+        };
+        for name in &names {
+            if !self.nodes.contains_key(name) {
+                return Err(format!("no node {name}"));
+            }
+        }
+        Ok(names)
+    }
+
+    fn node(&mut self, name: &str) -> &mut SimNode {
+        self.nodes.get_mut(name).expect("resolve returns existing nodes")
+    }
+
+    pub fn kill(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.kill(id);
+        self.node(name).state = NodeState::Down;
+        self.event("kill", json!({ "node": name }));
+    }
+
+    /// The machine dies: the process, and whatever its disk had not made durable.
+    pub fn crash(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.kill(id);
+        self.node(name).state = NodeState::Down;
+        let now = self.recorder.now_ms();
+        let report = self.nodes[name]
+            .disk
+            .as_ref()
+            .map(|disk| disk.lock().expect("disk lock").crash(now, &mut self.rng));
+        self.event("crash", json!({ "node": name, "disk": report }));
+    }
+
+    pub fn restart(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.restart(id);
+        self.node(name).state = NodeState::Up;
+        self.event("restart", json!({ "node": name }));
+    }
+
+    /// A disk replacement: the node comes back with nothing on its disk.
+    pub fn wipe(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.kill(id);
+        if let Some(disk) = &self.nodes[name].disk {
+            disk.lock().expect("disk lock").wipe();
+        }
+        self.handle.restart(id);
+        self.node(name).state = NodeState::Up;
+        self.event("wipe", json!({ "node": name }));
+    }
+
+    pub fn pause(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.pause(id);
+        self.node(name).state = NodeState::Paused;
+        self.event("pause", json!({ "node": name }));
+    }
+
+    pub fn resume(&mut self, name: &str) {
+        let id = self.node(name).id;
+        self.handle.resume(id);
+        self.node(name).state = NodeState::Up;
+        self.event("resume", json!({ "node": name }));
+    }
+
+    /// Nodes in different groups cannot reach each other; nodes in no group reach everyone.
+    pub fn partition(&mut self, groups: &[Vec<String>]) {
+        for (i, a) in groups.iter().enumerate() {
+            for (j, b) in groups.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                for from in a {
+                    for to in b {
+                        if from != to && !b.contains(from) {
+                            self.clog(from, to);
+                        }
+                    }
+                }
+            }
+        }
+        self.event("partition", json!({ "groups": groups }));
+    }
+
+    fn clog(&mut self, from: &str, to: &str) {
+        let (src, dst) = (self.nodes[from].id, self.nodes[to].id);
+        NetSim::current().clog_link(src, dst);
+        self.clogged.insert((from.to_string(), to.to_string()));
+    }
+
+    pub fn clog_link(&mut self, from: &str, to: &str) {
+        self.clog(from, to);
+        self.event("clog-link", json!({ "from": from, "to": to }));
+    }
+
+    pub fn isolate(&mut self, name: &str) {
+        NetSim::current().clog_node(self.nodes[name].id);
+        self.isolated.insert(name.to_string());
+        self.event("isolate", json!({ "node": name }));
+    }
+
+    /// Undoes every partition, isolation and clog, and the loss rate.
+    pub fn heal(&mut self) {
+        let net = NetSim::current();
+        for (from, to) in std::mem::take(&mut self.clogged) {
+            net.unclog_link(self.nodes[&from].id, self.nodes[&to].id);
+        }
+        for name in std::mem::take(&mut self.isolated) {
+            net.unclog_node(self.nodes[&name].id);
+        }
+        self.set_loss(self.base_loss);
+        self.event("heal", json!({}));
+    }
+
+    pub fn set_loss(&mut self, rate: f64) {
+        NetSim::current().update_config(|config| config.packet_loss_rate = rate);
+    }
+
+    pub fn loss(&mut self, rate: f64) {
+        self.set_loss(rate);
+        self.event("loss", json!({ "rate": rate }));
+    }
+
+    fn disk(&self, name: &str) -> Result<Arc<Mutex<SimDisk>>, String> {
+        self.nodes[name]
+            .disk
+            .clone()
+            .ok_or_else(|| format!("{name} has no disk"))
+    }
+
+    pub fn slow_disk(&mut self, name: &str, factor: f64) -> FaultResult {
+        self.disk(name)?.lock().expect("disk lock").set_slow(factor);
+        self.event("slow-disk", json!({ "node": name, "factor": factor }));
+        Ok(())
+    }
+
+    pub fn disk_full(&mut self, name: &str, full: bool) -> FaultResult {
+        self.disk(name)?.lock().expect("disk lock").set_full(full);
+        self.event("disk-full", json!({ "node": name, "full": full }));
+        Ok(())
+    }
+
+    /// Flips bytes in one file of the node's disk: the named one, or one chosen from the seed
+    /// among the files whose path contains `pattern` (every segment file when none is given).
+    pub fn corrupt(&mut self, name: &str, pattern: Option<&str>) -> FaultResult {
+        let disk = self.disk(name)?;
+        let mut disk = disk.lock().expect("disk lock");
+        let pattern = pattern.unwrap_or(".log");
+        let candidates: Vec<String> = disk
+            .files()
+            .map(|(path, _)| path.to_string())
+            .filter(|path| path.contains(pattern))
+            .collect();
+        let path = candidates
+            .choose(&mut self.rng)
+            .ok_or_else(|| format!("{name} has no file matching {pattern:?}"))?
+            .clone();
+        let corruption = disk.corrupt(&path, &mut self.rng).map_err(|e| e.to_string())?;
+        drop(disk);
+        self.event("corrupt", json!({ "node": name, "corruption": corruption }));
+        Ok(())
+    }
+
+    pub fn clock_skew(&mut self, name: &str, skew_ms: i64) {
+        self.nodes[name].clock.set_skew_ms(skew_ms);
+        self.event("clock-skew", json!({ "node": name, "skew_ms": skew_ms }));
+    }
+}
