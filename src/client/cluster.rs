@@ -32,6 +32,10 @@ pub struct ClusterView {
     connections: BTreeMap<i32, Arc<Connection>>,
     bootstrap_connection: Option<Arc<Connection>>,
     pub request_timeout: Duration,
+    /// Set after an error that suggests the metadata is out of date.
+    stale: bool,
+    /// When the metadata was last asked for (run time line, ms).
+    last_refresh_ms: Option<u64>,
 }
 
 impl ClusterView {
@@ -44,6 +48,27 @@ impl ClusterView {
             connections: BTreeMap::new(),
             bootstrap_connection: None,
             request_timeout: REQUEST_TIMEOUT,
+            stale: true,
+            last_refresh_ms: None,
+        }
+    }
+
+    /// Marks the metadata out of date (after `NOT_LEADER_OR_FOLLOWER` or a lost connection) and
+    /// drops the broker's connection; the next `maybe_refresh` asks again.
+    pub fn invalidate(&mut self, broker: i32) {
+        self.stale = true;
+        self.disconnect(broker);
+    }
+
+    /// Refreshes stale metadata, at most once per `retry.backoff.ms` (as Kafka's `Metadata`
+    /// throttles its updates), without ever sleeping: callers that hold the view stay brief.
+    pub async fn maybe_refresh(&mut self, topics: &[String]) {
+        let now = self.ctx.clock.elapsed_ms();
+        let due = self
+            .last_refresh_ms
+            .is_none_or(|last| now >= last + super::RETRY_BACKOFF_MS);
+        if self.stale && due {
+            let _ = self.refresh(topics).await;
         }
     }
 
@@ -73,6 +98,7 @@ impl ClusterView {
 
     /// Asks any broker (known ones first, then the bootstrap list) for the topics' metadata.
     pub async fn refresh(&mut self, topics: &[String]) -> Result<(), ClientError> {
+        self.last_refresh_ms = Some(self.ctx.clock.elapsed_ms());
         let request = RequestKind::Metadata(
             MetadataRequest::default().with_topics(Some(
                 topics
@@ -103,6 +129,7 @@ impl ClusterView {
                 Ok(ResponseKind::Metadata(response)) => {
                     self.bootstrap_connection = Some(conn);
                     self.apply(response);
+                    self.stale = false;
                     return Ok(());
                 }
                 Ok(other) => last_error = ClientError::Protocol(format!("unexpected response {other:?}")),

@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
 use super::cluster::ClusterView;
-use super::{partitioner, sleep_until_ms, ClientContext, RETRY_BACKOFF_MS};
+use super::{partitioner, sleep_until_ms, ClientContext};
 use crate::protocol::versions::client_version;
 use crate::scenario::{Keys, TopicPartition};
 use crate::storage::batch::{encode_batch, BatchSpec, Record};
@@ -117,12 +117,14 @@ impl Producer {
         let (conn, leader) = {
             let mut view = self.view.lock().await;
             let Some(leader) = view.leader(&tp) else {
-                view.refresh(std::slice::from_ref(topic)).await.ok();
                 return fail(OpType::Fail, "LEADER_NOT_AVAILABLE".into());
             };
             match view.connection(leader.broker).await {
                 Ok(conn) => (conn, leader.broker),
-                Err(e) => return fail(OpType::Fail, e.to_string()),
+                Err(e) => {
+                    view.invalidate(leader.broker);
+                    return fail(OpType::Fail, e.to_string());
+                }
             }
         };
         let request = self.request(&tp, key, &value);
@@ -165,19 +167,14 @@ impl Producer {
         }
     }
 
-    /// After an error, reconnect and refresh metadata, pausing `retry.backoff.ms` first.
+    /// After an error: reconnect, and refresh the metadata before the next send.
     async fn stale(&self, broker: i32) {
-        let mut view = self.view.lock().await;
-        view.disconnect(broker);
-        tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
-        view.refresh(std::slice::from_ref(&self.spec.topic)).await.ok();
+        self.view.lock().await.invalidate(broker);
     }
 
     async fn choose_partition(&self, key: Option<&str>, round_robin: u32) -> Option<TopicPartition> {
         let mut view = self.view.lock().await;
-        if view.partition_count(&self.spec.topic).is_none() {
-            view.refresh(std::slice::from_ref(&self.spec.topic)).await.ok();
-        }
+        view.maybe_refresh(std::slice::from_ref(&self.spec.topic)).await;
         let count = view.partition_count(&self.spec.topic)?;
         let partition = match key {
             Some(key) => partitioner::partition_for_key(key.as_bytes(), count),

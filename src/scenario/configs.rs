@@ -31,7 +31,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::Broker, Scope::Topic, Scope::Producer, Scope::Consumer];
+    pub const ALL: [Scope; 4] = [
+        Scope::Broker,
+        Scope::Topic,
+        Scope::Producer,
+        Scope::Consumer,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -47,11 +52,20 @@ impl Scope {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum ConfigType {
     /// `INT` (or `SHORT`): an integer in `min..=max`.
-    Int { min: i64, max: i64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
     /// `LONG`: an integer in `min..=max`.
-    Long { min: i64, max: i64 },
+    Long {
+        min: i64,
+        max: i64,
+    },
     /// `DOUBLE`: a number in `min..=max`.
-    Double { min: f64, max: f64 },
+    Double {
+        min: f64,
+        max: f64,
+    },
     Boolean,
     /// `STRING` with no fixed set of values (Kafka's `NonEmptyString`).
     Str,
@@ -97,25 +111,61 @@ const I16: i64 = i16::MAX as i64;
 const I64: i64 = i64::MAX;
 
 const fn int(name: &'static str, min: i64, max: i64, default: DefaultValue) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::Int { min, max }, default }
+    ConfigDef {
+        name,
+        ty: ConfigType::Int { min, max },
+        default,
+    }
 }
 const fn long(name: &'static str, min: i64, default: DefaultValue) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::Long { min, max: I64 }, default }
+    ConfigDef {
+        name,
+        ty: ConfigType::Long { min, max: I64 },
+        default,
+    }
 }
 const fn double(name: &'static str, min: f64, max: f64, default: f64) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::Double { min, max }, default: DefaultValue::Double(default) }
+    ConfigDef {
+        name,
+        ty: ConfigType::Double { min, max },
+        default: DefaultValue::Double(default),
+    }
 }
 const fn boolean(name: &'static str, default: bool) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::Boolean, default: DefaultValue::Bool(default) }
+    ConfigDef {
+        name,
+        ty: ConfigType::Boolean,
+        default: DefaultValue::Bool(default),
+    }
 }
 const fn string(name: &'static str, default: DefaultValue) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::Str, default }
+    ConfigDef {
+        name,
+        ty: ConfigType::Str,
+        default,
+    }
 }
-const fn one_of(name: &'static str, values: &'static [&'static str], default: DefaultValue) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::OneOf(values), default }
+const fn one_of(
+    name: &'static str,
+    values: &'static [&'static str],
+    default: DefaultValue,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        ty: ConfigType::OneOf(values),
+        default,
+    }
 }
-const fn list_of(name: &'static str, values: &'static [&'static str], default: &'static str) -> ConfigDef {
-    ConfigDef { name, ty: ConfigType::ListOf(values), default: DefaultValue::Str(default) }
+const fn list_of(
+    name: &'static str,
+    values: &'static [&'static str],
+    default: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        ty: ConfigType::ListOf(values),
+        default: DefaultValue::Str(default),
+    }
 }
 
 use DefaultValue::{Int as D, Null};
@@ -142,7 +192,7 @@ pub const BROKER: &[ConfigDef] = &[
     boolean("unclean.leader.election.enable", false),
     long("replica.lag.time.max.ms", 0, D(30_000)), // no Kafka validator
     int("replica.fetch.wait.max.ms", 0, I32, D(500)), // no Kafka validator
-    int("replica.fetch.min.bytes", 0, I32, D(1)), // no Kafka validator
+    int("replica.fetch.min.bytes", 0, I32, D(1)),  // no Kafka validator
     int("replica.fetch.max.bytes", 0, I32, D(1_048_576)),
     int("replica.fetch.backoff.ms", 0, I32, D(1_000)),
     int("replica.socket.timeout.ms", 0, I32, D(30_000)), // no Kafka validator
@@ -163,12 +213,20 @@ pub const BROKER: &[ConfigDef] = &[
     int("log.index.interval.bytes", 0, I32, D(4_096)),
     int("log.index.size.max.bytes", 4, I32, D(10_485_760)),
     list_of("log.cleanup.policy", CLEANUP_POLICIES, "delete"),
-    one_of("log.message.timestamp.type", TIMESTAMP_TYPES, DefaultValue::Str("CreateTime")),
+    one_of(
+        "log.message.timestamp.type",
+        TIMESTAMP_TYPES,
+        DefaultValue::Str("CreateTime"),
+    ),
     boolean("log.cleaner.enable", true),
     double("log.cleaner.min.cleanable.ratio", 0.0, 1.0, 0.5),
     long("log.cleaner.delete.retention.ms", 0, D(86_400_000)),
     int("message.max.bytes", 0, I32, D(1_048_588)),
-    one_of("compression.type", BROKER_COMPRESSION, DefaultValue::Str("producer")),
+    one_of(
+        "compression.type",
+        BROKER_COMPRESSION,
+        DefaultValue::Str("producer"),
+    ),
     int("num.partitions", 1, I32, D(1)),
     int("default.replication.factor", 1, I32, D(1)), // no Kafka validator
     boolean("auto.create.topics.enable", true),
@@ -180,19 +238,29 @@ pub const BROKER: &[ConfigDef] = &[
     int("offsets.retention.minutes", 1, I32, D(10_080)),
     int("offsets.commit.timeout.ms", 1, I32, D(5_000)),
     int("group.initial.rebalance.delay.ms", 0, I32, D(3_000)), // no Kafka validator
-    int("group.min.session.timeout.ms", 0, I32, D(6_000)), // no Kafka validator
+    int("group.min.session.timeout.ms", 0, I32, D(6_000)),     // no Kafka validator
     int("group.max.session.timeout.ms", 0, I32, D(1_800_000)), // no Kafka validator
     int("transaction.state.log.replication.factor", 1, I16, D(3)),
     int("transaction.state.log.min.isr", 1, I32, D(2)),
     int("transaction.state.log.num.partitions", 1, I32, D(50)),
     int("transaction.max.timeout.ms", 1, I32, D(900_000)),
     int("transactional.id.expiration.ms", 1, I32, D(604_800_000)),
-    int("transaction.abort.timed.out.transaction.cleanup.interval.ms", 1, I32, D(10_000)),
+    int(
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        1,
+        I32,
+        D(10_000),
+    ),
     int("broker.session.timeout.ms", 1, I32, D(9_000)), // no Kafka validator
     int("broker.heartbeat.interval.ms", 1, I32, D(2_000)), // no Kafka validator
     int("controller.quorum.election.timeout.ms", 1, I32, D(1_000)), // no Kafka validator
     int("controller.quorum.fetch.timeout.ms", 1, I32, D(2_000)), // no Kafka validator
-    int("controller.quorum.election.backoff.max.ms", 1, I32, D(1_000)), // no Kafka validator
+    int(
+        "controller.quorum.election.backoff.max.ms",
+        1,
+        I32,
+        D(1_000),
+    ), // no Kafka validator
 ];
 
 /// A topic's configs: `LogConfig`.
@@ -214,10 +282,18 @@ pub const TOPIC: &[ConfigDef] = &[
     double("min.cleanable.dirty.ratio", 0.0, 1.0, 0.5),
     long("flush.messages", 1, D(I64)),
     long("flush.ms", 0, D(I64)),
-    one_of("message.timestamp.type", TIMESTAMP_TYPES, DefaultValue::Str("CreateTime")),
+    one_of(
+        "message.timestamp.type",
+        TIMESTAMP_TYPES,
+        DefaultValue::Str("CreateTime"),
+    ),
     int("index.interval.bytes", 0, I32, D(4_096)),
     int("max.message.bytes", 0, I32, D(1_048_588)),
-    one_of("compression.type", BROKER_COMPRESSION, DefaultValue::Str("producer")),
+    one_of(
+        "compression.type",
+        BROKER_COMPRESSION,
+        DefaultValue::Str("producer"),
+    ),
     boolean("preallocate", false),
 ];
 
@@ -236,7 +312,11 @@ pub const PRODUCER: &[ConfigDef] = &[
     int("delivery.timeout.ms", 0, I32, D(120_000)),
     long("retry.backoff.ms", 0, D(100)),
     long("retry.backoff.max.ms", 0, D(1_000)),
-    one_of("compression.type", PRODUCER_COMPRESSION, DefaultValue::Str("none")),
+    one_of(
+        "compression.type",
+        PRODUCER_COMPRESSION,
+        DefaultValue::Str("none"),
+    ),
     string("transactional.id", Null),
     int("transaction.timeout.ms", 1, I32, D(60_000)), // no Kafka validator
     one_of("partitioner.class", PARTITIONERS, Null),
@@ -313,8 +393,15 @@ pub fn consumer_default(name: &str) -> Option<ConfigValue> {
 /// The value a scenario gave, or else Kafka's default (`None` for a `null` default). The name
 /// must be one of `scope`'s: asking for an unknown one is a bug in the caller.
 pub fn get(configs: &Configs, name: &str, scope: Scope) -> Option<ConfigValue> {
-    debug_assert!(lookup(scope, name).is_some(), "{name} is not a known {} config", scope.name());
-    configs.get(name).cloned().or_else(|| default_value(scope, name))
+    debug_assert!(
+        lookup(scope, name).is_some(),
+        "{name} is not a known {} config",
+        scope.name()
+    );
+    configs
+        .get(name)
+        .cloned()
+        .or_else(|| default_value(scope, name))
 }
 
 pub fn get_i64(configs: &Configs, name: &str, scope: Scope) -> Option<i64> {
@@ -341,26 +428,54 @@ pub const TOPIC_SYNONYMS: &[(&str, &[(&str, i64)])] = &[
     ("cleanup.policy", &[("log.cleanup.policy", 1)]),
     (
         "retention.ms",
-        &[("log.retention.ms", 1), ("log.retention.minutes", 60_000), ("log.retention.hours", 3_600_000)],
+        &[
+            ("log.retention.ms", 1),
+            ("log.retention.minutes", 60_000),
+            ("log.retention.hours", 3_600_000),
+        ],
     ),
     ("retention.bytes", &[("log.retention.bytes", 1)]),
     ("segment.bytes", &[("log.segment.bytes", 1)]),
-    ("segment.ms", &[("log.roll.ms", 1), ("log.roll.hours", 3_600_000)]),
+    (
+        "segment.ms",
+        &[("log.roll.ms", 1), ("log.roll.hours", 3_600_000)],
+    ),
     ("segment.index.bytes", &[("log.index.size.max.bytes", 1)]),
     ("min.insync.replicas", &[("min.insync.replicas", 1)]),
-    ("unclean.leader.election.enable", &[("unclean.leader.election.enable", 1)]),
-    ("delete.retention.ms", &[("log.cleaner.delete.retention.ms", 1)]),
-    ("min.cleanable.dirty.ratio", &[("log.cleaner.min.cleanable.ratio", 1)]),
+    (
+        "unclean.leader.election.enable",
+        &[("unclean.leader.election.enable", 1)],
+    ),
+    (
+        "delete.retention.ms",
+        &[("log.cleaner.delete.retention.ms", 1)],
+    ),
+    (
+        "min.cleanable.dirty.ratio",
+        &[("log.cleaner.min.cleanable.ratio", 1)],
+    ),
     ("flush.messages", &[("log.flush.interval.messages", 1)]),
-    ("flush.ms", &[("log.flush.interval.ms", 1), ("log.flush.scheduler.interval.ms", 1)]),
-    ("message.timestamp.type", &[("log.message.timestamp.type", 1)]),
+    (
+        "flush.ms",
+        &[
+            ("log.flush.interval.ms", 1),
+            ("log.flush.scheduler.interval.ms", 1),
+        ],
+    ),
+    (
+        "message.timestamp.type",
+        &[("log.message.timestamp.type", 1)],
+    ),
     ("index.interval.bytes", &[("log.index.interval.bytes", 1)]),
     ("max.message.bytes", &[("message.max.bytes", 1)]),
     ("compression.type", &[("compression.type", 1)]),
 ];
 
 fn synonyms(topic_name: &str) -> &'static [(&'static str, i64)] {
-    TOPIC_SYNONYMS.iter().find(|(name, _)| *name == topic_name).map_or(&[], |(_, s)| s)
+    TOPIC_SYNONYMS
+        .iter()
+        .find(|(name, _)| *name == topic_name)
+        .map_or(&[], |(_, s)| s)
 }
 
 /// A topic's effective config, as Kafka resolves it: the topic's own value, else the first broker
@@ -368,13 +483,22 @@ fn synonyms(topic_name: &str) -> &'static [(&'static str, i64)] {
 /// config's own default. A retention scaled from minutes or hours that is negative is `-1`
 /// (unlimited), as in `KafkaConfig.logRetentionTimeMillis`.
 pub fn topic_config(topic: &Configs, broker: &Configs, name: &str) -> Option<ConfigValue> {
-    debug_assert!(lookup(Scope::Topic, name).is_some(), "{name} is not a known topic config");
+    debug_assert!(
+        lookup(Scope::Topic, name).is_some(),
+        "{name} is not a known topic config"
+    );
     if let Some(v) = topic.get(name) {
         return Some(v.clone());
     }
     let chain = synonyms(name);
-    let set = chain.iter().find_map(|&(b, f)| broker.get(b).map(|v| (v.clone(), f)));
-    let defaulted = || chain.iter().find_map(|&(b, f)| broker_default(b).map(|v| (v, f)));
+    let set = chain
+        .iter()
+        .find_map(|&(b, f)| broker.get(b).map(|v| (v.clone(), f)));
+    let defaulted = || {
+        chain
+            .iter()
+            .find_map(|&(b, f)| broker_default(b).map(|v| (v, f)))
+    };
     match set.or_else(defaulted) {
         Some((ConfigValue::Int(v), factor)) if factor != 1 => Some(ConfigValue::Int(if v < 0 {
             -1
@@ -401,11 +525,17 @@ pub fn check(def: &ConfigDef, value: ConfigValue) -> Result<ConfigValue, String>
         (ConfigType::Str, ConfigValue::Str(s)) if s.is_empty() => Err("must not be empty".into()),
         (ConfigType::Str, ConfigValue::Str(s)) => Ok(ConfigValue::Str(s)),
         (ConfigType::OneOf(values), ConfigValue::Str(s)) => one_of_values(values, s),
-        (ConfigType::OneOf(values), ConfigValue::Int(v)) if values.contains(&v.to_string().as_str()) => {
+        (ConfigType::OneOf(values), ConfigValue::Int(v))
+            if values.contains(&v.to_string().as_str()) =>
+        {
             Ok(ConfigValue::Str(v.to_string()))
         }
         (ConfigType::ListOf(values), ConfigValue::Str(s)) => list_values(values, &s),
-        (ty, other) => Err(format!("expected {}, found {}", type_phrase(ty), describe(&other))),
+        (ty, other) => Err(format!(
+            "expected {}, found {}",
+            type_phrase(ty),
+            describe(&other)
+        )),
     }
 }
 
@@ -434,7 +564,10 @@ fn one_of_values(values: &[&str], s: String) -> Result<ConfigValue, String> {
     if values.contains(&s.as_str()) {
         Ok(ConfigValue::Str(s))
     } else {
-        Err(format!("must be one of {}, found \"{s}\"", quoted_list(values)))
+        Err(format!(
+            "must be one of {}, found \"{s}\"",
+            quoted_list(values)
+        ))
     }
 }
 
@@ -452,7 +585,11 @@ fn list_values(values: &[&str], s: &str) -> Result<ConfigValue, String> {
 }
 
 fn quoted_list(values: &[&str]) -> String {
-    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
+    values
+        .iter()
+        .map(|v| format!("\"{v}\""))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// How messages name what a config type accepts: "an integer", "one of \"all\", ...".
@@ -506,9 +643,6 @@ fn edit_distance(a: &str, b: &str) -> usize {
 
 /// A hint for a name unknown in `scope`: the closest known name, or the scope it belongs to.
 pub fn unknown_hint(scope: Scope, name: &str) -> String {
-    if let Some(near) = closest(name, table(scope).iter().map(|d| d.name)) {
-        return format!(" (did you mean \"{near}\"?)");
-    }
     if scope == Scope::Broker {
         if let Some((_, chain)) = TOPIC_SYNONYMS.iter().find(|(t, _)| *t == name) {
             return format!(
@@ -517,7 +651,13 @@ pub fn unknown_hint(scope: Scope, name: &str) -> String {
             );
         }
     }
-    match Scope::ALL.iter().find(|&&s| s != scope && lookup(s, name).is_some()) {
+    if let Some(near) = closest(name, table(scope).iter().map(|d| d.name)) {
+        return format!(" (did you mean \"{near}\"?)");
+    }
+    match Scope::ALL
+        .iter()
+        .find(|&&s| s != scope && lookup(s, name).is_some())
+    {
         Some(other) => format!(" (\"{name}\" is a {} config)", other.name()),
         None => String::new(),
     }
@@ -552,12 +692,24 @@ mod tests {
 
     #[test]
     fn defaults_are_kafkas() {
-        assert_eq!(broker_default("min.insync.replicas"), Some(ConfigValue::Int(1)));
-        assert_eq!(broker_default("replica.lag.time.max.ms"), Some(ConfigValue::Int(30_000)));
+        assert_eq!(
+            broker_default("min.insync.replicas"),
+            Some(ConfigValue::Int(1))
+        );
+        assert_eq!(
+            broker_default("replica.lag.time.max.ms"),
+            Some(ConfigValue::Int(30_000))
+        );
         assert_eq!(broker_default("log.retention.ms"), None);
-        assert_eq!(producer_default("acks"), Some(ConfigValue::Str("all".into())));
+        assert_eq!(
+            producer_default("acks"),
+            Some(ConfigValue::Str("all".into()))
+        );
         assert_eq!(producer_default("linger.ms"), Some(ConfigValue::Int(5)));
-        assert_eq!(consumer_default("session.timeout.ms"), Some(ConfigValue::Int(45_000)));
+        assert_eq!(
+            consumer_default("session.timeout.ms"),
+            Some(ConfigValue::Int(45_000))
+        );
         assert_eq!(topic_default("nope"), None);
     }
 
@@ -573,14 +725,23 @@ mod tests {
         assert_eq!(retention(&broker), Some(ConfigValue::Int(120_000)));
         broker.insert("log.retention.ms".into(), ConfigValue::Int(-1));
         assert_eq!(retention(&broker), Some(ConfigValue::Int(-1)));
-        assert_eq!(topic_config(&topic, &broker, "flush.ms"), Some(ConfigValue::Int(i64::MAX)));
-        assert_eq!(get_i64(&topic, "min.insync.replicas", Scope::Topic), Some(1));
+        assert_eq!(
+            topic_config(&topic, &broker, "flush.ms"),
+            Some(ConfigValue::Int(i64::MAX))
+        );
+        assert_eq!(
+            get_i64(&topic, "min.insync.replicas", Scope::Topic),
+            Some(1)
+        );
     }
 
     #[test]
     fn check_normalizes_and_rejects() {
         let acks = lookup(Scope::Producer, "acks").unwrap();
-        assert_eq!(check(acks, ConfigValue::Int(-1)), Ok(ConfigValue::Str("-1".into())));
+        assert_eq!(
+            check(acks, ConfigValue::Int(-1)),
+            Ok(ConfigValue::Str("-1".into()))
+        );
         assert!(check(acks, ConfigValue::Str("2".into())).is_err());
         let policy = lookup(Scope::Topic, "cleanup.policy").unwrap();
         assert_eq!(
@@ -588,11 +749,22 @@ mod tests {
             Ok(ConfigValue::Str("compact,delete".into()))
         );
         let isr = lookup(Scope::Broker, "min.insync.replicas").unwrap();
-        assert_eq!(check(isr, ConfigValue::Int(0)), Err("must be at least 1, found 0".into()));
-        assert!(check(isr, ConfigValue::Str("2".into())).unwrap_err().contains("expected an integer"));
+        assert_eq!(
+            check(isr, ConfigValue::Int(0)),
+            Err("must be at least 1, found 0".into())
+        );
+        assert!(check(isr, ConfigValue::Str("2".into()))
+            .unwrap_err()
+            .contains("expected an integer"));
         let ratio = lookup(Scope::Topic, "min.cleanable.dirty.ratio").unwrap();
-        assert_eq!(check(ratio, ConfigValue::Int(1)), Ok(ConfigValue::Float(1.0)));
-        assert_eq!(closest("min.insync.replica", BROKER.iter().map(|d| d.name)), Some("min.insync.replicas"));
+        assert_eq!(
+            check(ratio, ConfigValue::Int(1)),
+            Ok(ConfigValue::Float(1.0))
+        );
+        assert_eq!(
+            closest("min.insync.replica", BROKER.iter().map(|d| d.name)),
+            Some("min.insync.replicas")
+        );
         assert!(unknown_hint(Scope::Broker, "retention.ms").contains("log.retention.ms"));
     }
 }
