@@ -34,19 +34,29 @@ pub fn run(
         Err(code) => return code,
     };
     let seed = seed.unwrap_or(scenario.seed);
-    let reproduce = format!("cargo run --release -- run {} --seed {seed}", file.display());
+    let reproduce = format!(
+        "cargo run --release -- run {} --seed {seed}",
+        file.display()
+    );
     let started = Instant::now();
     let output = runner::run(&scenario, seed);
     let wall_ms = started.elapsed().as_millis() as u64;
     let digest = output.journal.digest();
-    let mut problems = judge(&output.violations, &scenario.expect.violations, &scenario.expect.allow);
+    let mut problems = judge(
+        &output.violations,
+        &scenario.expect.violations,
+        &scenario.expect.allow,
+    );
 
     if check_determinism {
         match runner::check_determinism(&scenario, seed) {
             Ok(digests) => {
                 if digests.iter().any(|&d| d != digest) {
                     let list: Vec<String> = digests.iter().map(|d| format!("{d:016x}")).collect();
-                    problems.push(format!("nondeterminism: first run {digest:016x}, checked runs {}", list.join(", ")));
+                    problems.push(format!(
+                        "nondeterminism: first run {digest:016x}, checked runs {}",
+                        list.join(", ")
+                    ));
                 }
             }
             Err(why) => problems.push(format!("nondeterminism found by madsim: {why}")),
@@ -55,7 +65,12 @@ pub fn run(
 
     let outcome = if problems.is_empty() { "pass" } else { "fail" };
     let history = &output.journal.history;
-    let count = |f: &str, kind: OpType| history.iter().filter(|op| op.f == f && op.kind == kind).count() as u64;
+    let count = |f: &str, kind: OpType| {
+        history
+            .iter()
+            .filter(|op| op.f == f && op.kind == kind)
+            .count() as u64
+    };
     let stats = [
         ("sends_ok", count("send", OpType::Ok)),
         ("sends_failed", count("send", OpType::Fail)),
@@ -93,7 +108,11 @@ pub fn run(
         trace: &output.journal.trace,
         final_state: &output.final_state,
     });
-    let dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&scenario.name).join(format!("seed-{seed}")));
+    let dir = out.unwrap_or_else(|| {
+        PathBuf::from("reports")
+            .join(&scenario.name)
+            .join(format!("seed-{seed}"))
+    });
     if let Err(e) = write_folder(
         &dir,
         &summary,
@@ -102,7 +121,10 @@ pub fn run(
         &report,
         keep_disks.then_some(&output.disks),
     ) {
-        return bad_input(format!("{}: cannot write the run folder: {e}", dir.display()));
+        return bad_input(format!(
+            "{}: cannot write the run folder: {e}",
+            dir.display()
+        ));
     }
 
     if !quiet {

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 mod commands;
 
 #[derive(Parser)]
-#[command(name = "samsa", version, about = "A deterministic simulation of a full Kafka cluster")]
+#[command(
+    name = "samsa",
+    version,
+    about = "A deterministic simulation of a full Kafka cluster"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

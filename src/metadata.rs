@@ -44,7 +44,9 @@ impl MetadataImage {
                 let partitions = (0..topic.partitions)
                     .map(|p| {
                         let replicas: Vec<i32> = match &topic.assignment {
-                            Some(assignment) => assignment[p as usize].iter().map(|&b| b as i32).collect(),
+                            Some(assignment) => {
+                                assignment[p as usize].iter().map(|&b| b as i32).collect()
+                            }
                             None => (0..topic.replication_factor)
                                 .map(|r| ((p + r) % n + 1) as i32)
                                 .collect(),

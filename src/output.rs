@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde::Serialize;
 use samsa_sim::check::Violation;
+use serde::Serialize;
 
 #[derive(Debug, Serialize)]
 pub struct Summary {

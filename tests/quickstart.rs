@@ -13,7 +13,11 @@ fn scenario(name: &str) -> Scenario {
 }
 
 fn lost(output: &RunOutput) -> Vec<&Violation> {
-    output.violations.iter().filter(|v| v.check == "lost-write").collect()
+    output
+        .violations
+        .iter()
+        .filter(|v| v.check == "lost-write")
+        .collect()
 }
 
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
@@ -25,7 +29,10 @@ fn a_crash_loses_exactly_the_writes_not_yet_durable() {
     for seed in SEEDS {
         let output = runner::run(&s, seed);
         let lost = lost(&output);
-        assert!(!lost.is_empty(), "seed {seed}: a crash with no fsync must lose acknowledged writes");
+        assert!(
+            !lost.is_empty(),
+            "seed {seed}: a crash with no fsync must lose acknowledged writes"
+        );
         // Writes older than the writeback age at the crash were written back by the OS; newer
         // ones were only in the page cache.
         for v in &lost {
@@ -37,8 +44,15 @@ fn a_crash_loses_exactly_the_writes_not_yet_durable() {
             );
         }
         // About writeback × rate of them: 5 s at 200/s.
-        assert!((800..=1100).contains(&lost.len()), "seed {seed}: {} lost", lost.len());
-        assert_eq!(judge(&output.violations, &s.expect.violations, &s.expect.allow), Vec::<String>::new());
+        assert!(
+            (800..=1100).contains(&lost.len()),
+            "seed {seed}: {} lost",
+            lost.len()
+        );
+        assert_eq!(
+            judge(&output.violations, &s.expect.violations, &s.expect.allow),
+            Vec::<String>::new()
+        );
     }
 }
 
@@ -48,8 +62,16 @@ fn a_killed_process_loses_nothing() {
     for seed in SEEDS {
         let output = runner::run(&s, seed);
         assert_eq!(output.violations, vec![], "seed {seed}");
-        let acked = output.journal.history.iter().filter(|op| op.f == "send" && op.kind == samsa_sim::history::OpType::Ok).count();
-        assert!(acked > 4000, "seed {seed}: only {acked} writes acknowledged");
+        let acked = output
+            .journal
+            .history
+            .iter()
+            .filter(|op| op.f == "send" && op.kind == samsa_sim::history::OpType::Ok)
+            .count();
+        assert!(
+            acked > 4000,
+            "seed {seed}: only {acked} writes acknowledged"
+        );
     }
 }
 

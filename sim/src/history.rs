@@ -57,15 +57,21 @@ impl Journal {
 
     pub fn op(&mut self, op: Op) {
         self.digest.write(b"h");
-        self.digest
-            .write(serde_json::to_string(&op).expect("an op serializes").as_bytes());
+        self.digest.write(
+            serde_json::to_string(&op)
+                .expect("an op serializes")
+                .as_bytes(),
+        );
         self.history.push(op);
     }
 
     pub fn event(&mut self, event: TraceEvent) {
         self.digest.write(b"t");
-        self.digest
-            .write(serde_json::to_string(&event).expect("an event serializes").as_bytes());
+        self.digest.write(
+            serde_json::to_string(&event)
+                .expect("an event serializes")
+                .as_bytes(),
+        );
         self.trace.push(event);
     }
 

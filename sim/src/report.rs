@@ -75,7 +75,11 @@ fn expectations(out: &mut String, r: &ReportInput) {
         } else {
             "must not be found"
         };
-        let _ = writeln!(out, "| `{name}` | {expectation} | {} |", found.get(name).copied().unwrap_or(0));
+        let _ = writeln!(
+            out,
+            "| `{name}` | {expectation} | {} |",
+            found.get(name).copied().unwrap_or(0)
+        );
     }
     out.push('\n');
 }
@@ -100,14 +104,27 @@ pub fn describe(event: &TraceEvent) -> String {
                 .iter()
                 .filter(|f| f["lost_bytes"].as_u64().unwrap_or(0) > 0)
                 .map(|f| {
-                    let torn = if f["torn"].is_object() { ", the last write torn" } else { "" };
-                    format!("{} lost {} bytes{}", f["path"].as_str().unwrap_or("?"), f["lost_bytes"], torn)
+                    let torn = if f["torn"].is_object() {
+                        ", the last write torn"
+                    } else {
+                        ""
+                    };
+                    format!(
+                        "{} lost {} bytes{}",
+                        f["path"].as_str().unwrap_or("?"),
+                        f["lost_bytes"],
+                        torn
+                    )
                 })
                 .collect();
             if lost.is_empty() {
                 text.push_str("; its disk lost nothing (all was fsynced or written back)");
             } else {
-                let _ = write!(text, "; not yet fsynced nor written back: {}", lost.join("; "));
+                let _ = write!(
+                    text,
+                    "; not yet fsynced nor written back: {}",
+                    lost.join("; ")
+                );
             }
             text
         }
@@ -118,14 +135,36 @@ pub fn describe(event: &TraceEvent) -> String {
         "resume" => format!("{node} resumed"),
         "recovered" => {
             let cut = d["truncated_bytes"].as_u64().unwrap_or(0);
-            let mut text = format!("{} opened {} at log end offset {}", event.node, d["partition"].as_str().unwrap_or("?"), d["leo"]);
+            let mut text = format!(
+                "{} opened {} at log end offset {}",
+                event.node,
+                d["partition"].as_str().unwrap_or("?"),
+                d["leo"]
+            );
             if cut > 0 {
-                let _ = write!(text, ", cutting {cut} bytes: {}", d["reason"].as_str().unwrap_or("invalid tail"));
+                let _ = write!(
+                    text,
+                    ", cutting {cut} bytes: {}",
+                    d["reason"].as_str().unwrap_or("invalid tail")
+                );
             }
             text
         }
-        "stopped" => format!("{} stopped: {}", event.node, d["error"].as_str().unwrap_or("?")),
-        _ => format!("{} {} {}", event.node, event.kind, if d.is_null() { String::new() } else { d.to_string() }),
+        "stopped" => format!(
+            "{} stopped: {}",
+            event.node,
+            d["error"].as_str().unwrap_or("?")
+        ),
+        _ => format!(
+            "{} {} {}",
+            event.node,
+            event.kind,
+            if d.is_null() {
+                String::new()
+            } else {
+                d.to_string()
+            }
+        ),
     }
 }
 
@@ -178,7 +217,11 @@ fn clients(out: &mut String, history: &[Op]) {
 
 fn partitions(out: &mut String, r: &ReportInput) {
     let mut acked: BTreeMap<&str, usize> = BTreeMap::new();
-    for op in r.history.iter().filter(|op| op.f == "send" && op.kind == OpType::Ok) {
+    for op in r
+        .history
+        .iter()
+        .filter(|op| op.f == "send" && op.kind == OpType::Ok)
+    {
         if let Some(p) = op.value["partition"].as_str() {
             *acked.entry(p).or_default() += 1;
         }
@@ -206,7 +249,10 @@ fn violations(out: &mut String, r: &ReportInput) {
     }
     let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
     for v in r.violations {
-        by_check.entry((v.check.as_str(), v.partition.as_deref())).or_default().push(v);
+        by_check
+            .entry((v.check.as_str(), v.partition.as_deref()))
+            .or_default()
+            .push(v);
     }
     for ((check, partition), list) in by_check {
         let where_ = partition.map(|p| format!(" on {p}")).unwrap_or_default();
@@ -215,7 +261,11 @@ fn violations(out: &mut String, r: &ReportInput) {
             let _ = writeln!(out, "- {} — {}", seconds(v.at_ms), v.detail);
         }
         if list.len() > LISTED_PER_CHECK {
-            let _ = writeln!(out, "- … and {} more (all in summary.json)", list.len() - LISTED_PER_CHECK);
+            let _ = writeln!(
+                out,
+                "- … and {} more (all in summary.json)",
+                list.len() - LISTED_PER_CHECK
+            );
         }
         let first_ms = list.iter().map(|v| v.at_ms).min().unwrap_or(0);
         let causes: Vec<&TraceEvent> = r
@@ -235,7 +285,10 @@ fn violations(out: &mut String, r: &ReportInput) {
 
 /// Whether an event bears on a partition's violations: faults do, and events of that partition.
 fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
-    match (event.detail.get("partition").and_then(Value::as_str), partition) {
+    match (
+        event.detail.get("partition").and_then(Value::as_str),
+        partition,
+    ) {
         (Some(p), Some(q)) => p == q,
         _ => true,
     }

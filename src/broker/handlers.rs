@@ -6,14 +6,17 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
+    ApiKey, ApiVersionsResponse, BrokerId, FetchRequest, FetchResponse, ListOffsetsRequest,
+    ListOffsetsResponse, MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse,
+    RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -31,10 +34,12 @@ fn code(error: ResponseError) -> i16 {
 }
 
 fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> {
-    u32::try_from(partition).ok().map(|partition| TopicPartition {
-        topic: topic.0.to_string(),
-        partition,
-    })
+    u32::try_from(partition)
+        .ok()
+        .map(|partition| TopicPartition {
+            topic: topic.0.to_string(),
+            partition,
+        })
 }
 
 impl Broker {
@@ -45,7 +50,9 @@ impl Broker {
             RequestKind::Metadata(req) => Some(ResponseKind::Metadata(self.metadata(req))),
             RequestKind::Produce(req) => self.produce(req).await.map(ResponseKind::Produce),
             RequestKind::Fetch(req) => Some(ResponseKind::Fetch(self.fetch(req).await)),
-            RequestKind::ListOffsets(req) => Some(ResponseKind::ListOffsets(self.list_offsets(req).await)),
+            RequestKind::ListOffsets(req) => {
+                Some(ResponseKind::ListOffsets(self.list_offsets(req).await))
+            }
             other => {
                 // decode_request only lets through the APIs of `versions::SUPPORTED`.
                 self.protocol_error(&format!("{api:?} is advertised but not handled: {other:?}"));
@@ -76,7 +83,8 @@ impl Broker {
         let topics = names
             .into_iter()
             .map(|name| {
-                let topic = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
+                let topic = MetadataResponseTopic::default()
+                    .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
                 match image.topics.get(&name) {
                     None => topic.with_error_code(code(ResponseError::UnknownTopicOrPartition)),
                     Some(partitions) => topic.with_partitions(
@@ -88,7 +96,9 @@ impl Broker {
                                     .with_partition_index(index as i32)
                                     .with_leader_id(BrokerId(meta.leader))
                                     .with_leader_epoch(meta.leader_epoch)
-                                    .with_replica_nodes(meta.replicas.iter().map(|&b| BrokerId(b)).collect())
+                                    .with_replica_nodes(
+                                        meta.replicas.iter().map(|&b| BrokerId(b)).collect(),
+                                    )
                                     .with_isr_nodes(meta.isr.iter().map(|&b| BrokerId(b)).collect())
                             })
                             .collect(),
@@ -109,7 +119,9 @@ impl Broker {
         for topic in req.topic_data {
             let mut partition_responses = Vec::new();
             for data in topic.partition_data {
-                let response = self.produce_partition(&topic.name, data.index, acks, data.records).await;
+                let response = self
+                    .produce_partition(&topic.name, data.index, acks, data.records)
+                    .await;
                 partition_responses.push(response.with_index(data.index));
             }
             responses.push(
@@ -168,7 +180,8 @@ impl Broker {
     /// A consumer's fetch: committed data only (below the HW). With nothing to return, it waits
     /// up to `max_wait_ms` for data to arrive (Kafka's fetch purgatory), polling the partitions.
     async fn fetch(&self, req: FetchRequest) -> FetchResponse {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let min_bytes = req.min_bytes.max(1) as usize;
         loop {
             let (response, bytes) = self.fetch_once(&req).await;
@@ -190,7 +203,8 @@ impl Broker {
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1);
-                let partition = topic_partition(&topic.topic, fp.partition).and_then(|tp| self.partition(&tp));
+                let partition =
+                    topic_partition(&topic.topic, fp.partition).and_then(|tp| self.partition(&tp));
                 match partition {
                     None => data.error_code = code(ResponseError::NotLeaderOrFollower),
                     Some(partition) => {
@@ -201,7 +215,8 @@ impl Broker {
                         if !partition.is_leader() {
                             data.error_code = code(ResponseError::NotLeaderOrFollower);
                         } else {
-                            let max = (fp.partition_max_bytes.max(1) as usize).min(req.max_bytes.max(1) as usize);
+                            let max = (fp.partition_max_bytes.max(1) as usize)
+                                .min(req.max_bytes.max(1) as usize);
                             match partition.read_committed(fp.fetch_offset, max).await {
                                 Ok(Committed::Records(bytes)) => {
                                     total += bytes.len();
@@ -235,7 +250,9 @@ impl Broker {
                     .with_partition_index(lp.partition_index)
                     .with_timestamp(-1)
                     .with_offset(-1);
-                match topic_partition(&topic.name, lp.partition_index).and_then(|tp| self.partition(&tp)) {
+                match topic_partition(&topic.name, lp.partition_index)
+                    .and_then(|tp| self.partition(&tp))
+                {
                     None => response.error_code = code(ResponseError::NotLeaderOrFollower),
                     Some(partition) => {
                         let partition = partition.lock().await;

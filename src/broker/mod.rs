@@ -69,7 +69,11 @@ impl Broker {
             if !meta.replicas.contains(&ctx.id) {
                 continue;
             }
-            let config = ctx.topic_config.get(&tp.topic).unwrap_or(&ctx.config).clone();
+            let config = ctx
+                .topic_config
+                .get(&tp.topic)
+                .unwrap_or(&ctx.config)
+                .clone();
             let (partition, report) = Partition::open(&ctx, tp.clone(), meta, &config).await?;
             ctx.recorder.event(
                 &ctx.name,
@@ -90,9 +94,11 @@ impl Broker {
     /// Serves connections until the node dies.
     pub async fn serve(self: Arc<Self>) -> std::io::Result<()> {
         let listener = TcpListener::bind(self.ctx.listen).await?;
-        self.ctx
-            .recorder
-            .event(&self.ctx.name, "listening", json!({ "addr": self.ctx.listen.to_string() }));
+        self.ctx.recorder.event(
+            &self.ctx.name,
+            "listening",
+            json!({ "addr": self.ctx.listen.to_string() }),
+        );
         loop {
             let (stream, _peer) = listener.accept().await?;
             let broker = self.clone();
@@ -120,12 +126,14 @@ impl Broker {
                     return;
                 }
             };
-            let api = ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
+            let api =
+                ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
             let version = header.request_api_version;
             let Some(response) = self.handle(api, request).await else {
                 continue; // acks=0: no response
             };
-            let body: Bytes = match encode_response(api, version, header.correlation_id, &response) {
+            let body: Bytes = match encode_response(api, version, header.correlation_id, &response)
+            {
                 Ok(body) => body,
                 Err(e) => {
                     self.protocol_error(&e.0);

@@ -94,17 +94,25 @@ impl Partition {
 
     /// Appends a producer's batch as leader. `acks=-1` needs at least `min.insync.replicas` in
     /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`).
-    pub async fn append_as_leader(&mut self, batch: &mut [u8], acks: i16) -> Result<AppendInfo, AppendError> {
+    pub async fn append_as_leader(
+        &mut self,
+        batch: &mut [u8],
+        acks: i16,
+    ) -> Result<AppendInfo, AppendError> {
         if !self.is_leader {
             return Err(AppendError::NotLeader);
         }
         if acks == -1 && (self.isr_size as i64) < self.min_insync_replicas {
             return Err(AppendError::NotEnoughReplicas);
         }
-        let info = self.log.append(batch, self.leader_epoch).await.map_err(|e| match e {
-            LogError::Io(e) => AppendError::Storage(e),
-            other => AppendError::Corrupt(other.to_string()),
-        })?;
+        let info = self
+            .log
+            .append(batch, self.leader_epoch)
+            .await
+            .map_err(|e| match e {
+                LogError::Io(e) => AppendError::Storage(e),
+                other => AppendError::Corrupt(other.to_string()),
+            })?;
         // The ISR is the leader alone (see `metadata`), so the HW follows the LEO at once.
         self.high_watermark = self.log.log_end_offset();
         self.recorder.event(
@@ -124,7 +132,11 @@ impl Partition {
 
     /// Reads committed batches (wholly below the HW) from `offset`. Reading at the HW returns
     /// nothing; past it (or below the log start) is out of range, as Kafka answers consumers.
-    pub async fn read_committed(&self, offset: i64, max_bytes: usize) -> Result<Committed, std::io::Error> {
+    pub async fn read_committed(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<Committed, std::io::Error> {
         if offset > self.high_watermark {
             return Ok(Committed::OffsetOutOfRange);
         }
@@ -132,7 +144,12 @@ impl Partition {
             Ok(read) => read,
             Err(LogError::OffsetOutOfRange { .. }) => return Ok(Committed::OffsetOutOfRange),
             Err(LogError::Io(e)) => return Err(e),
-            Err(other) => return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, other.to_string())),
+            Err(other) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    other.to_string(),
+                ))
+            }
         };
         let mut end = 0;
         for (position, header) in batch::batches(&read.records) {

@@ -125,14 +125,19 @@ impl ClusterView {
                 },
             };
             let version = client_version(ApiKey::Metadata);
-            match conn.send(ApiKey::Metadata, version, &request, self.request_timeout).await {
+            match conn
+                .send(ApiKey::Metadata, version, &request, self.request_timeout)
+                .await
+            {
                 Ok(ResponseKind::Metadata(response)) => {
                     self.bootstrap_connection = Some(conn);
                     self.apply(response);
                     self.stale = false;
                     return Ok(());
                 }
-                Ok(other) => last_error = ClientError::Protocol(format!("unexpected response {other:?}")),
+                Ok(other) => {
+                    last_error = ClientError::Protocol(format!("unexpected response {other:?}"))
+                }
                 Err(e) => last_error = e,
             }
         }
@@ -142,7 +147,8 @@ impl ClusterView {
     fn apply(&mut self, response: kafka_protocol::messages::MetadataResponse) {
         for broker in response.brokers {
             if let Ok(ip) = broker.host.parse::<std::net::IpAddr>() {
-                self.brokers.insert(broker.node_id.0, SocketAddr::new(ip, broker.port as u16));
+                self.brokers
+                    .insert(broker.node_id.0, SocketAddr::new(ip, broker.port as u16));
             }
         }
         for topic in response.topics {
@@ -151,7 +157,8 @@ impl ClusterView {
                 continue;
             }
             let name = name.0.to_string();
-            self.partition_counts.insert(name.clone(), topic.partitions.len() as u32);
+            self.partition_counts
+                .insert(name.clone(), topic.partitions.len() as u32);
             for p in topic.partitions {
                 let tp = TopicPartition {
                     topic: name.clone(),

@@ -136,7 +136,11 @@ impl Consumer {
             OffsetReset::Earliest => -2,
             OffsetReset::Latest => -1,
             OffsetReset::None => {
-                self.op(OpType::Fail, "reset", json!({ "partition": tp.to_string(), "error": "NoOffsetForPartition" }));
+                self.op(
+                    OpType::Fail,
+                    "reset",
+                    json!({ "partition": tp.to_string(), "error": "NoOffsetForPartition" }),
+                );
                 return Err(ClientError::NotSent("auto.offset.reset=none".into()));
             }
         };
@@ -156,7 +160,14 @@ impl Consumer {
                         .with_timestamp(timestamp)])]),
         );
         let version = client_version(ApiKey::ListOffsets);
-        let response = conn.send(ApiKey::ListOffsets, version, &request, self.spec.request_timeout).await;
+        let response = conn
+            .send(
+                ApiKey::ListOffsets,
+                version,
+                &request,
+                self.spec.request_timeout,
+            )
+            .await;
         let offset = match response {
             Ok(ResponseKind::ListOffsets(r)) => r
                 .topics
@@ -169,7 +180,11 @@ impl Consumer {
         match offset {
             Some(offset) => {
                 let from = self.positions.insert(tp.clone(), Some(offset)).flatten();
-                self.op(OpType::Ok, "reset", json!({ "partition": tp.to_string(), "from": from, "to": offset }));
+                self.op(
+                    OpType::Ok,
+                    "reset",
+                    json!({ "partition": tp.to_string(), "from": from, "to": offset }),
+                );
                 Ok(())
             }
             None => {
@@ -190,7 +205,9 @@ impl Consumer {
         };
         let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
         for tp in partitions {
-            let Some(Some(position)) = self.positions.get(tp) else { continue };
+            let Some(Some(position)) = self.positions.get(tp) else {
+                continue;
+            };
             topics.entry(&tp.topic).or_default().push(
                 FetchPartition::default()
                     .with_partition(tp.partition as i32)
@@ -222,11 +239,17 @@ impl Consumer {
         );
         self.op(OpType::Invoke, "poll", json!({}));
         let version = client_version(ApiKey::Fetch);
-        let response = conn.send(ApiKey::Fetch, version, &request, self.spec.request_timeout).await;
+        let response = conn
+            .send(ApiKey::Fetch, version, &request, self.spec.request_timeout)
+            .await;
         let response = match response {
             Ok(ResponseKind::Fetch(response)) => response,
             Ok(other) => {
-                self.op(OpType::Fail, "poll", json!({ "error": format!("unexpected response {other:?}") }));
+                self.op(
+                    OpType::Fail,
+                    "poll",
+                    json!({ "error": format!("unexpected response {other:?}") }),
+                );
                 return false;
             }
             Err(e) => {
@@ -247,7 +270,9 @@ impl Consumer {
                 };
                 if p.error_code != 0 {
                     let error = ResponseError::try_from_code(p.error_code);
-                    errors.push(json!({ "partition": tp.to_string(), "error": format!("{error:?}") }));
+                    errors.push(
+                        json!({ "partition": tp.to_string(), "error": format!("{error:?}") }),
+                    );
                     if error == Some(ResponseError::OffsetOutOfRange) {
                         self.positions.insert(tp, None);
                     } else {
@@ -255,29 +280,51 @@ impl Consumer {
                     }
                     continue;
                 }
-                let Some(Some(position)) = self.positions.get(&tp).copied() else { continue };
-                let next = self.take_records(&tp, position, p.records.as_deref().unwrap_or(&[]), &mut records);
+                let Some(Some(position)) = self.positions.get(&tp).copied() else {
+                    continue;
+                };
+                let next = self.take_records(
+                    &tp,
+                    position,
+                    p.records.as_deref().unwrap_or(&[]),
+                    &mut records,
+                );
                 self.positions.insert(tp, Some(next));
             }
         }
-        self.op(OpType::Ok, "poll", json!({ "records": records, "errors": errors }));
+        self.op(
+            OpType::Ok,
+            "poll",
+            json!({ "records": records, "errors": errors }),
+        );
         true
     }
 
     /// Decodes the fetched batches (checking their CRC, as `check.crcs` does) and returns the
     /// new position. Records below the position (the rest of the first batch) are skipped.
-    fn take_records(&self, tp: &TopicPartition, position: i64, bytes: &[u8], out: &mut Vec<Value>) -> i64 {
+    fn take_records(
+        &self,
+        tp: &TopicPartition,
+        position: i64,
+        bytes: &[u8],
+        out: &mut Vec<Value>,
+    ) -> i64 {
         let mut next = position;
         let mut rest = bytes;
         while !rest.is_empty() {
-            let Ok(header) = batch::validate(rest) else { break };
+            let Ok(header) = batch::validate(rest) else {
+                break;
+            };
             let size = header.size_in_bytes();
             if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
                 for record in decoded {
                     if record.offset < next {
                         continue;
                     }
-                    let value = record.value.as_deref().map(|v| String::from_utf8_lossy(v).into_owned());
+                    let value = record
+                        .value
+                        .as_deref()
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
                     out.push(json!({ "partition": tp.to_string(), "offset": record.offset, "value": value }));
                     next = record.offset + 1;
                 }

@@ -107,9 +107,15 @@ impl Producer {
         let topic = &self.spec.topic;
         let partition = self.choose_partition(key.as_deref(), round_robin).await;
         let tp_name = partition.as_ref().map(|tp| tp.to_string());
-        self.op(OpType::Invoke, json!({ "value": value, "key": key, "partition": tp_name }));
+        self.op(
+            OpType::Invoke,
+            json!({ "value": value, "key": key, "partition": tp_name }),
+        );
         let fail = |kind: OpType, error: String| {
-            self.op(kind, json!({ "value": value, "partition": tp_name, "error": error }));
+            self.op(
+                kind,
+                json!({ "value": value, "partition": tp_name, "error": error }),
+            );
         };
         let Some(tp) = partition else {
             return fail(OpType::Fail, format!("no metadata for topic {topic}"));
@@ -135,7 +141,15 @@ impl Producer {
                 Err(e) => fail(OpType::Fail, e.to_string()),
             };
         }
-        match conn.send(ApiKey::Produce, version, &request, self.spec.request_timeout).await {
+        match conn
+            .send(
+                ApiKey::Produce,
+                version,
+                &request,
+                self.spec.request_timeout,
+            )
+            .await
+        {
             Ok(ResponseKind::Produce(response)) => {
                 let result = response
                     .responses
@@ -143,16 +157,22 @@ impl Producer {
                     .and_then(|t| t.partition_responses.first())
                     .map(|p| (p.error_code, p.base_offset));
                 match result {
-                    Some((0, offset)) => {
-                        self.op(OpType::Ok, json!({ "value": value, "partition": tp_name, "offset": offset }))
-                    }
+                    Some((0, offset)) => self.op(
+                        OpType::Ok,
+                        json!({ "value": value, "partition": tp_name, "offset": offset }),
+                    ),
                     Some((code, _)) => {
                         let error = ResponseError::try_from_code(code);
-                        let name = error.map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
+                        let name =
+                            error.map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
                         if error.is_some_and(|e| e == ResponseError::NotLeaderOrFollower) {
                             self.stale(leader).await;
                         }
-                        let kind = if error.is_some_and(definitely_not_written) { OpType::Fail } else { OpType::Info };
+                        let kind = if error.is_some_and(definitely_not_written) {
+                            OpType::Fail
+                        } else {
+                            OpType::Info
+                        };
                         fail(kind, name)
                     }
                     None => fail(OpType::Info, "empty produce response".into()),
@@ -161,7 +181,11 @@ impl Producer {
             Ok(other) => fail(OpType::Info, format!("unexpected response {other:?}")),
             Err(e) => {
                 self.stale(leader).await;
-                let kind = if e.outcome_unknown() { OpType::Info } else { OpType::Fail };
+                let kind = if e.outcome_unknown() {
+                    OpType::Info
+                } else {
+                    OpType::Fail
+                };
                 fail(kind, e.to_string())
             }
         }
@@ -172,9 +196,14 @@ impl Producer {
         self.view.lock().await.invalidate(broker);
     }
 
-    async fn choose_partition(&self, key: Option<&str>, round_robin: u32) -> Option<TopicPartition> {
+    async fn choose_partition(
+        &self,
+        key: Option<&str>,
+        round_robin: u32,
+    ) -> Option<TopicPartition> {
         let mut view = self.view.lock().await;
-        view.maybe_refresh(std::slice::from_ref(&self.spec.topic)).await;
+        view.maybe_refresh(std::slice::from_ref(&self.spec.topic))
+            .await;
         let count = view.partition_count(&self.spec.topic)?;
         let partition = match key {
             Some(key) => partitioner::partition_for_key(key.as_bytes(), count),

@@ -55,12 +55,14 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), 
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|_| ProtocolError(format!("unknown API key {key}")))?;
     if !super::versions::is_supported(api, version) {
-        return Err(ProtocolError(format!("{api:?} version {version} is not supported")));
+        return Err(ProtocolError(format!(
+            "{api:?} version {version} is not supported"
+        )));
     }
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| err("decoding a request header", e))?;
-    let request =
-        RequestKind::decode(api, &mut frame, version).map_err(|e| err(&format!("decoding {api:?}"), e))?;
+    let request = RequestKind::decode(api, &mut frame, version)
+        .map_err(|e| err(&format!("decoding {api:?}"), e))?;
     Ok((header, request))
 }
 
@@ -84,15 +86,22 @@ pub fn encode_response(
 /// The correlation id of a response frame, read before knowing which request it answers.
 pub fn response_correlation_id(frame: &[u8]) -> Result<i32, ProtocolError> {
     if frame.len() < 4 {
-        return Err(ProtocolError("response frame shorter than its header".into()));
+        return Err(ProtocolError(
+            "response frame shorter than its header".into(),
+        ));
     }
     Ok(i32::from_be_bytes([frame[0], frame[1], frame[2], frame[3]]))
 }
 
-pub fn decode_response(api: ApiKey, version: i16, mut frame: Bytes) -> Result<ResponseKind, ProtocolError> {
+pub fn decode_response(
+    api: ApiKey,
+    version: i16,
+    mut frame: Bytes,
+) -> Result<ResponseKind, ProtocolError> {
     ResponseHeader::decode(&mut frame, api.response_header_version(version))
         .map_err(|e| err("decoding a response header", e))?;
-    ResponseKind::decode(api, &mut frame, version).map_err(|e| err(&format!("decoding {api:?} response"), e))
+    ResponseKind::decode(api, &mut frame, version)
+        .map_err(|e| err(&format!("decoding {api:?} response"), e))
 }
 
 #[cfg(test)]

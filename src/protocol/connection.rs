@@ -134,7 +134,12 @@ impl Connection {
     }
 
     /// Sends a request that gets no response (`Produce` with `acks=0`).
-    pub async fn send_oneway(&self, api: ApiKey, version: i16, request: &RequestKind) -> Result<(), ClientError> {
+    pub async fn send_oneway(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &RequestKind,
+    ) -> Result<(), ClientError> {
         let correlation_id = {
             let mut in_flight = self.in_flight.lock().expect("in-flight lock");
             if in_flight.closed {
@@ -175,7 +180,8 @@ async fn read_responses(mut reader: ReadHalf<TcpStream>, in_flight: Arc<Mutex<In
             .remove(&correlation_id);
         // A response nobody waits for (its request timed out) is dropped, as Kafka's client does.
         if let Some((api, version, reply)) = waiting {
-            let decoded = decode_response(api, version, frame).map_err(|e| ClientError::Protocol(e.0));
+            let decoded =
+                decode_response(api, version, frame).map_err(|e| ClientError::Protocol(e.0));
             let _ = reply.send(decoded);
         }
     }

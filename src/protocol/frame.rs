@@ -17,7 +17,9 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::Io(e) => write!(f, "{e}"),
-            FrameError::BadSize(n) => write!(f, "frame size {n} is out of range 0..={MAX_FRAME_BYTES}"),
+            FrameError::BadSize(n) => {
+                write!(f, "frame size {n} is out of range 0..={MAX_FRAME_BYTES}")
+            }
         }
     }
 }
@@ -39,7 +41,10 @@ pub async fn read_frame<R: AsyncRead + Unpin>(reader: &mut R) -> Result<Option<B
     Ok(Some(body.freeze()))
 }
 
-pub async fn write_frame<W: AsyncWrite + Unpin>(writer: &mut W, body: &[u8]) -> std::io::Result<()> {
+pub async fn write_frame<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    body: &[u8],
+) -> std::io::Result<()> {
     let mut out = Vec::with_capacity(4 + body.len());
     out.extend_from_slice(&(body.len() as i32).to_be_bytes());
     out.extend_from_slice(body);

@@ -34,7 +34,8 @@ pub fn broker_config(scenario: &Scenario) -> BrokerConfig {
 /// `flush.messages`).
 pub fn topic_config(broker: &BrokerConfig, topic: &Configs) -> BrokerConfig {
     BrokerConfig {
-        min_insync_replicas: int(topic, "min.insync.replicas").unwrap_or(broker.min_insync_replicas),
+        min_insync_replicas: int(topic, "min.insync.replicas")
+            .unwrap_or(broker.min_insync_replicas),
         log_flush_interval_messages: int(topic, "flush.messages")
             .map(|v| v.max(1) as u64)
             .unwrap_or(broker.log_flush_interval_messages),
@@ -54,7 +55,10 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
         _ => -1,
     };
     ProducerSpec {
-        topic: client.topic.clone().expect("the parser requires a producer's topic"),
+        topic: client
+            .topic
+            .clone()
+            .expect("the parser requires a producer's topic"),
         rate_per_s: client.rate_per_s,
         count: client.count,
         keys: client.keys,

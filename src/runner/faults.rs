@@ -47,7 +47,8 @@ async fn wait_for(world: &Arc<Mutex<World>>, condition: &Condition) {
 }
 
 fn holds(world: &World, condition: &Condition) -> bool {
-    figure(world, &condition.figure).is_some_and(|value| condition.cmp.holds(value, condition.value))
+    figure(world, &condition.figure)
+        .is_some_and(|value| condition.cmp.holds(value, condition.value))
 }
 
 /// The current value of a figure; `None` when the cluster does not know it yet.
@@ -64,7 +65,10 @@ pub fn figure(world: &World, figure: &Figure) -> Option<i64> {
         Figure::Acked(client) => Some(figures.acked.get(client).copied().unwrap_or(0)),
         Figure::Hw(tp, broker) => replica(tp, *broker).map(|r| r.hw),
         Figure::Leo(tp, broker) => replica(tp, *broker).map(|r| r.leo),
-        Figure::Epoch(tp) => world.metadata.partition(tp).map(|m| i64::from(m.leader_epoch)),
+        Figure::Epoch(tp) => world
+            .metadata
+            .partition(tp)
+            .map(|m| i64::from(m.leader_epoch)),
         Figure::IsrSize(tp) => world.metadata.partition(tp).map(|m| m.isr.len() as i64),
         Figure::Leader(tp) => world.metadata.partition(tp).map(|m| i64::from(m.leader)),
         Figure::Committed(_, _) => None,
@@ -146,7 +150,9 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         Action::Corrupt => world.corrupt(name, fault.file.as_deref())?,
         Action::ClockSkew => world.clock_skew(name, fault.by_ms.unwrap_or(0)),
         Action::Delay => return Err("the delay fault is not supported yet".into()),
-        Action::Partition | Action::Heal | Action::Loss | Action::ClogLink => unreachable!("handled in act"),
+        Action::Partition | Action::Heal | Action::Loss | Action::ClogLink => {
+            unreachable!("handled in act")
+        }
     }
     Ok(())
 }
@@ -155,7 +161,10 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
 /// heals, the disk and clock return to normal.
 fn undo(world: &Arc<Mutex<World>>, fault: &FaultSpec, affected: &[String]) {
     let mut world = world.lock().expect("world lock");
-    if matches!(fault.action, Action::Partition | Action::Isolate | Action::ClogLink | Action::Loss) {
+    if matches!(
+        fault.action,
+        Action::Partition | Action::Isolate | Action::ClogLink | Action::Loss
+    ) {
         world.heal();
         return;
     }

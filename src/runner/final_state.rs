@@ -9,13 +9,21 @@ use samsa_sim::check::{FinalPartition, FinalRecord, FinalState};
 use crate::metadata::MetadataImage;
 use crate::storage::batch;
 
-pub fn read(metadata: &MetadataImage, disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> FinalState {
+pub fn read(
+    metadata: &MetadataImage,
+    disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+) -> FinalState {
     let mut state = FinalState::default();
     for (tp, meta) in metadata.partitions() {
         let name = tp.to_string();
         let files = disks.get(&format!("broker-{}", meta.leader));
-        let records = files.map(|files| read_partition(files, &name)).unwrap_or_default();
-        let high_watermark = records.last().map(|r: &FinalRecord| r.offset + 1).unwrap_or(0);
+        let records = files
+            .map(|files| read_partition(files, &name))
+            .unwrap_or_default();
+        let high_watermark = records
+            .last()
+            .map(|r: &FinalRecord| r.offset + 1)
+            .unwrap_or(0);
         state.partitions.insert(
             name,
             FinalPartition {
@@ -43,7 +51,9 @@ fn read_partition(files: &BTreeMap<String, Vec<u8>>, partition: &str) -> Vec<Fin
         let mut rest = &bytes[..];
         while let Ok(header) = batch::validate(rest) {
             let size = header.size_in_bytes();
-            let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else { break };
+            let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else {
+                break;
+            };
             records.extend(decoded.into_iter().map(|r| FinalRecord {
                 offset: r.offset,
                 value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),

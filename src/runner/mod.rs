@@ -56,7 +56,8 @@ struct Slot {
 fn madsim_config(scenario: &Scenario) -> madsim::Config {
     let mut config = madsim::Config::default();
     let latency = scenario.network.latency_us;
-    config.net.send_latency = Duration::from_micros(latency.lo)..Duration::from_micros(latency.hi.max(latency.lo + 1));
+    config.net.send_latency =
+        Duration::from_micros(latency.lo)..Duration::from_micros(latency.hi.max(latency.lo + 1));
     config.net.packet_loss_rate = scenario.network.loss;
     config
 }
@@ -66,7 +67,9 @@ fn madsim_config(scenario: &Scenario) -> madsim::Config {
 pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(scenario));
-    let outcome = catch_unwind(AssertUnwindSafe(|| runtime.block_on(simulate(scenario.clone(), seed, slot.clone()))));
+    let outcome = catch_unwind(AssertUnwindSafe(|| {
+        runtime.block_on(simulate(scenario.clone(), seed, slot.clone()))
+    }));
     drop(runtime);
     let panic = outcome.err().map(|payload| panic_message(&*payload));
     collect(slot, panic)
@@ -83,7 +86,11 @@ pub fn check_determinism(scenario: &Scenario, seed: u64) -> Result<Vec<u64>, Str
     *INPUT.lock().expect("input lock") = Some(scenario.clone());
     DIGESTS.lock().expect("digests lock").clear();
     fn body() -> impl std::future::Future<Output = ()> {
-        let scenario = INPUT.lock().expect("input lock").clone().expect("input set");
+        let scenario = INPUT
+            .lock()
+            .expect("input lock")
+            .clone()
+            .expect("input set");
         let slot = Arc::new(Mutex::new(Slot::default()));
         async move {
             let seed = madsim::runtime::Handle::current().seed();
@@ -92,7 +99,9 @@ pub fn check_determinism(scenario: &Scenario, seed: u64) -> Result<Vec<u64>, Str
             DIGESTS.lock().expect("digests lock").push(digest);
         }
     }
-    let result = catch_unwind(|| madsim::runtime::Runtime::check_determinism(seed, madsim_config(scenario), body));
+    let result = catch_unwind(|| {
+        madsim::runtime::Runtime::check_determinism(seed, madsim_config(scenario), body)
+    });
     *INPUT.lock().expect("input lock") = None;
     let digests = std::mem::take(&mut *DIGESTS.lock().expect("digests lock"));
     match result {
@@ -124,12 +133,24 @@ async fn simulate(scenario: Scenario, seed: u64, slot: Arc<Mutex<Slot>>) {
     }
     let handle = madsim::runtime::Handle::current();
     let fault_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "faults"));
-    let mut world = World::new(handle.clone(), metadata.clone(), recorder.clone(), fault_rng, scenario.network.loss);
+    let mut world = World::new(
+        handle.clone(),
+        metadata.clone(),
+        recorder.clone(),
+        fault_rng,
+        scenario.network.loss,
+    );
     let shared: SharedRecorder = recorder.clone();
-    start_brokers(&scenario, seed, &clock, &shared, &metadata, &mut world, &slot);
+    start_brokers(
+        &scenario, seed, &clock, &shared, &metadata, &mut world, &slot,
+    );
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
-    tokio::spawn(faults::run_schedule(world.clone(), scenario.faults.clone(), clock.clone()));
+    tokio::spawn(faults::run_schedule(
+        world.clone(),
+        scenario.faults.clone(),
+        clock.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(scenario.duration_ms)).await;
     let mut slot = slot.lock().expect("slot lock");
     slot.sim_ms = clock.elapsed_ms();
@@ -149,7 +170,12 @@ fn start_brokers(
     let topic_config: BTreeMap<_, _> = scenario
         .topics
         .iter()
-        .map(|t| (t.name.clone(), config::topic_config(&broker_config, &t.config)))
+        .map(|t| {
+            (
+                t.name.clone(),
+                config::topic_config(&broker_config, &t.config),
+            )
+        })
         .collect();
     let disk_config = DiskConfig {
         latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
@@ -184,7 +210,10 @@ fn start_brokers(
             .ip(broker_ip(id))
             .init(move || broker::run(ctx.clone()))
             .build();
-        slot.lock().expect("slot lock").disks.insert(name.clone(), sim_disk.clone());
+        slot.lock()
+            .expect("slot lock")
+            .disks
+            .insert(name.clone(), sim_disk.clone());
         world.nodes.insert(
             name,
             SimNode {
@@ -216,7 +245,11 @@ fn start_clients(
             recorder: recorder.clone(),
             seed: derive_seed(seed, &format!("client/{}", spec.id)),
         };
-        let builder = world.handle.create_node().name(&spec.id).ip(client_ip(index));
+        let builder = world
+            .handle
+            .create_node()
+            .name(&spec.id)
+            .ip(client_ip(index));
         let node = match spec.kind {
             ClientKind::Producer => {
                 let producer = config::producer_spec(spec);
@@ -249,14 +282,20 @@ fn start_clients(
 
 fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
     let slot = std::mem::take(&mut *slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
-    let recorder = slot.recorder.expect("the simulation starts by creating its recorder");
-    let mut journal = std::mem::take(&mut *recorder.journal.lock().unwrap_or_else(|p| p.into_inner()));
+    let recorder = slot
+        .recorder
+        .expect("the simulation starts by creating its recorder");
+    let mut journal =
+        std::mem::take(&mut *recorder.journal.lock().unwrap_or_else(|p| p.into_inner()));
     let disks: BTreeMap<String, BTreeMap<String, Vec<u8>>> = slot
         .disks
         .iter()
         .map(|(name, disk)| {
             let disk = disk.lock().unwrap_or_else(|p| p.into_inner());
-            let files = disk.files().map(|(path, bytes)| (path.to_string(), bytes.to_vec())).collect();
+            let files = disk
+                .files()
+                .map(|(path, bytes)| (path.to_string(), bytes.to_vec()))
+                .collect();
             (name.clone(), files)
         })
         .collect();
@@ -264,7 +303,9 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
     let mut final_state = final_state::read(&metadata, &disks);
     let last_ms = journal.trace.last().map(|e| e.at_ms).unwrap_or(0);
     if let Some(message) = panic {
-        final_state.panics.push(("cluster".to_string(), last_ms, message));
+        final_state
+            .panics
+            .push(("cluster".to_string(), last_ms, message));
     }
     let violations = check::check_all(&journal.history, &final_state);
     journal.digest_extra(format!("{final_state:?}").as_bytes());

@@ -52,7 +52,9 @@ impl RunRecorder {
         if !matches!(kind, "append" | "recovered" | "hw" | "truncate") {
             return;
         }
-        let (Some(partition), Some(broker)) = (detail["partition"].as_str(), detail["broker"].as_i64()) else {
+        let (Some(partition), Some(broker)) =
+            (detail["partition"].as_str(), detail["broker"].as_i64())
+        else {
             return;
         };
         let mut figures = self.figures.lock().expect("figures lock");

@@ -35,18 +35,43 @@ pub fn check_supported(file: &str, scenario: &Scenario) -> Result<(), ScenarioEr
     for fault in &scenario.faults {
         let line = Some(fault.line);
         if fault.action == Action::Delay {
-            return Err(refuse(file, line, "the delay fault is not built yet".into()));
+            return Err(refuse(
+                file,
+                line,
+                "the delay fault is not built yet".into(),
+            ));
         }
         if let Trigger::When(condition) = &fault.trigger {
             if let Figure::Committed(..) = condition.figure {
-                return Err(refuse(file, line, "committed(…) needs consumer groups, which are not built yet".into()));
+                return Err(refuse(
+                    file,
+                    line,
+                    "committed(…) needs consumer groups, which are not built yet".into(),
+                ));
             }
         }
-        let mut targets: Vec<&Target> = fault.target.iter().chain(fault.from.iter()).chain(fault.to.iter()).collect();
+        let mut targets: Vec<&Target> = fault
+            .target
+            .iter()
+            .chain(fault.from.iter())
+            .chain(fault.to.iter())
+            .collect();
         targets.extend(fault.groups.iter().flatten());
         for target in targets {
-            if matches!(target, Target::Controller(_) | Target::AllControllers | Target::ControllerLeader | Target::Coordinator(_)) {
-                return Err(refuse(file, line, format!("target {target:?} needs controllers or groups, which are not built yet")));
+            if matches!(
+                target,
+                Target::Controller(_)
+                    | Target::AllControllers
+                    | Target::ControllerLeader
+                    | Target::Coordinator(_)
+            ) {
+                return Err(refuse(
+                    file,
+                    line,
+                    format!(
+                        "target {target:?} needs controllers or groups, which are not built yet"
+                    ),
+                ));
             }
         }
     }

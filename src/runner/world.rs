@@ -60,7 +60,13 @@ pub struct World {
 pub type FaultResult = Result<(), String>;
 
 impl World {
-    pub fn new(handle: Handle, metadata: Arc<MetadataImage>, recorder: Arc<RunRecorder>, rng: ChaCha8Rng, base_loss: f64) -> Self {
+    pub fn new(
+        handle: Handle,
+        metadata: Arc<MetadataImage>,
+        recorder: Arc<RunRecorder>,
+        rng: ChaCha8Rng,
+        base_loss: f64,
+    ) -> Self {
         World {
             handle,
             nodes: BTreeMap::new(),
@@ -89,14 +95,20 @@ impl World {
                 .map(|(name, _)| name.clone())
                 .collect(),
             Target::Leader(tp) => {
-                let meta = self.metadata.partition(tp).ok_or_else(|| format!("no partition {tp}"))?;
+                let meta = self
+                    .metadata
+                    .partition(tp)
+                    .ok_or_else(|| format!("no partition {tp}"))?;
                 if meta.leader < 0 {
                     return Err(format!("{tp} has no leader"));
                 }
                 vec![broker(meta.leader)]
             }
             Target::Follower(tp) => {
-                let meta = self.metadata.partition(tp).ok_or_else(|| format!("no partition {tp}"))?;
+                let meta = self
+                    .metadata
+                    .partition(tp)
+                    .ok_or_else(|| format!("no partition {tp}"))?;
                 let follower = meta
                     .replicas
                     .iter()
@@ -108,7 +120,12 @@ impl World {
                 let members: Vec<String> = self
                     .nodes
                     .keys()
-                    .filter(|name| *name == id || name.strip_prefix(id.as_str()).is_some_and(|rest| rest.starts_with('-')))
+                    .filter(|name| {
+                        *name == id
+                            || name
+                                .strip_prefix(id.as_str())
+                                .is_some_and(|rest| rest.starts_with('-'))
+                    })
                     .cloned()
                     .collect();
                 members
@@ -124,7 +141,9 @@ impl World {
     }
 
     fn node(&mut self, name: &str) -> &mut SimNode {
-        self.nodes.get_mut(name).expect("resolve returns existing nodes")
+        self.nodes
+            .get_mut(name)
+            .expect("resolve returns existing nodes")
     }
 
     pub fn kill(&mut self, name: &str) {
@@ -272,7 +291,9 @@ impl World {
             .choose(&mut self.rng)
             .ok_or_else(|| format!("{name} has no file matching {pattern:?}"))?
             .clone();
-        let corruption = disk.corrupt(&path, &mut self.rng).map_err(|e| e.to_string())?;
+        let corruption = disk
+            .corrupt(&path, &mut self.rng)
+            .map_err(|e| e.to_string())?;
         drop(disk);
         self.event("corrupt", json!({ "node": name, "corruption": corruption }));
         Ok(())
