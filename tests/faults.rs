@@ -164,3 +164,32 @@ fn a_full_disk_refuses_writes_and_they_are_never_acknowledged() {
     assert!(acked.iter().any(|op| op.at_ms > 4_500));
     assert_eq!(output.violations, vec![]);
 }
+
+#[test]
+fn a_panic_inside_the_cluster_is_a_found_bug_not_a_crash_of_samsa() {
+    let text = format!("{BASE}\n");
+    let scenario = parse_str("faults.toml", &text).unwrap();
+    let output = runner::run_planted(
+        &scenario,
+        9,
+        Some(samsa::broker::PlantedBug::PanicAtOffset(300)),
+    );
+    let panics: Vec<_> = output
+        .violations
+        .iter()
+        .filter(|v| v.check == "panic")
+        .collect();
+    assert_eq!(panics.len(), 1, "{:?}", output.violations);
+    assert!(
+        panics[0].detail.contains("panics appending offset 300"),
+        "{}",
+        panics[0].detail
+    );
+    // The run stopped there, and what happened before is still recorded and checked.
+    assert_eq!(sends(&output, OpType::Ok).len(), 300);
+    assert!(
+        panics[0].at_ms >= 2_900 && panics[0].at_ms < 3_200,
+        "at {}",
+        panics[0].at_ms
+    );
+}

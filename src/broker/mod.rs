@@ -32,6 +32,9 @@ pub struct BrokerConfig {
     /// `log.flush.interval.messages` (default: never, i.e. `Long.MAX_VALUE`; Kafka relies on
     /// replication, not fsync, for durability).
     pub log_flush_interval_messages: u64,
+    /// A bug planted on purpose, so a test can show that the checks find it. Never set from a
+    /// scenario file.
+    pub planted_bug: Option<PlantedBug>,
 }
 
 impl Default for BrokerConfig {
@@ -39,8 +42,16 @@ impl Default for BrokerConfig {
         BrokerConfig {
             min_insync_replicas: 1,
             log_flush_interval_messages: i64::MAX as u64,
+            planted_bug: None,
         }
     }
+}
+
+/// Bugs a test can plant in the broker to prove a check fires.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PlantedBug {
+    /// Panic when appending the record at this offset (proves panics are caught and reported).
+    PanicAtOffset(i64),
 }
 
 pub struct BrokerContext {

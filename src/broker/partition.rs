@@ -20,6 +20,7 @@ pub struct Partition {
     is_leader: bool,
     isr_size: usize,
     min_insync_replicas: i64,
+    planted_bug: Option<super::PlantedBug>,
     node: String,
     broker_id: i32,
     recorder: SharedRecorder,
@@ -64,6 +65,7 @@ impl Partition {
             is_leader,
             isr_size: meta.isr.len(),
             min_insync_replicas: config.min_insync_replicas,
+            planted_bug: config.planted_bug,
             node: ctx.name.clone(),
             broker_id: ctx.id,
             recorder: ctx.recorder.clone(),
@@ -104,6 +106,14 @@ impl Partition {
         }
         if acks == -1 && (self.isr_size as i64) < self.min_insync_replicas {
             return Err(AppendError::NotEnoughReplicas);
+        }
+        if let Some(super::PlantedBug::PanicAtOffset(offset)) = self.planted_bug {
+            assert!(
+                self.log.log_end_offset() != offset,
+                "planted bug: {} panics appending offset {offset} of {}",
+                self.node,
+                self.tp
+            );
         }
         let info = self
             .log

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::broker::BrokerConfig;
+use crate::broker::{BrokerConfig, PlantedBug};
 use crate::client::consumer::{ConsumerSpec, OffsetReset};
 use crate::client::producer::ProducerSpec;
 use crate::scenario::{ClientSpec, ConfigValue, Configs, Scenario};
@@ -19,7 +19,7 @@ fn string(configs: &Configs, name: &str) -> Option<String> {
     configs.get(name).map(|v| v.to_string())
 }
 
-pub fn broker_config(scenario: &Scenario) -> BrokerConfig {
+pub fn broker_config(scenario: &Scenario, planted_bug: Option<PlantedBug>) -> BrokerConfig {
     let c = &scenario.cluster.config;
     let default = BrokerConfig::default();
     BrokerConfig {
@@ -27,6 +27,7 @@ pub fn broker_config(scenario: &Scenario) -> BrokerConfig {
         log_flush_interval_messages: int(c, "log.flush.interval.messages")
             .map(|v| v.max(1) as u64)
             .unwrap_or(default.log_flush_interval_messages),
+        planted_bug,
     }
 }
 
@@ -39,6 +40,7 @@ pub fn topic_config(broker: &BrokerConfig, topic: &Configs) -> BrokerConfig {
         log_flush_interval_messages: int(topic, "flush.messages")
             .map(|v| v.max(1) as u64)
             .unwrap_or(broker.log_flush_interval_messages),
+        planted_bug: broker.planted_bug,
     }
 }
 

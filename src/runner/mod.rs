@@ -21,7 +21,7 @@ use samsa_sim::check::{self, FinalState, Violation};
 use samsa_sim::disk::{DiskConfig, SimDisk};
 use samsa_sim::history::Journal;
 
-use crate::broker::{self, BrokerContext};
+use crate::broker::{self, BrokerContext, PlantedBug};
 use crate::client::{self, ClientContext};
 use crate::metadata::{MetadataImage, BROKER_PORT};
 use crate::scenario::{ClientKind, Scenario};
@@ -65,10 +65,15 @@ fn madsim_config(scenario: &Scenario) -> madsim::Config {
 /// Runs the scenario with `seed`. A panic inside the simulation ends the run and is reported as
 /// a `panic` violation, never propagated.
 pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
+    run_planted(scenario, seed, None)
+}
+
+/// `run` with a bug planted in every broker, for the tests that prove a check finds it.
+pub fn run_planted(scenario: &Scenario, seed: u64, bug: Option<PlantedBug>) -> RunOutput {
     let slot = Arc::new(Mutex::new(Slot::default()));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(scenario));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
-        runtime.block_on(simulate(scenario.clone(), seed, slot.clone()))
+        runtime.block_on(simulate(scenario.clone(), seed, bug, slot.clone()))
     }));
     drop(runtime);
     let panic = outcome.err().map(|payload| panic_message(&*payload));
@@ -94,7 +99,7 @@ pub fn check_determinism(scenario: &Scenario, seed: u64) -> Result<Vec<u64>, Str
         let slot = Arc::new(Mutex::new(Slot::default()));
         async move {
             let seed = madsim::runtime::Handle::current().seed();
-            simulate(scenario, seed, slot.clone()).await;
+            simulate(scenario, seed, None, slot.clone()).await;
             let digest = collect(slot, None).journal.digest();
             DIGESTS.lock().expect("digests lock").push(digest);
         }
@@ -120,7 +125,7 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-async fn simulate(scenario: Scenario, seed: u64, slot: Arc<Mutex<Slot>>) {
+async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: Arc<Mutex<Slot>>) {
     let clock = Clock::starting_at(SIM_EPOCH_MS);
     let recorder = RunRecorder::new(clock.clone());
     let metadata = Arc::new(MetadataImage::from_scenario(&scenario, |id| {
@@ -142,7 +147,7 @@ async fn simulate(scenario: Scenario, seed: u64, slot: Arc<Mutex<Slot>>) {
     );
     let shared: SharedRecorder = recorder.clone();
     start_brokers(
-        &scenario, seed, &clock, &shared, &metadata, &mut world, &slot,
+        &scenario, seed, bug, &clock, &shared, &metadata, &mut world, &slot,
     );
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
@@ -157,16 +162,18 @@ async fn simulate(scenario: Scenario, seed: u64, slot: Arc<Mutex<Slot>>) {
     slot.messages = madsim::net::NetSim::current().stat().msg_count;
 }
 
+#[allow(clippy::too_many_arguments)]
 fn start_brokers(
     scenario: &Scenario,
     seed: u64,
+    bug: Option<PlantedBug>,
     clock: &Clock,
     recorder: &SharedRecorder,
     metadata: &Arc<MetadataImage>,
     world: &mut World,
     slot: &Arc<Mutex<Slot>>,
 ) {
-    let broker_config = config::broker_config(scenario);
+    let broker_config = config::broker_config(scenario, bug);
     let topic_config: BTreeMap<_, _> = scenario
         .topics
         .iter()
