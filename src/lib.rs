@@ -5,9 +5,11 @@
 
 pub mod broker;
 pub mod client;
+pub mod dump;
 pub mod metadata;
 pub mod output;
 pub mod protocol;
+pub mod raft;
 #[cfg(madsim)]
 pub mod runner;
 pub mod scenario;

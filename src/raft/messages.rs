@@ -1,0 +1,69 @@
+//! KRaft's messages (KIP-595), as the core sees them. The driver maps them onto Kafka's wire
+//! messages (`Vote`, `BeginQuorumEpoch`, `EndQuorumEpoch`, `Fetch`) of the `kafka-protocol` crate.
+
+use bytes::Bytes;
+
+pub type NodeId = i32;
+pub type Epoch = i32;
+
+/// One record of the metadata log, with the epoch of the leader that appended it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub epoch: Epoch,
+    pub data: Bytes,
+}
+
+/// A position in the log: the epoch of the last entry and the offset after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPosition {
+    pub last_epoch: Epoch,
+    pub end_offset: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Message {
+    /// A candidate asks for a vote in `epoch`, showing how far its log goes.
+    VoteRequest {
+        epoch: Epoch,
+        last: LogPosition,
+    },
+    VoteResponse {
+        epoch: Epoch,
+        granted: bool,
+    },
+    /// The new leader announces itself; voters stop their election timers.
+    BeginQuorumEpoch {
+        epoch: Epoch,
+    },
+    /// A resigning leader asks voters to elect a successor now, in the given order.
+    EndQuorumEpoch {
+        epoch: Epoch,
+        successors: Vec<NodeId>,
+    },
+    /// A follower pulls from `fetch_offset`, whose previous entry has `last_fetched_epoch`.
+    FetchRequest {
+        epoch: Epoch,
+        fetch_offset: i64,
+        last_fetched_epoch: Epoch,
+    },
+    FetchResponse {
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        body: FetchBody,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FetchBody {
+    /// Entries from `from_offset`, and the leader's high watermark.
+    Records {
+        from_offset: i64,
+        entries: Vec<Entry>,
+        high_watermark: i64,
+    },
+    /// The follower's log diverges: the leader's log ends `epoch` at `end_offset`
+    /// (KIP-595's `DivergingEpoch`); truncate there and fetch again.
+    Diverging { epoch: Epoch, end_offset: i64 },
+    /// The request's epoch is stale (`FENCED_LEADER_EPOCH`) or this node is not the leader.
+    Fenced,
+}

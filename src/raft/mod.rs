@@ -1,0 +1,15 @@
+//! KRaft: the Raft quorum of controllers that keeps the cluster's metadata log
+//! (`__cluster_metadata`), as KIP-595 specifies it — pull-based replication (followers fetch),
+//! leader epochs, randomized election timeouts, check-quorum.
+//!
+//! `core` is the replica as a pure state machine; a driver performs its commands against the
+//! disk and the network.
+
+pub mod core;
+pub mod messages;
+
+#[cfg(test)]
+mod sim_tests;
+
+pub use self::core::{Command, QuorumStateRecord, RaftBugs, RaftConfig, RaftCore, RoleName};
+pub use messages::{Entry, Epoch, FetchBody, LogPosition, Message, NodeId};

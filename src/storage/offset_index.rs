@@ -1,0 +1,293 @@
+//! Kafka's offset index (`OffsetIndex`): the `<base>.index` file beside each segment, a sparse
+//! map from offsets to the byte position of the batch holding them.
+//!
+//! Each entry is 8 bytes, big-endian: the offset relative to the segment's base offset (4 bytes)
+//! and the position of a batch in the `.log` file (4 bytes). The entry's offset is the last offset
+//! of the batch at that position (Kafka's `LogSegment.recover` indexes `batch.lastOffset()`), so
+//! a lookup gives a position at or before the batch holding the target, and a reader scans batch
+//! headers forward from there.
+//!
+//! On disk the file holds exactly its entries: Samsa does not preallocate index files. Kafka
+//! preallocates the active segment's index to `segment.index.bytes` and trims it to the entries
+//! at roll and close; an existing file is read as `size / 8` entries either way, so Kafka's tools
+//! read Samsa's files, and a crash never leaves a zero-filled tail behind (Kafka's would be caught
+//! by recovery). The index is full, and the segment rolls, at `segment.index.bytes / 8` entries,
+//! as in Kafka.
+//!
+//! The index is pure state: the segment writes the bytes `append` returns and truncates the file
+//! to the length `truncate_to` returns.
+
+use std::fmt;
+
+/// Bytes per entry (Kafka's `OffsetIndex.ENTRY_SIZE`).
+pub const ENTRY_BYTES: usize = 8;
+
+/// Why an index file was not trusted: Kafka's `CorruptIndexException`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CorruptIndex(pub String);
+
+impl fmt::Display for CorruptIndex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "corrupt index: {}", self.0)
+    }
+}
+
+impl std::error::Error for CorruptIndex {}
+
+/// An absolute offset and a position in the segment file (Kafka's `OffsetPosition`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OffsetPosition {
+    pub offset: i64,
+    pub position: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OffsetIndex {
+    base_offset: i64,
+    max_entries: usize,
+    /// (relative offset, position), both strictly increasing.
+    entries: Vec<(u32, u32)>,
+}
+
+impl OffsetIndex {
+    /// An empty index; full at `max_index_bytes / 8` entries (at least one).
+    pub fn new(base_offset: i64, max_index_bytes: u64) -> Self {
+        OffsetIndex {
+            base_offset,
+            max_entries: ((max_index_bytes as usize) / ENTRY_BYTES).max(1),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Reads an index file, with Kafka's sanity check (`OffsetIndex.sanityCheck`): a whole
+    /// number of entries, and offsets not below the base. Samsa also requires offsets and
+    /// positions to increase, which every index it writes satisfies.
+    pub fn parse(base_offset: i64, max_index_bytes: u64, bytes: &[u8]) -> Result<Self, CorruptIndex> {
+        if bytes.len() % ENTRY_BYTES != 0 {
+            return Err(CorruptIndex(format!(
+                "size {} is not a multiple of {ENTRY_BYTES}",
+                bytes.len()
+            )));
+        }
+        let mut index = OffsetIndex::new(base_offset, max_index_bytes);
+        for (i, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
+            let relative = i32::from_be_bytes(chunk[0..4].try_into().expect("4 bytes"));
+            let position = i32::from_be_bytes(chunk[4..8].try_into().expect("4 bytes"));
+            if relative < 0 || position < 0 {
+                return Err(CorruptIndex(format!(
+                    "entry {i} (relative offset {relative}, position {position}) is negative"
+                )));
+            }
+            if let Some(&(last_relative, last_position)) = index.entries.last() {
+                if relative as u32 <= last_relative || position as u32 <= last_position {
+                    return Err(CorruptIndex(format!(
+                        "entry {i} (offset {}, position {position}) does not follow entry {} \
+                         (offset {}, position {last_position})",
+                        base_offset + i64::from(relative),
+                        i - 1,
+                        base_offset + i64::from(last_relative)
+                    )));
+                }
+            }
+            index.entries.push((relative as u32, position as u32));
+        }
+        Ok(index)
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries.len() >= self.max_entries
+    }
+
+    /// The file's length: the entries, nothing preallocated.
+    pub fn size_bytes(&self) -> u64 {
+        (self.entries.len() * ENTRY_BYTES) as u64
+    }
+
+    pub fn entry(&self, i: usize) -> OffsetPosition {
+        let (relative, position) = self.entries[i];
+        OffsetPosition {
+            offset: self.base_offset + i64::from(relative),
+            position: u64::from(position),
+        }
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = OffsetPosition> + '_ {
+        (0..self.entries.len()).map(|i| self.entry(i))
+    }
+
+    /// The last entry, or (base offset, 0) when empty (Kafka's `lastEntry`).
+    pub fn last_entry(&self) -> OffsetPosition {
+        match self.entries.len() {
+            0 => OffsetPosition {
+                offset: self.base_offset,
+                position: 0,
+            },
+            n => self.entry(n - 1),
+        }
+    }
+
+    /// Whether `offset` fits the 4-byte relative offset (Kafka's `canAppendOffset` without the
+    /// full check, which the segment's roll decision makes separately).
+    pub fn can_represent(&self, offset: i64) -> bool {
+        (0..=i64::from(i32::MAX)).contains(&(offset - self.base_offset))
+    }
+
+    /// Adds an entry and returns its bytes, for the segment to append to the file. Offsets and
+    /// positions must increase and the index must not be full.
+    pub fn append(&mut self, offset: i64, position: u64) -> [u8; ENTRY_BYTES] {
+        assert!(!self.is_full(), "append to a full offset index");
+        assert!(self.can_represent(offset), "offset {offset} overflows the index");
+        let position = u32::try_from(position).expect("segment positions fit 4 bytes");
+        assert!(position <= i32::MAX as u32, "position {position} overflows the index");
+        let relative = (offset - self.base_offset) as u32;
+        if let Some(&(last_relative, last_position)) = self.entries.last() {
+            assert!(
+                relative > last_relative && position > last_position,
+                "offset index entries must increase: ({offset}, {position}) after ({}, {last_position})",
+                self.base_offset + i64::from(last_relative)
+            );
+        }
+        self.entries.push((relative, position));
+        let mut bytes = [0; ENTRY_BYTES];
+        bytes[0..4].copy_from_slice(&relative.to_be_bytes());
+        bytes[4..8].copy_from_slice(&position.to_be_bytes());
+        bytes
+    }
+
+    /// The largest entry whose offset is at or below `target`, or (base offset, 0) if there is
+    /// none (Kafka's `lookup`): a binary search.
+    pub fn lookup(&self, target: i64) -> OffsetPosition {
+        let below = self
+            .entries
+            .partition_point(|&(relative, _)| self.base_offset + i64::from(relative) <= target);
+        match below {
+            0 => OffsetPosition {
+                offset: self.base_offset,
+                position: 0,
+            },
+            n => self.entry(n - 1),
+        }
+    }
+
+    /// Removes every entry whose offset is at or above `offset` (Kafka's `truncateTo`); returns
+    /// the file's new length.
+    pub fn truncate_to(&mut self, offset: i64) -> u64 {
+        let keep = self
+            .entries
+            .partition_point(|&(relative, _)| self.base_offset + i64::from(relative) < offset);
+        self.entries.truncate(keep);
+        self.size_bytes()
+    }
+
+    /// The whole file.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
+        for &(relative, position) in &self.entries {
+            bytes.extend_from_slice(&relative.to_be_bytes());
+            bytes.extend_from_slice(&position.to_be_bytes());
+        }
+        bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn index(entries: &[(i64, u64)]) -> OffsetIndex {
+        let mut index = OffsetIndex::new(100, 1024);
+        for &(offset, position) in entries {
+            index.append(offset, position);
+        }
+        index
+    }
+
+    #[test]
+    fn entries_are_kafkas_eight_bytes() {
+        let mut index = OffsetIndex::new(100, 1024);
+        assert_eq!(index.append(103, 4096), [0, 0, 0, 3, 0, 0, 0x10, 0]);
+        assert_eq!(index.size_bytes(), 8);
+        assert_eq!(index.to_bytes(), vec![0, 0, 0, 3, 0, 0, 0x10, 0]);
+    }
+
+    #[test]
+    fn lookup_is_the_largest_entry_at_or_below() {
+        let index = index(&[(104, 500), (110, 1000), (111, 1500)]);
+        let at = |target| {
+            let e = index.lookup(target);
+            (e.offset, e.position)
+        };
+        assert_eq!(at(99), (100, 0));
+        assert_eq!(at(103), (100, 0));
+        assert_eq!(at(104), (104, 500));
+        assert_eq!(at(109), (104, 500));
+        assert_eq!(at(110), (110, 1000));
+        assert_eq!(at(i64::MAX), (111, 1500));
+        assert_eq!(OffsetIndex::new(7, 8).lookup(50).offset, 7);
+    }
+
+    #[test]
+    fn truncate_to_drops_entries_at_and_above() {
+        let mut index = index(&[(104, 500), (110, 1000), (111, 1500)]);
+        assert_eq!(index.truncate_to(200), 24);
+        assert_eq!(index.truncate_to(110), 8);
+        assert_eq!(index.last_entry().offset, 104);
+        assert_eq!(index.truncate_to(0), 0);
+        assert!(index.is_empty());
+    }
+
+    #[test]
+    fn full_at_the_configured_size() {
+        let mut index = OffsetIndex::new(0, 20); // 2 entries of 8 bytes
+        index.append(1, 10);
+        assert!(!index.is_full());
+        index.append(2, 20);
+        assert!(index.is_full());
+        assert!(OffsetIndex::new(0, 0).max_entries >= 1);
+    }
+
+    #[test]
+    fn parse_reads_back_what_was_written() {
+        let written = index(&[(104, 500), (110, 1000)]);
+        let read = OffsetIndex::parse(100, 1024, &written.to_bytes()).unwrap();
+        assert_eq!(read, written);
+        assert!(OffsetIndex::parse(100, 1024, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn parse_refuses_what_the_sanity_check_refuses() {
+        let bytes = index(&[(104, 500), (110, 1000)]).to_bytes();
+        let e = OffsetIndex::parse(100, 1024, &bytes[..12]).unwrap_err();
+        assert!(e.to_string().contains("not a multiple of 8"), "{e}");
+
+        let mut swapped = bytes[8..].to_vec();
+        swapped.extend_from_slice(&bytes[..8]);
+        let e = OffsetIndex::parse(100, 1024, &swapped).unwrap_err();
+        assert!(e.to_string().contains("does not follow"), "{e}");
+
+        let zeros = [0u8; 16]; // a preallocated tail: the same entry twice
+        assert!(OffsetIndex::parse(100, 1024, &zeros).is_err());
+
+        let mut negative = bytes.clone();
+        negative[0] = 0x80;
+        assert!(OffsetIndex::parse(100, 1024, &negative).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "must increase")]
+    fn appends_must_increase() {
+        index(&[(110, 1000), (110, 1500)]);
+    }
+}
