@@ -110,16 +110,7 @@ impl Connection {
         timeout: Duration,
     ) -> Result<ResponseKind, ClientError> {
         let (tx, rx) = oneshot::channel();
-        let correlation_id = {
-            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-            if in_flight.closed {
-                return Err(ClientError::NotSent("connection closed".into()));
-            }
-            let id = in_flight.next_correlation_id;
-            in_flight.next_correlation_id = id.wrapping_add(1);
-            in_flight.waiting.insert(id, (api, version, tx));
-            id
-        };
+        let correlation_id = self.next_correlation_id(Some((api, version, tx)))?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
         self.write(&frame).await?;
@@ -140,18 +131,24 @@ impl Connection {
         version: i16,
         request: &RequestKind,
     ) -> Result<(), ClientError> {
-        let correlation_id = {
-            let mut in_flight = self.in_flight.lock().expect("in-flight lock");
-            if in_flight.closed {
-                return Err(ClientError::NotSent("connection closed".into()));
-            }
-            let id = in_flight.next_correlation_id;
-            in_flight.next_correlation_id = id.wrapping_add(1);
-            id
-        };
+        let correlation_id = self.next_correlation_id(None)?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
         self.write(&frame).await
+    }
+
+    /// A fresh correlation id, registering the waiter for its response (if one is expected).
+    fn next_correlation_id(&self, waiter: Option<(ApiKey, i16, Reply)>) -> Result<i32, ClientError> {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
+        if in_flight.closed {
+            return Err(ClientError::NotSent("connection closed".into()));
+        }
+        let id = in_flight.next_correlation_id;
+        in_flight.next_correlation_id = id.wrapping_add(1);
+        if let Some(waiter) = waiter {
+            in_flight.waiting.insert(id, waiter);
+        }
+        Ok(id)
     }
 
     async fn write(&self, frame: &Bytes) -> Result<(), ClientError> {

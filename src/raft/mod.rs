@@ -7,6 +7,7 @@
 
 pub mod core;
 pub mod messages;
+pub mod wire;
 
 #[cfg(test)]
 mod sim_tests;

@@ -33,7 +33,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{FinalPartition, FinalState, Violation};
+use super::final_log::{FinalLog, SentKeys};
+use super::{FinalState, Violation};
 use crate::history::{Op, OpType};
 
 const CHECK: &str = "inconsistent-read";
@@ -50,14 +51,7 @@ struct Read<'a> {
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     // The key each value was sent with, to tell a compacted offset from a lost one.
-    let mut keys: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-    for op in history {
-        if op.f == "send" && op.kind == OpType::Invoke {
-            if let Some(value) = op.value.get("value").and_then(Value::as_str) {
-                keys.insert(value, op.value.get("key").and_then(Value::as_str));
-            }
-        }
-    }
+    let keys = SentKeys::from_history(history);
 
     let mut reads: Vec<Read> = Vec::new();
     let mut seen: BTreeMap<(&str, i64, Option<String>), usize> = BTreeMap::new();
@@ -96,19 +90,12 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
         }
     }
 
-    let logs: BTreeMap<&str, Log> = state
-        .partitions
-        .iter()
-        .map(|(name, partition)| (name.as_str(), Log::new(partition, &keys)))
-        .collect();
+    let logs = FinalLog::by_partition(state, &keys);
     // For offsets the final log cannot judge: the first value read there.
     let mut reference: BTreeMap<(&str, i64), &Read> = BTreeMap::new();
     let mut found = Vec::new();
     for read in &reads {
-        let key = read
-            .value
-            .as_deref()
-            .and_then(|v| keys.get(v).copied().flatten());
+        let key = read.value.as_deref().and_then(|v| keys.key_of(v));
         let why = match judge(read, key, logs.get(read.partition)) {
             Judged::Fine => None,
             Judged::Wrong(why) => Some(why),
@@ -156,7 +143,7 @@ enum Judged {
 }
 
 /// What the final log says of a read whose value was sent with `key`.
-fn judge(read: &Read, key: Option<&str>, log: Option<&Log>) -> Judged {
+fn judge(read: &Read, key: Option<&str>, log: Option<&FinalLog>) -> Judged {
     let Some(log) = log else {
         return Judged::Wrong(format!(
             "but the final state has no partition {}",
@@ -167,28 +154,20 @@ fn judge(read: &Read, key: Option<&str>, log: Option<&Log>) -> Judged {
     if offset < log.log_start_offset {
         return Judged::Unknown;
     }
-    match log.by_offset.get(&offset) {
-        Some(held) if held.as_deref() == read.value.as_deref() => Judged::Fine,
+    match log.at(offset) {
+        Some(held) if held == read.value.as_deref() => Judged::Fine,
         Some(Some(other)) => Judged::Wrong(format!("but the final log holds {other} there")),
         Some(None) => Judged::Wrong("but the final log holds a null record there".to_string()),
         None if offset >= log.high_watermark => Judged::Wrong(format!(
             "but the final log holds nothing there: it ends at high watermark {}",
             log.high_watermark
         )),
-        None => {
-            let compacted = key
-                .and_then(|k| log.last_by_key.get(k))
-                .is_some_and(|&last| last > offset);
-            if compacted {
-                Judged::Unknown
-            } else {
-                Judged::Wrong(format!(
-                    "but the final log has no record there, a gap below high watermark {} that \
-                     compaction does not explain",
-                    log.high_watermark
-                ))
-            }
-        }
+        None if log.compacted(offset, key) => Judged::Unknown,
+        None => Judged::Wrong(format!(
+            "but the final log has no record there, a gap below high watermark {} that \
+             compaction does not explain",
+            log.high_watermark
+        )),
     }
 }
 
@@ -196,110 +175,12 @@ fn show(value: Option<&str>) -> &str {
     value.unwrap_or("null")
 }
 
-/// One partition's final committed log, indexed.
-struct Log<'a> {
-    log_start_offset: i64,
-    high_watermark: i64,
-    by_offset: BTreeMap<i64, &'a Option<String>>,
-    /// The last offset holding a record sent with each key.
-    last_by_key: BTreeMap<&'a str, i64>,
-}
-
-impl<'a> Log<'a> {
-    fn new(partition: &'a FinalPartition, keys: &BTreeMap<&str, Option<&'a str>>) -> Self {
-        let mut log = Log {
-            log_start_offset: partition.log_start_offset,
-            high_watermark: partition.high_watermark,
-            by_offset: BTreeMap::new(),
-            last_by_key: BTreeMap::new(),
-        };
-        for record in &partition.committed {
-            log.by_offset.insert(record.offset, &record.value);
-            let key = record
-                .value
-                .as_deref()
-                .and_then(|v| keys.get(v).copied().flatten());
-            if let Some(key) = key {
-                let last = log.last_by_key.entry(key).or_insert(record.offset);
-                *last = (*last).max(record.offset);
-            }
-        }
-        log
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::check::FinalRecord;
-
-    fn op(process: &str, kind: OpType, f: &str, value: Value, at_ms: u64) -> Op {
-        Op {
-            process: process.to_string(),
-            kind,
-            f: f.to_string(),
-            value,
-            at_ms,
-        }
-    }
-
-    /// A poll by `process` at `at_ms` that returned `records` (partition, offset, value).
-    fn poll(process: &str, at_ms: u64, records: &[(&str, i64, Option<&str>)]) -> [Op; 2] {
-        let records: Vec<Value> = records
-            .iter()
-            .map(|(p, o, v)| json!({"partition": p, "offset": o, "value": v}))
-            .collect();
-        [
-            op(process, OpType::Invoke, "poll", json!({}), at_ms - 1),
-            op(
-                process,
-                OpType::Ok,
-                "poll",
-                json!({ "records": records }),
-                at_ms,
-            ),
-        ]
-    }
-
-    fn sent(process: &str, value: &str, key: &str, at_ms: u64) -> Op {
-        op(
-            process,
-            OpType::Invoke,
-            "send",
-            json!({"value": value, "key": key, "partition": null}),
-            at_ms,
-        )
-    }
-
-    fn partition(
-        log_start_offset: i64,
-        high_watermark: i64,
-        records: &[(i64, &str)],
-    ) -> FinalPartition {
-        FinalPartition {
-            log_start_offset,
-            high_watermark,
-            committed: records
-                .iter()
-                .map(|&(offset, value)| FinalRecord {
-                    offset,
-                    value: Some(value.to_string()),
-                })
-                .collect(),
-        }
-    }
-
-    fn state(partitions: Vec<(&str, FinalPartition)>) -> FinalState {
-        FinalState {
-            partitions: partitions
-                .into_iter()
-                .map(|(name, p)| (name.to_string(), p))
-                .collect(),
-            panics: Vec::new(),
-        }
-    }
+    use crate::check::fixtures::{op, partition, poll, sent, state, summary};
 
     #[test]
     fn finds_every_inconsistent_read() {
@@ -340,12 +221,8 @@ mod tests {
             ("orders-1", partition(5, 8, &[(5, "p2-5"), (7, "p2-7")])),
         ]);
         let found = check(&history, &state);
-        let summary: Vec<(u64, Option<&str>)> = found
-            .iter()
-            .map(|v| (v.at_ms, v.partition.as_deref()))
-            .collect();
         assert_eq!(
-            summary,
+            summary(&found),
             vec![
                 (10, Some("orders-0")),
                 (10, Some("orders-0")),
@@ -377,10 +254,10 @@ mod tests {
     #[test]
     fn a_compacted_offset_is_judged_by_the_reads() {
         let mut history = vec![
-            sent("p1", "p1-0", "k1", 1),
-            sent("p1", "p1-1", "k2", 2),
-            sent("p1", "p1-2", "k1", 3),
-            sent("p1", "p1-3", "k2", 4),
+            sent("p1", "p1-0", Some("k1"), 1),
+            sent("p1", "p1-1", Some("k2"), 2),
+            sent("p1", "p1-2", Some("k1"), 3),
+            sent("p1", "p1-3", Some("k2"), 4),
         ];
         // Offset 0 is compacted (k1 is at 2): p1-0 read there is fine, p1-1 read there is not.
         history.extend(poll("c1", 10, &[("orders-0", 0, Some("p1-0"))]));
@@ -400,7 +277,10 @@ mod tests {
 
     #[test]
     fn keeps_what_kafka_allows() {
-        let mut history = vec![sent("p1", "p1-0", "k1", 1), sent("p1", "p1-5", "k1", 2)];
+        let mut history = vec![
+            sent("p1", "p1-0", Some("k1"), 1),
+            sent("p1", "p1-5", Some("k1"), 2),
+        ];
         history.extend(
             [
                 // Correct values at their offsets, read by several consumers, several times.

@@ -40,27 +40,16 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::{FinalPartition, FinalState, Violation};
+use super::final_log::{FinalLog, SentKeys};
+use super::{FinalState, Violation};
 use crate::history::{Op, OpType};
 
 const CHECK: &str = "lost-write";
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     // The key each value was sent with (for compaction), and each process's pending `send`.
-    let mut keys: BTreeMap<&str, Option<&str>> = BTreeMap::new();
-    for op in history {
-        if op.f == "send" && op.kind == OpType::Invoke {
-            if let Some(value) = op.value.get("value").and_then(Value::as_str) {
-                keys.insert(value, op.value.get("key").and_then(Value::as_str));
-            }
-        }
-    }
-    let logs: BTreeMap<&str, Log> = state
-        .partitions
-        .iter()
-        .map(|(name, partition)| (name.as_str(), Log::new(partition, &keys)))
-        .collect();
-
+    let keys = SentKeys::from_history(history);
+    let logs = FinalLog::by_partition(state, &keys);
     let mut pending: BTreeMap<&str, &Op> = BTreeMap::new();
     let mut found = Vec::new();
     for op in history {
@@ -92,7 +81,7 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
                 if offset < 0 {
                     continue;
                 }
-                let key = keys.get(value).copied().flatten();
+                let key = keys.key_of(value);
                 if let Some(detail) = lost(value, key, partition, offset, logs.get(partition)) {
                     found.push(Violation {
                         check: CHECK.to_string(),
@@ -107,48 +96,13 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     found
 }
 
-/// One partition's final committed log, indexed.
-struct Log<'a> {
-    log_start_offset: i64,
-    high_watermark: i64,
-    by_offset: BTreeMap<i64, Option<&'a str>>,
-    /// Where each value is (a value may be found more than once: duplicates).
-    by_value: BTreeMap<&'a str, Vec<i64>>,
-    /// The last offset holding a record sent with each key.
-    last_by_key: BTreeMap<&'a str, i64>,
-}
-
-impl<'a> Log<'a> {
-    fn new(partition: &'a FinalPartition, keys: &BTreeMap<&str, Option<&'a str>>) -> Self {
-        let mut log = Log {
-            log_start_offset: partition.log_start_offset,
-            high_watermark: partition.high_watermark,
-            by_offset: BTreeMap::new(),
-            by_value: BTreeMap::new(),
-            last_by_key: BTreeMap::new(),
-        };
-        for record in &partition.committed {
-            let value = record.value.as_deref();
-            log.by_offset.insert(record.offset, value);
-            if let Some(value) = value {
-                log.by_value.entry(value).or_default().push(record.offset);
-                if let Some(key) = keys.get(value).copied().flatten() {
-                    let last = log.last_by_key.entry(key).or_insert(record.offset);
-                    *last = (*last).max(record.offset);
-                }
-            }
-        }
-        log
-    }
-}
-
 /// Why the acknowledged write of `value` at `offset` is lost, or `None` if it is not.
 fn lost(
     value: &str,
     key: Option<&str>,
     partition: &str,
     offset: i64,
-    log: Option<&Log>,
+    log: Option<&FinalLog>,
 ) -> Option<String> {
     let acked = format!("write {value} to {partition} was acknowledged at offset {offset}");
     let Some(log) = log else {
@@ -159,17 +113,12 @@ fn lost(
     if offset < log.log_start_offset {
         return None; // deleted by retention: allowed
     }
-    let at_offset = log.by_offset.get(&offset).copied();
+    let at_offset = log.at(offset);
     if at_offset == Some(Some(value)) {
         return None;
     }
-    if at_offset.is_none() && offset < log.high_watermark {
-        let compacted = key
-            .and_then(|k| log.last_by_key.get(k))
-            .is_some_and(|&last| last > offset);
-        if compacted {
-            return None; // a later record with the same key: compaction removed it
-        }
+    if log.compacted(offset, key) {
+        return None; // a later record with the same key: compaction removed it
     }
     let there = match at_offset {
         Some(Some(other)) => format!("holds {other} at offset {offset}"),
@@ -184,7 +133,7 @@ fn lost(
             log.high_watermark
         ),
     };
-    match log.by_value.get(value) {
+    match log.offsets_of(value) {
         Some(moved) => {
             let offsets: Vec<String> = moved.iter().map(i64::to_string).collect();
             let plural = if moved.len() == 1 { "" } else { "s" };
@@ -202,72 +151,8 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::check::fixtures::{acked, op, partition, send, state, summary};
     use crate::check::FinalRecord;
-
-    fn op(process: &str, kind: OpType, f: &str, value: Value, at_ms: u64) -> Op {
-        Op {
-            process: process.to_string(),
-            kind,
-            f: f.to_string(),
-            value,
-            at_ms,
-        }
-    }
-
-    /// A `send` of `value` by `process` invoked at `at_ms`, completed `kind` one ms later.
-    fn send(
-        process: &str,
-        value: &str,
-        key: Option<&str>,
-        done: (OpType, Value),
-        at: u64,
-    ) -> [Op; 2] {
-        [
-            op(
-                process,
-                OpType::Invoke,
-                "send",
-                json!({"value": value, "key": key, "partition": null}),
-                at,
-            ),
-            op(process, done.0, "send", done.1, at + 1),
-        ]
-    }
-
-    fn acked(value: &str, partition: &str, offset: i64) -> (OpType, Value) {
-        (
-            OpType::Ok,
-            json!({"value": value, "partition": partition, "offset": offset}),
-        )
-    }
-
-    fn partition(
-        log_start_offset: i64,
-        high_watermark: i64,
-        records: &[(i64, &str)],
-    ) -> FinalPartition {
-        FinalPartition {
-            log_start_offset,
-            high_watermark,
-            committed: records
-                .iter()
-                .map(|&(offset, value)| FinalRecord {
-                    offset,
-                    value: Some(value.to_string()),
-                })
-                .collect(),
-        }
-    }
-
-    fn state(partitions: Vec<(&str, FinalPartition)>) -> FinalState {
-        FinalState {
-            partitions: partitions
-                .into_iter()
-                .map(|(name, p)| (name.to_string(), p))
-                .collect(),
-            panics: Vec::new(),
-        }
-    }
 
     #[test]
     fn finds_every_lost_write() {
@@ -293,12 +178,8 @@ mod tests {
             ("orders-1", partition(0, 2, &[(1, "p3-5")])),
         ]);
         let found = check(&history, &state);
-        let summary: Vec<(u64, Option<&str>)> = found
-            .iter()
-            .map(|v| (v.at_ms, v.partition.as_deref()))
-            .collect();
         assert_eq!(
-            summary,
+            summary(&found),
             vec![
                 (21, Some("orders-0")),
                 (31, Some("orders-0")),

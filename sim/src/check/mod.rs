@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::Op;
 
+mod final_log;
+#[cfg(test)]
+mod fixtures;
 pub mod inconsistent_read;
 pub mod lost_write;
 pub mod panic;

@@ -32,14 +32,16 @@ pub fn check(_history: &[Op], state: &FinalState) -> Vec<Violation> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::fixtures::{op, state};
+    use crate::history::OpType;
 
     fn panicked(panics: &[(&str, u64, &str)]) -> FinalState {
         FinalState {
-            partitions: Default::default(),
             panics: panics
                 .iter()
                 .map(|&(node, at_ms, message)| (node.to_string(), at_ms, message.to_string()))
                 .collect(),
+            ..state(Vec::new())
         }
     }
 
@@ -84,15 +86,14 @@ mod tests {
 
     #[test]
     fn no_panic_no_violation() {
-        use crate::history::OpType;
         // Even a history full of failures says nothing about panics.
-        let history = vec![Op {
-            process: "p1".to_string(),
-            kind: OpType::Info,
-            f: "send".to_string(),
-            value: serde_json::json!({"value": "p1-0", "partition": null, "error": "timeout"}),
-            at_ms: 5,
-        }];
+        let history = vec![op(
+            "p1",
+            OpType::Info,
+            "send",
+            serde_json::json!({"value": "p1-0", "partition": null, "error": "timeout"}),
+            5,
+        )];
         assert_eq!(check(&history, &panicked(&[])), Vec::new());
     }
 }
