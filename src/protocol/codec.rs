@@ -42,9 +42,17 @@ pub fn encode_request(
     Ok(buf.freeze())
 }
 
-/// Decodes a request frame. The header is returned even when the body is bad, so the broker can
-/// still answer with the right correlation id where Kafka would.
-pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), ProtocolError> {
+/// Decodes a request frame against the broker's APIs (`versions::SUPPORTED`).
+pub fn decode_request(frame: Bytes) -> Result<(RequestHeader, RequestKind), ProtocolError> {
+    decode_request_with(frame, super::versions::SUPPORTED)
+}
+
+/// Decodes a request frame against a table of (api, min, max) versions: a listener's own
+/// (`versions::CONTROLLER_SUPPORTED` for a controller). An API or version outside it is an error.
+pub fn decode_request_with(
+    mut frame: Bytes,
+    supported: &[(ApiKey, i16, i16)],
+) -> Result<(RequestHeader, RequestKind), ProtocolError> {
     if frame.len() < 4 {
         return Err(ProtocolError(format!(
             "request frame of {} bytes is shorter than a request header",
@@ -54,7 +62,7 @@ pub fn decode_request(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), 
     let key = i16::from_be_bytes([frame[0], frame[1]]);
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let api = ApiKey::try_from(key).map_err(|_| ProtocolError(format!("unknown API key {key}")))?;
-    if !super::versions::is_supported(api, version) {
+    if !super::versions::is_supported_in(supported, api, version) {
         return Err(ProtocolError(format!(
             "{api:?} version {version} is not supported"
         )));
@@ -117,6 +125,24 @@ mod tests {
         assert_eq!(header.correlation_id, 7);
         assert_eq!(header.request_api_key, ApiKey::Metadata as i16);
         assert!(matches!(decoded, RequestKind::Metadata(_)));
+    }
+
+    #[test]
+    fn a_listener_decodes_only_its_own_apis() {
+        use crate::protocol::versions::CONTROLLER_SUPPORTED;
+        use kafka_protocol::messages::VoteRequest;
+        let vote = RequestKind::Vote(VoteRequest::default());
+        let frame = encode_request(ApiKey::Vote, 0, 3, "controller-1", &vote).unwrap();
+        assert!(
+            decode_request(frame.clone()).is_err(),
+            "brokers do not serve Vote"
+        );
+        let (header, decoded) = decode_request_with(frame, CONTROLLER_SUPPORTED).unwrap();
+        assert_eq!(header.correlation_id, 3);
+        assert!(matches!(decoded, RequestKind::Vote(_)));
+        let metadata = RequestKind::Metadata(MetadataRequest::default());
+        let frame = encode_request(ApiKey::Metadata, 12, 4, "c1", &metadata).unwrap();
+        assert!(decode_request_with(frame, CONTROLLER_SUPPORTED).is_err());
     }
 
     #[test]

@@ -12,6 +12,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ApiVersions, 0, 3),
 ];
 
+/// (api, min, max) a KRaft controller serves on its listener (`controller.listener.names`): the
+/// quorum's own APIs (KIP-595: `Vote`, `BeginQuorumEpoch`, `EndQuorumEpoch`, and `Fetch` of
+/// `__cluster_metadata`) and `ApiVersions`.
+pub const CONTROLLER_SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Vote, 0, 2),
+    (ApiKey::BeginQuorumEpoch, 0, 1),
+    (ApiKey::EndQuorumEpoch, 0, 1),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ApiVersions, 0, 3),
+];
+
 /// The version our own clients use for each API: the newest we serve.
 pub fn client_version(api: ApiKey) -> i16 {
     SUPPORTED
@@ -22,7 +33,12 @@ pub fn client_version(api: ApiKey) -> i16 {
 }
 
 pub fn is_supported(api: ApiKey, version: i16) -> bool {
-    SUPPORTED
+    is_supported_in(SUPPORTED, api, version)
+}
+
+/// Whether `table` (`SUPPORTED`, `CONTROLLER_SUPPORTED`) lists `version` of `api`.
+pub fn is_supported_in(table: &[(ApiKey, i16, i16)], api: ApiKey, version: i16) -> bool {
+    table
         .iter()
         .any(|(key, min, max)| *key == api && (*min..=*max).contains(&version))
 }

@@ -2,11 +2,13 @@
 //! (`__cluster_metadata`), as KIP-595 specifies it — pull-based replication (followers fetch),
 //! leader epochs, randomized election timeouts, check-quorum.
 //!
-//! `core` is the replica as a pure state machine; a driver performs its commands against the
-//! disk and the network.
+//! `core` is the replica as a pure state machine; `driver` is the controller process that performs
+//! its commands against the disk (`quorum_state`, the metadata log) and the network.
 
 pub mod core;
+pub mod driver;
 pub mod messages;
+pub mod quorum_state;
 pub mod wire;
 
 #[cfg(test)]

@@ -3,15 +3,17 @@
 //! batches whose partition leader epoch is the entry's epoch.
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData};
-use kafka_protocol::messages::{
-    begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request, end_quorum_epoch_response,
-    vote_request, vote_response, ApiKey, BeginQuorumEpochRequest, BeginQuorumEpochResponse, BrokerId,
-    EndQuorumEpochRequest, EndQuorumEpochResponse, FetchRequest, FetchResponse, RequestKind, ResponseKind, TopicName,
-    VoteRequest, VoteResponse,
-};
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::{
+    EpochEndOffset, FetchableTopicResponse, LeaderIdAndEpoch, PartitionData,
+};
+use kafka_protocol::messages::{
+    begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request,
+    end_quorum_epoch_response, vote_request, vote_response, ApiKey, BeginQuorumEpochRequest,
+    BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest, EndQuorumEpochResponse,
+    FetchRequest, FetchResponse, RequestKind, ResponseKind, TopicName, VoteRequest, VoteResponse,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::messages::{Entry, FetchBody, LogPosition, Message, NodeId};
@@ -62,7 +64,11 @@ pub fn to_request(from: NodeId, message: &Message) -> Option<(ApiKey, i16, Reque
                 .with_topics(vec![begin_quorum_epoch_request::TopicData::default()
                     .with_topic_name(topic())
                     .with_partitions(vec![partition])]);
-            (ApiKey::BeginQuorumEpoch, BEGIN_QUORUM_EPOCH_VERSION, RequestKind::BeginQuorumEpoch(request))
+            (
+                ApiKey::BeginQuorumEpoch,
+                BEGIN_QUORUM_EPOCH_VERSION,
+                RequestKind::BeginQuorumEpoch(request),
+            )
         }
         Message::EndQuorumEpoch { epoch, successors } => {
             let partition = end_quorum_epoch_request::PartitionData::default()
@@ -75,7 +81,11 @@ pub fn to_request(from: NodeId, message: &Message) -> Option<(ApiKey, i16, Reque
                 .with_topics(vec![end_quorum_epoch_request::TopicData::default()
                     .with_topic_name(topic())
                     .with_partitions(vec![partition])]);
-            (ApiKey::EndQuorumEpoch, END_QUORUM_EPOCH_VERSION, RequestKind::EndQuorumEpoch(request))
+            (
+                ApiKey::EndQuorumEpoch,
+                END_QUORUM_EPOCH_VERSION,
+                RequestKind::EndQuorumEpoch(request),
+            )
         }
         Message::FetchRequest {
             epoch,
@@ -93,7 +103,9 @@ pub fn to_request(from: NodeId, message: &Message) -> Option<(ApiKey, i16, Reque
                 .with_cluster_id(cluster_id())
                 .with_replica_id(BrokerId(from))
                 .with_max_wait_ms(0)
-                .with_topics(vec![FetchTopic::default().with_topic(topic()).with_partitions(vec![partition])]);
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic(topic())
+                    .with_partitions(vec![partition])]);
             (ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request))
         }
         Message::VoteResponse { .. } | Message::FetchResponse { .. } => return None,
@@ -110,19 +122,39 @@ pub fn from_request(request: &RequestKind) -> Option<(NodeId, Message)> {
                 last_epoch: p.last_offset_epoch,
                 end_offset: p.last_offset,
             };
-            Some((p.replica_id.0, Message::VoteRequest { epoch: p.replica_epoch, last }))
+            Some((
+                p.replica_id.0,
+                Message::VoteRequest {
+                    epoch: p.replica_epoch,
+                    last,
+                },
+            ))
         }
         RequestKind::BeginQuorumEpoch(r) => {
             let p = r.topics.first()?.partitions.first()?;
-            Some((p.leader_id.0, Message::BeginQuorumEpoch { epoch: p.leader_epoch }))
+            Some((
+                p.leader_id.0,
+                Message::BeginQuorumEpoch {
+                    epoch: p.leader_epoch,
+                },
+            ))
         }
         RequestKind::EndQuorumEpoch(r) => {
             let p = r.topics.first()?.partitions.first()?;
             let successors = p.preferred_successors.clone();
-            Some((p.leader_id.0, Message::EndQuorumEpoch { epoch: p.leader_epoch, successors }))
+            Some((
+                p.leader_id.0,
+                Message::EndQuorumEpoch {
+                    epoch: p.leader_epoch,
+                    successors,
+                },
+            ))
         }
         RequestKind::Fetch(r) => {
-            let t = r.topics.first().filter(|t| t.topic.0.as_str() == METADATA_TOPIC)?;
+            let t = r
+                .topics
+                .first()
+                .filter(|t| t.topic.0.as_str() == METADATA_TOPIC)?;
             let p = t.partitions.first()?;
             let message = Message::FetchRequest {
                 epoch: p.current_leader_epoch,
@@ -145,25 +177,38 @@ pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
                 .with_leader_id(BrokerId(-1))
                 .with_leader_epoch(*epoch)
                 .with_vote_granted(*granted);
-            ResponseKind::Vote(VoteResponse::default().with_topics(vec![vote_response::TopicData::default()
+            ResponseKind::Vote(VoteResponse::default().with_topics(
+                vec![vote_response::TopicData::default()
                 .with_topic_name(topic())
-                .with_partitions(vec![partition])]))
+                .with_partitions(vec![partition])],
+            ))
         }
-        (ApiKey::Fetch, Some(Message::FetchResponse { epoch, leader, body })) => {
-            ResponseKind::Fetch(fetch_response(*epoch, *leader, body))
+        (
+            ApiKey::Fetch,
+            Some(Message::FetchResponse {
+                epoch,
+                leader,
+                body,
+            }),
+        ) => ResponseKind::Fetch(fetch_response(*epoch, *leader, body)),
+        (ApiKey::BeginQuorumEpoch, _) => {
+            ResponseKind::BeginQuorumEpoch(BeginQuorumEpochResponse::default().with_topics(
+                vec![begin_quorum_epoch_response::TopicData::default()
+                .with_topic_name(topic())
+                .with_partitions(vec![begin_quorum_epoch_response::PartitionData::default()])],
+            ))
         }
-        (ApiKey::BeginQuorumEpoch, _) => ResponseKind::BeginQuorumEpoch(
-            BeginQuorumEpochResponse::default().with_topics(vec![begin_quorum_epoch_response::TopicData::default()
+        (ApiKey::EndQuorumEpoch, _) => {
+            ResponseKind::EndQuorumEpoch(EndQuorumEpochResponse::default().with_topics(
+                vec![end_quorum_epoch_response::TopicData::default()
                 .with_topic_name(topic())
-                .with_partitions(vec![begin_quorum_epoch_response::PartitionData::default()])]),
-        ),
-        (ApiKey::EndQuorumEpoch, _) => ResponseKind::EndQuorumEpoch(
-            EndQuorumEpochResponse::default().with_topics(vec![end_quorum_epoch_response::TopicData::default()
-                .with_topic_name(topic())
-                .with_partitions(vec![end_quorum_epoch_response::PartitionData::default()])]),
-        ),
+                .with_partitions(vec![end_quorum_epoch_response::PartitionData::default()])],
+            ))
+        }
         // A request the core did not answer (a vote it cannot judge): Kafka's generic refusal.
-        _ => ResponseKind::Vote(VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code())),
+        _ => ResponseKind::Vote(
+            VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code()),
+        ),
     }
 }
 
@@ -178,7 +223,9 @@ fn fetch_response(epoch: i32, leader: Option<NodeId>, body: &FetchBody) -> Fetch
     match body {
         FetchBody::Fenced => data.error_code = ResponseError::FencedLeaderEpoch.code(),
         FetchBody::Diverging { epoch, end_offset } => {
-            data.diverging_epoch = EpochEndOffset::default().with_epoch(*epoch).with_end_offset(*end_offset);
+            data.diverging_epoch = EpochEndOffset::default()
+                .with_epoch(*epoch)
+                .with_end_offset(*end_offset);
         }
         FetchBody::Records {
             from_offset,
@@ -225,7 +272,11 @@ pub fn from_response(response: &ResponseKind) -> Option<Message> {
                     high_watermark: p.high_watermark,
                 }
             };
-            Some(Message::FetchResponse { epoch, leader, body })
+            Some(Message::FetchResponse {
+                epoch,
+                leader,
+                body,
+            })
         }
         _ => None,
     }
@@ -303,10 +354,19 @@ mod tests {
 
     #[test]
     fn every_request_survives_the_wire() {
-        let last = LogPosition { last_epoch: 3, end_offset: 17 };
+        let last = LogPosition {
+            last_epoch: 3,
+            end_offset: 17,
+        };
         round_trip_request(2, Message::VoteRequest { epoch: 4, last });
         round_trip_request(1, Message::BeginQuorumEpoch { epoch: 4 });
-        round_trip_request(1, Message::EndQuorumEpoch { epoch: 4, successors: vec![3, 2] });
+        round_trip_request(
+            1,
+            Message::EndQuorumEpoch {
+                epoch: 4,
+                successors: vec![3, 2],
+            },
+        );
         round_trip_request(
             3,
             Message::FetchRequest {
@@ -319,25 +379,55 @@ mod tests {
 
     #[test]
     fn every_response_survives_the_wire() {
-        round_trip_response(ApiKey::Vote, VOTE_VERSION, Message::VoteResponse { epoch: 5, granted: true });
+        round_trip_response(
+            ApiKey::Vote,
+            VOTE_VERSION,
+            Message::VoteResponse {
+                epoch: 5,
+                granted: true,
+            },
+        );
         let entries = vec![
-            Entry { epoch: 2, data: Bytes::from_static(b"a") },
-            Entry { epoch: 3, data: Bytes::from_static(b"bc") },
+            Entry {
+                epoch: 2,
+                data: Bytes::from_static(b"a"),
+            },
+            Entry {
+                epoch: 3,
+                data: Bytes::from_static(b"bc"),
+            },
         ];
         let records = FetchBody::Records {
             from_offset: 7,
             entries,
             high_watermark: 8,
         };
-        for body in [records, FetchBody::Diverging { epoch: 2, end_offset: 6 }, FetchBody::Fenced] {
-            let message = Message::FetchResponse { epoch: 3, leader: Some(1), body };
+        for body in [
+            records,
+            FetchBody::Diverging {
+                epoch: 2,
+                end_offset: 6,
+            },
+            FetchBody::Fenced,
+        ] {
+            let message = Message::FetchResponse {
+                epoch: 3,
+                leader: Some(1),
+                body,
+            };
             round_trip_response(ApiKey::Fetch, FETCH_VERSION, message);
         }
     }
 
     #[test]
     fn corrupt_or_gapped_batches_are_refused() {
-        let entries = vec![Entry { epoch: 1, data: Bytes::from_static(b"x") }; 3];
+        let entries = vec![
+            Entry {
+                epoch: 1,
+                data: Bytes::from_static(b"x")
+            };
+            3
+        ];
         let mut bytes = encode_entries(0, &entries).to_vec();
         assert_eq!(decode_entries(&bytes).unwrap().1.len(), 3);
         let last = bytes.len() - 1;

@@ -225,8 +225,12 @@ fn get_i64(buf: &[u8], at: usize) -> i64 {
     i64::from_be_bytes(buf[at..at + 8].try_into().expect("8 bytes"))
 }
 
+/// The largest base offset whose batch offsets (base + lastOffsetDelta + 1) cannot overflow.
+pub const MAX_BASE_OFFSET: i64 = i64::MAX - i32::MAX as i64 - 1;
+
 /// Decodes the header at the start of `buf`, checking only what the header alone can tell:
-/// that all 61 bytes are there, the magic, and a batchLength that covers at least the header.
+/// that all 61 bytes are there, the magic, a batchLength that covers at least the header, and
+/// a base offset in range.
 pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if buf.len() < BATCH_HEADER_LEN {
         return Err(BatchError::Truncated {
@@ -242,14 +246,21 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     if batch_length < (BATCH_HEADER_LEN - LOG_OVERHEAD) as i32 {
         return Err(BatchError::BadLength(batch_length));
     }
+    // The base offset is not covered by the CRC: a corrupt one must be refused here, before any
+    // offset arithmetic (base + an i32 delta + 1) can overflow.
+    let base_offset = get_i64(buf, BASE_OFFSET_OFFSET);
+    if !(0..=MAX_BASE_OFFSET).contains(&base_offset) {
+        return Err(BatchError::Corrupt(format!("baseOffset {base_offset} is out of range")));
+    }
+    let last_offset_delta = get_i32(buf, LAST_OFFSET_DELTA_OFFSET);
     Ok(BatchHeader {
-        base_offset: get_i64(buf, BASE_OFFSET_OFFSET),
+        base_offset,
         batch_length,
         partition_leader_epoch: get_i32(buf, PARTITION_LEADER_EPOCH_OFFSET),
         magic,
         crc: get_i32(buf, CRC_OFFSET) as u32,
         attributes: get_i16(buf, ATTRIBUTES_OFFSET),
-        last_offset_delta: get_i32(buf, LAST_OFFSET_DELTA_OFFSET),
+        last_offset_delta,
         base_timestamp: get_i64(buf, BASE_TIMESTAMP_OFFSET),
         max_timestamp: get_i64(buf, MAX_TIMESTAMP_OFFSET),
         producer_id: get_i64(buf, PRODUCER_ID_OFFSET),
@@ -520,19 +531,43 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length-prefixed field where -1 means null.
-    fn nullable(&mut self, what: &str) -> Result<Option<Bytes>, BatchError> {
+    fn nullable(&mut self, what: &str) -> Result<Option<&'a [u8]>, BatchError> {
         match self.varint()? {
             -1 => Ok(None),
             len if len < 0 => Err(corrupt(format!("{what} length {len}"))),
-            len => Ok(Some(Bytes::copy_from_slice(self.take(len as usize)?))),
+            len => Ok(Some(self.take(len as usize)?)),
         }
     }
 }
 
-/// Validates the batch at the start of `buf` and decodes its records (uncompressed batches only
-/// for now). Record framing is checked as Kafka's `DefaultRecord.readFrom` does: each record
-/// must consume exactly its length, and no bytes may follow the last record.
-pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), BatchError> {
+/// A record as it lies in its batch: borrowed, nothing copied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<&'a [u8]>,
+    pub value: Option<&'a [u8]>,
+    pub headers: Vec<(&'a str, Option<&'a [u8]>)>,
+}
+
+impl RecordRef<'_> {
+    pub fn to_owned(&self) -> DecodedRecord {
+        let bytes = |b: Option<&[u8]>| b.map(Bytes::copy_from_slice);
+        DecodedRecord {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            key: bytes(self.key),
+            value: bytes(self.value),
+            headers: self.headers.iter().map(|(k, v)| (k.to_string(), bytes(*v))).collect(),
+        }
+    }
+}
+
+/// Validates the batch at the start of `buf` and walks its records (uncompressed batches only
+/// for now), handing each to `visit` without copying. Record framing is checked as Kafka's
+/// `DefaultRecord.readFrom` does: each record must consume exactly its length, offset deltas
+/// must increase up to lastOffsetDelta, and no bytes may follow the last record.
+pub fn for_each_record<'a>(buf: &'a [u8], mut visit: impl FnMut(RecordRef<'a>)) -> Result<BatchHeader, BatchError> {
     let header = validate(buf)?;
     let compression = header.compression()?;
     if compression != Compression::None {
@@ -542,10 +577,9 @@ pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), B
         buf: &buf[BATCH_HEADER_LEN..header.size_in_bytes()],
         pos: 0,
     };
-    let mut records = Vec::with_capacity(header.records_count as usize);
     let mut previous_delta = -1;
     for index in 0..header.records_count {
-        let (offset_delta, record) = decode_record(&mut cursor, &header)
+        let (offset_delta, record) = parse_record(&mut cursor, &header)
             .map_err(|e| corrupt(format!("record {index}: {e}")))?;
         if offset_delta <= previous_delta || offset_delta > header.last_offset_delta {
             return Err(corrupt(format!(
@@ -555,7 +589,7 @@ pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), B
             )));
         }
         previous_delta = offset_delta;
-        records.push(record);
+        visit(record);
     }
     if cursor.remaining() != 0 {
         return Err(corrupt(format!(
@@ -563,13 +597,25 @@ pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), B
             cursor.remaining()
         )));
     }
+    Ok(header)
+}
+
+/// Validates the batch and every record's framing, copying nothing (the broker's append path).
+pub fn validate_records(buf: &[u8]) -> Result<BatchHeader, BatchError> {
+    for_each_record(buf, |_| {})
+}
+
+/// Validates the batch at the start of `buf` and decodes its records into owned values.
+pub fn decode_records(buf: &[u8]) -> Result<(BatchHeader, Vec<DecodedRecord>), BatchError> {
+    let mut records = Vec::new();
+    let header = for_each_record(buf, |r| records.push(r.to_owned()))?;
     Ok((header, records))
 }
 
-fn decode_record(
-    cursor: &mut Cursor<'_>,
+fn parse_record<'a>(
+    cursor: &mut Cursor<'a>,
     header: &BatchHeader,
-) -> Result<(i32, DecodedRecord), BatchError> {
+) -> Result<(i32, RecordRef<'a>), BatchError> {
     let len = cursor.varint()?;
     if len < 0 {
         return Err(corrupt(format!("record length {len}")));
@@ -595,7 +641,7 @@ fn decode_record(
         }
         let key = std::str::from_utf8(body.take(key_len as usize)?)
             .map_err(|e| corrupt(format!("header key is not UTF-8: {e}")))?;
-        headers.push((key.to_owned(), body.nullable("header value")?));
+        headers.push((key, body.nullable("header value")?));
     }
     if body.remaining() != 0 {
         return Err(corrupt(format!(
@@ -608,7 +654,7 @@ fn decode_record(
         TimestampType::LogAppendTime => header.max_timestamp,
         TimestampType::CreateTime => header.base_timestamp.wrapping_add(timestamp_delta),
     };
-    let record = DecodedRecord {
+    let record = RecordRef {
         offset: header.base_offset + i64::from(offset_delta),
         timestamp,
         key,
@@ -1214,5 +1260,36 @@ mod tests {
             bytes[position] ^= xor;
             prop_assert!(validate(&bytes).is_err());
         }
+    }
+}
+
+#[cfg(test)]
+mod offset_range_tests {
+    use super::*;
+
+    /// A corrupt base offset (outside the CRC) near the ends of i64 is refused, never overflowed.
+    #[test]
+    fn corrupt_base_offsets_are_refused_not_overflowed() {
+        let record = Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: None,
+            value: Some(Bytes::from_static(b"v")),
+            headers: Vec::new(),
+        };
+        let mut bytes = encode_batch(&BatchSpec::default(), &[record]).to_vec();
+        for base in [i64::MAX, MAX_BASE_OFFSET + 1, -1, i64::MIN] {
+            set_base_offset(&mut bytes, base);
+            assert!(
+                matches!(parse_header(&bytes), Err(BatchError::Corrupt(_))),
+                "base {base}"
+            );
+            assert!(validate(&bytes).is_err());
+            assert!(batches(&bytes).next().is_none());
+        }
+        set_base_offset(&mut bytes, 41);
+        assert_eq!(validate(&bytes).unwrap().next_offset(), 42);
+        set_base_offset(&mut bytes, MAX_BASE_OFFSET);
+        assert!(validate(&bytes).is_ok());
     }
 }

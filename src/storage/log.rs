@@ -1,57 +1,57 @@
-//! The partition log, walking skeleton: one partition directory (`<topic>-<partition>/`) holding
-//! one segment file named by its base offset (`00000000000000000000.log`), in exactly Kafka's
-//! on-disk format: record batches v2, concatenated, nothing else.
+//! The partition log, Kafka's `UnifiedLog` over its `LocalLog`: a partition directory
+//! (`<topic>-<partition>/`) of segments (`LogSegment`, by base offset), the partition's
+//! `leader-epoch-checkpoint`, and its entries in the log directory's `recovery-point-offset-
+//! checkpoint` and `log-start-offset-checkpoint`. Everything on disk is in Kafka's formats, so
+//! Kafka's tools read it.
 //!
-//! The shape is Kafka's `UnifiedLog` over a single `LogSegment`: appends assign offsets and
-//! stamp the leader epoch, reads return whole batches from an in-memory map of batch positions
-//! (what the offset index will replace), and opening an existing segment recovers it as Kafka's
-//! `LogLoader` does: validate batch by batch, truncate at the first invalid or torn one.
+//! - Appends assign offsets (as leader) or keep the leader's (as follower), stamp the leader
+//!   epoch, record new epochs in the leader epoch cache, and roll to a new segment first when
+//!   the batches would not fit (`segment.bytes`), the segment is old (`segment.ms`) or an index
+//!   is full (`segment.index.bytes`).
+//! - Rolling flushes everything below the new segment, as Kafka's `roll` schedules at once; so
+//!   every segment but the active one is durable.
+//! - Flushing (every `flush.messages` messages, every `flush.ms`, at a roll, or when asked)
+//!   fsyncs the segments and advances the recovery point. Kafka's `LogManager` checkpoints
+//!   recovery points every `log.flush.offset.checkpoint.interval.ms`; here the flush that finds
+//!   the last checkpoint that old writes it. A stale checkpoint only makes recovery re-validate
+//!   more: it is never ahead of what was fsynced, because a truncation below it (and an open
+//!   that finds the log shorter) rewrites it at once.
+//! - Opening recovers the log (see `log_loader`).
 
-use std::fmt;
+use std::collections::BTreeMap;
 use std::io;
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 
-use crate::storage::batch::{self, BatchError, BatchHeader, DecodedRecord};
+use crate::storage::batch::{self, BatchError, BatchHeader, DecodedRecord, TimestampType};
+use crate::storage::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
+use crate::storage::leader_epoch::{EpochEntry, LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
+pub use crate::storage::log_config::LogConfig;
+pub use crate::storage::log_error::LogError;
+use crate::storage::log_loader;
+pub use crate::storage::log_loader::RecoveryReport;
+use crate::storage::segment::{
+    LogSegment, RollParams, RollReason, SegmentInfo, TimestampAndOffset,
+};
 use crate::world::Disk;
-
-/// The log's Kafka configs (topic-level names).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LogConfig {
-    /// `flush.messages` / `log.flush.interval.messages`: fsync once this many messages are
-    /// unflushed. Kafka's default is `Long.MAX_VALUE`: never, durability comes from replication.
-    pub flush_interval_messages: u64,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            flush_interval_messages: i64::MAX as u64,
-        }
-    }
-}
 
 /// Kafka's partition directory name (`LocalLog.logDirName`).
 pub fn partition_dir(topic: &str, partition: i32) -> String {
     format!("{topic}-{partition}")
 }
 
-/// Kafka's segment file name: the base offset as 20 zero-padded digits (`LogFileUtils.logFile`).
-pub fn segment_file_name(base_offset: i64) -> String {
-    format!("{base_offset:020}.log")
+/// The topic and partition of a partition directory (`<root>/<topic>-<partition>`), as Kafka's
+/// `LocalLog.parseTopicPartitionName` splits at the last dash.
+pub fn parse_partition_dir(dir: &str) -> Option<(String, i32)> {
+    let name = dir.rsplit('/').next()?;
+    let (topic, partition) = name.rsplit_once('-')?;
+    let partition: i32 = partition.parse().ok()?;
+    (!topic.is_empty() && partition >= 0).then(|| (topic.to_owned(), partition))
 }
 
-/// What `Log::open` found and did; part of a run's record.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecoveryReport {
-    /// Bytes cut from the end of the segment (0 if it was whole).
-    pub truncated_bytes: u64,
-    /// Why, and at which byte, the segment was cut.
-    pub reason: Option<String>,
-    pub log_end_offset: i64,
-    /// Valid batches kept.
-    pub batches: usize,
+/// Kafka's segment file name: the base offset as 20 zero-padded digits (`LogFileUtils.logFile`).
+pub fn segment_file_name(base_offset: i64) -> String {
+    crate::storage::segment::log_file_name(base_offset)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -59,188 +59,20 @@ pub struct AppendInfo {
     pub first_offset: i64,
     pub last_offset: i64,
     pub log_end_offset: i64,
+    /// The broker's time stamped on the batch with LogAppendTime, else -1.
+    pub log_append_time_ms: i64,
+    /// Whether a new segment was rolled first, and why.
+    pub rolled: Option<RollReason>,
 }
 
 /// Whole batches, as a fetch returns them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadResult {
-    /// Concatenated batches, starting with the one containing the requested offset; empty when
-    /// reading at the log end offset.
+    /// Concatenated batches of one segment, starting with the one containing the requested
+    /// offset; empty when reading at the log end offset.
     pub records: Bytes,
     pub log_start_offset: i64,
     pub log_end_offset: i64,
-}
-
-#[derive(Debug)]
-pub enum LogError {
-    Io(io::Error),
-    /// A batch that is not valid: offered to `append` (Kafka answers CORRUPT_MESSAGE for CRC and
-    /// framing errors, INVALID_RECORD for inconsistent counts) or found on disk by a read.
-    Corrupt(BatchError),
-    /// Kafka's `OffsetOutOfRangeException` (OFFSET_OUT_OF_RANGE).
-    OffsetOutOfRange {
-        offset: i64,
-        log_start_offset: i64,
-        log_end_offset: i64,
-    },
-    /// A follower's batches do not start at the log end (Kafka's
-    /// `UnexpectedAppendOffsetException`).
-    UnexpectedAppendOffset {
-        first_offset: i64,
-        log_end_offset: i64,
-    },
-}
-
-impl fmt::Display for LogError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LogError::Io(e) => write!(f, "I/O error: {e}"),
-            LogError::Corrupt(e) => write!(f, "{e}"),
-            LogError::OffsetOutOfRange {
-                offset,
-                log_start_offset,
-                log_end_offset,
-            } => write!(
-                f,
-                "offset {offset} is out of range [{log_start_offset}, {log_end_offset}]"
-            ),
-            LogError::UnexpectedAppendOffset {
-                first_offset,
-                log_end_offset,
-            } => write!(
-                f,
-                "batches start at offset {first_offset}, log end offset is {log_end_offset}"
-            ),
-        }
-    }
-}
-
-impl std::error::Error for LogError {}
-
-impl From<io::Error> for LogError {
-    fn from(e: io::Error) -> Self {
-        LogError::Io(e)
-    }
-}
-
-impl From<BatchError> for LogError {
-    fn from(e: BatchError) -> Self {
-        LogError::Corrupt(e)
-    }
-}
-
-impl From<LogError> for io::Error {
-    fn from(e: LogError) -> Self {
-        match e {
-            LogError::Io(e) => e,
-            other => io::Error::new(io::ErrorKind::InvalidData, other),
-        }
-    }
-}
-
-/// Where one batch sits in the segment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct BatchPosition {
-    base_offset: i64,
-    last_offset: i64,
-    position: u64,
-    size: u64,
-}
-
-/// The segment's batches in offset order: contiguous offsets, contiguous bytes. Pure state, no
-/// I/O; the sparse map that Kafka's `OffsetIndex` will take over.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct BatchIndex {
-    base_offset: i64,
-    entries: Vec<BatchPosition>,
-    size_bytes: u64,
-}
-
-impl BatchIndex {
-    fn new(base_offset: i64) -> Self {
-        BatchIndex {
-            base_offset,
-            entries: Vec::new(),
-            size_bytes: 0,
-        }
-    }
-
-    fn next_offset(&self) -> i64 {
-        self.entries
-            .last()
-            .map_or(self.base_offset, |e| e.last_offset + 1)
-    }
-
-    /// Records a batch written at the end of the segment.
-    fn push(&mut self, header: &BatchHeader, position: u64) {
-        assert_eq!(
-            header.base_offset,
-            self.next_offset(),
-            "offsets must be contiguous"
-        );
-        assert_eq!(
-            position, self.size_bytes,
-            "batches must be contiguous in the file"
-        );
-        let size = header.size_in_bytes() as u64;
-        self.entries.push(BatchPosition {
-            base_offset: header.base_offset,
-            last_offset: header.last_offset(),
-            position,
-            size,
-        });
-        self.size_bytes += size;
-    }
-
-    /// The first batch whose last offset is at or above `offset`: the one containing it.
-    fn first_at_or_above(&self, offset: i64) -> usize {
-        self.entries.partition_point(|e| e.last_offset < offset)
-    }
-
-    /// The byte range of whole batches to return for a read from `offset` (below the log end):
-    /// the containing batch, then as many following ones as fit in `max_bytes`.
-    fn read_range(&self, offset: i64, max_bytes: usize) -> (u64, u64) {
-        let first = self.first_at_or_above(offset);
-        let start = self.entries[first].position;
-        let mut len = self.entries[first].size;
-        for entry in &self.entries[first + 1..] {
-            if len + entry.size > max_bytes as u64 {
-                break;
-            }
-            len += entry.size;
-        }
-        (start, len)
-    }
-
-    /// Drops every batch containing an offset at or above `offset`; returns the new file length.
-    fn truncate_to(&mut self, offset: i64) -> u64 {
-        let keep = self.first_at_or_above(offset);
-        self.entries.truncate(keep);
-        self.size_bytes = self.entries.last().map_or(0, |e| e.position + e.size);
-        self.size_bytes
-    }
-}
-
-/// Rebuilds the index of a segment from its bytes: batches must be valid and their offsets
-/// contiguous from the segment's base offset. Returns where and why the valid prefix ends.
-fn recover_segment(base_offset: i64, bytes: &[u8]) -> (BatchIndex, Option<(usize, String)>) {
-    let mut index = BatchIndex::new(base_offset);
-    let mut iter = batch::batches(bytes);
-    for (position, header) in iter.by_ref() {
-        if header.base_offset != index.next_offset() {
-            let why = format!(
-                "batch at byte {position} has base offset {}, expected {}",
-                header.base_offset,
-                index.next_offset()
-            );
-            return (index, Some((position, why)));
-        }
-        index.push(&header, position as u64);
-    }
-    let stop = iter
-        .stopped_at()
-        .map(|(position, error)| (position, format!("at byte {position}: {error}")));
-    (index, stop)
 }
 
 /// Checks a producer's batch as Kafka's `LogValidator` does before assigning offsets: exactly
@@ -260,71 +92,59 @@ fn validate_for_append(buf: &[u8]) -> Result<BatchHeader, BatchError> {
             header.last_offset_delta, header.records_count
         )));
     }
-    batch::decode_records(buf)?;
+    batch::validate_records(buf)?;
     Ok(header)
 }
 
 /// A partition's log on a `Disk`. After an I/O error the in-memory state may no longer match
-/// the file: reopen the log (recovery reconciles them), as Kafka takes the log dir offline.
+/// the files: reopen the log (recovery reconciles them), as Kafka takes the log dir offline.
 #[derive(Debug)]
 pub struct Log {
-    disk: Disk,
-    dir: String,
-    segment_path: String,
-    config: LogConfig,
-    index: BatchIndex,
+    pub(crate) disk: Disk,
+    pub(crate) dir: String,
+    /// The log directory holding the shared checkpoint files (`""` or `"<root>/"`).
+    pub(crate) root: String,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) config: LogConfig,
+    pub(crate) segments: BTreeMap<i64, LogSegment>,
+    pub(crate) log_start_offset: i64,
     /// Kafka's recovery point: every offset below it has been fsynced by this log.
-    recovery_point: i64,
+    pub(crate) recovery_point: i64,
+    pub(crate) epochs: LeaderEpochFileCache,
+    /// The latest time the log was given (appends, `flush_if_due`, open).
+    pub(crate) clock_ms: i64,
+    pub(crate) last_flush_ms: i64,
+    pub(crate) last_checkpoint_ms: i64,
 }
 
 impl Log {
-    /// Opens the log in `dir`, creating its segment if there is none, else recovering it.
-    ///
-    /// Recovery truncates the segment at the first invalid, torn or out-of-sequence batch. As
-    /// in Kafka, nothing is fsynced here, and without a recovery-point checkpoint (yet) every
-    /// recovered message counts as unflushed.
+    /// Opens the log in `dir` (`[<root>/]<topic>-<partition>`), creating it if it does not
+    /// exist, else recovering it (see `log_loader`).
     pub async fn open(
         disk: Disk,
         dir: &str,
         config: LogConfig,
+        now_ms: i64,
     ) -> io::Result<(Log, RecoveryReport)> {
-        let base_offset = find_segment(&disk, dir)?;
-        let segment_path = format!("{dir}/{}", segment_file_name(base_offset.unwrap_or(0)));
-        let (index, truncated_bytes, reason) = match base_offset {
-            None => {
-                disk.create(&segment_path).await?;
-                (BatchIndex::new(0), 0, None)
-            }
-            Some(base_offset) => recover(&disk, &segment_path, base_offset).await?,
-        };
-        let report = RecoveryReport {
-            truncated_bytes,
-            reason,
-            log_end_offset: index.next_offset(),
-            batches: index.entries.len(),
-        };
-        let log = Log {
-            disk,
-            dir: dir.to_owned(),
-            segment_path,
-            config,
-            recovery_point: index.base_offset,
-            index,
-        };
-        Ok((log, report))
+        log_loader::load(disk, dir, config, now_ms).await
     }
 
     pub fn dir(&self) -> &str {
         &self.dir
     }
 
+    pub fn config(&self) -> &LogConfig {
+        &self.config
+    }
+
     pub fn log_start_offset(&self) -> i64 {
-        self.index.base_offset
+        self.log_start_offset
     }
 
     /// The offset the next appended record gets.
     pub fn log_end_offset(&self) -> i64 {
-        self.index.next_offset()
+        self.active().next_offset()
     }
 
     pub fn recovery_point(&self) -> i64 {
@@ -333,35 +153,102 @@ impl Log {
 
     /// Kafka's `unflushedMessages`: log end offset minus recovery point.
     pub fn unflushed_messages(&self) -> u64 {
-        (self.log_end_offset() - self.recovery_point) as u64
+        (self.log_end_offset() - self.recovery_point).max(0) as u64
     }
 
     pub fn size_in_bytes(&self) -> u64 {
-        self.index.size_bytes
+        self.segments.values().map(LogSegment::size_bytes).sum()
+    }
+
+    /// Every segment, oldest first; the last is the active one.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        let active = self.active().base_offset();
+        self.segments
+            .values()
+            .map(|s| s.info(s.base_offset() == active))
+            .collect()
+    }
+
+    pub fn segment(&self, base_offset: i64) -> Option<&LogSegment> {
+        self.segments.get(&base_offset)
+    }
+
+    /// Lookups whose offset index position did not fit the log and were answered by a scan.
+    pub fn index_misses(&self) -> u64 {
+        self.segments.values().map(LogSegment::index_misses).sum()
+    }
+
+    pub fn leader_epochs(&self) -> &[EpochEntry] {
+        self.epochs.entries()
+    }
+
+    pub fn latest_epoch(&self) -> Option<i32> {
+        self.epochs.latest_epoch()
+    }
+
+    /// Where `epoch` ended in this log (KIP-101's `OffsetsForLeaderEpoch` answer).
+    pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
+        self.epochs.end_offset_for(epoch, self.log_end_offset())
+    }
+
+    pub(crate) fn active(&self) -> &LogSegment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    pub(crate) fn active_mut(&mut self) -> &mut LogSegment {
+        self.segments
+            .values_mut()
+            .next_back()
+            .expect("a log always has an active segment")
+    }
+
+    pub(crate) fn tick(&mut self, now_ms: i64) {
+        self.clock_ms = self.clock_ms.max(now_ms);
     }
 
     /// Appends a producer's batch as the leader: validates it (CRC, framing, counts), assigns
-    /// its offsets from the log end offset and stamps `leader_epoch` in place, writes it, and
-    /// fsyncs once `flush_interval_messages` messages are unflushed. `batch` holds exactly one
-    /// batch; on return it holds the bytes as written.
+    /// its offsets from the log end offset, stamps `leader_epoch` (and, with LogAppendTime,
+    /// `now_ms`) in place, and writes it. `batch` holds exactly one batch; on return it holds
+    /// the bytes as written.
     pub async fn append(
         &mut self,
         batch: &mut [u8],
         leader_epoch: i32,
+        now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
-        let mut header = validate_for_append(batch)?;
-        header.base_offset = self.log_end_offset();
-        header.partition_leader_epoch = leader_epoch;
-        batch::set_base_offset(batch, header.base_offset);
+        self.tick(now_ms);
+        validate_for_append(batch)?;
+        batch::set_base_offset(batch, self.log_end_offset());
         batch::set_partition_leader_epoch(batch, leader_epoch);
-        self.write(batch, &[header]).await?;
-        Ok(self.append_info(header.base_offset, header.last_offset()))
+        let log_append_time_ms = match self.config.message_timestamp_type {
+            TimestampType::LogAppendTime => {
+                batch::set_max_timestamp_log_append_time(batch, now_ms);
+                now_ms
+            }
+            TimestampType::CreateTime => -1,
+        };
+        let header = batch::parse_header(batch)?;
+        let rolled = self.append_batches(batch, &[header], now_ms).await?;
+        Ok(self.append_info(
+            header.base_offset,
+            header.last_offset(),
+            log_append_time_ms,
+            rolled,
+        ))
     }
 
-    /// Appends a leader's batches as a follower: offsets and epochs are kept, and must continue
-    /// the log exactly. Every batch is validated (CRC); a torn or invalid one fails the append
-    /// and nothing is written.
-    pub async fn append_as_follower(&mut self, records: &[u8]) -> Result<AppendInfo, LogError> {
+    /// Appends a leader's batches as a follower: offsets, epochs and timestamps are kept, and
+    /// must continue the log exactly. Every batch is validated (CRC); a torn or invalid one fails
+    /// the append and nothing is written.
+    pub async fn append_as_follower(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        self.tick(now_ms);
         let mut iter = batch::batches(records);
         let headers: Vec<BatchHeader> = iter.by_ref().map(|(_, header)| header).collect();
         if let Some((_, error)) = iter.stopped_at() {
@@ -370,7 +257,7 @@ impl Log {
         let (Some(first), Some(last)) = (headers.first(), headers.last()) else {
             // An empty fetch: nothing to append, reported as an empty range (last < first).
             let log_end_offset = self.log_end_offset();
-            return Ok(self.append_info(log_end_offset, log_end_offset - 1));
+            return Ok(self.append_info(log_end_offset, log_end_offset - 1, -1, None));
         };
         let mut expected = self.log_end_offset();
         for header in &headers {
@@ -383,52 +270,196 @@ impl Log {
             expected = header.next_offset();
         }
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
-        self.write(records, &headers).await?;
-        Ok(self.append_info(first_offset, last_offset))
+        let rolled = self.append_batches(records, &headers, now_ms).await?;
+        Ok(self.append_info(first_offset, last_offset, -1, rolled))
     }
 
-    fn append_info(&self, first_offset: i64, last_offset: i64) -> AppendInfo {
+    fn append_info(
+        &self,
+        first_offset: i64,
+        last_offset: i64,
+        log_append_time_ms: i64,
+        rolled: Option<RollReason>,
+    ) -> AppendInfo {
         AppendInfo {
             first_offset,
             last_offset,
             log_end_offset: self.log_end_offset(),
+            log_append_time_ms,
+            rolled,
         }
     }
 
-    /// Writes validated, offset-assigned batches at the end of the segment, then flushes if the
-    /// unflushed count reached the interval (Kafka's `UnifiedLog.append`).
-    async fn write(&mut self, bytes: &[u8], headers: &[BatchHeader]) -> io::Result<()> {
-        let position = self.disk.append(&self.segment_path, bytes).await?;
-        assert_eq!(
-            position, self.index.size_bytes,
-            "{}: appended at byte {position}, the log ends at {}",
-            self.segment_path, self.index.size_bytes
-        );
-        let mut batch_position = position;
-        for header in headers {
-            self.index.push(header, batch_position);
-            batch_position += header.size_in_bytes() as u64;
+    /// Writes validated, offset-assigned batches at the log end, in runs that each fit a segment
+    /// (rolling before a run when due), then flushes if due (Kafka's `UnifiedLog.append`).
+    async fn append_batches(
+        &mut self,
+        bytes: &[u8],
+        headers: &[BatchHeader],
+        now_ms: i64,
+    ) -> Result<Option<RollReason>, LogError> {
+        let segment_bytes = self.config.segment_bytes;
+        if let Some(h) = headers
+            .iter()
+            .find(|h| h.size_in_bytes() as u64 > segment_bytes)
+        {
+            return Err(LogError::RecordBatchTooLarge {
+                size: h.size_in_bytes(),
+                segment_bytes,
+            });
+        }
+        let mut rolled = None;
+        let (mut start, mut position) = (0, 0);
+        while start < headers.len() {
+            let mut end = start;
+            let mut run_bytes = 0;
+            while end < headers.len()
+                && run_bytes + headers[end].size_in_bytes() as u64 <= segment_bytes
+            {
+                run_bytes += headers[end].size_in_bytes() as u64;
+                end += 1;
+            }
+            let run = &headers[start..end];
+            let params = RollParams {
+                messages_bytes: run_bytes,
+                max_timestamp_in_messages: run.iter().map(|h| h.max_timestamp).max().unwrap_or(-1),
+                max_offset_in_messages: run[run.len() - 1].last_offset(),
+                now_ms,
+            };
+            if let Some(reason) = self.active().should_roll(&self.config, &params) {
+                self.roll(now_ms).await?;
+                rolled = Some(reason);
+            }
+            self.assign_epochs(run).await?;
+            let run_end = position + run_bytes as usize;
+            let disk = self.disk.clone();
+            self.active_mut()
+                .append(&disk, &bytes[position..run_end], run, now_ms)
+                .await?;
+            (start, position) = (end, run_end);
         }
         if self.unflushed_messages() >= self.config.flush_interval_messages {
             self.flush().await?;
+        } else {
+            self.flush_if_due(now_ms).await?;
+        }
+        Ok(rolled)
+    }
+
+    /// Records the batches' new epochs, and writes the cache before the batches (Kafka's
+    /// `assign`, synchronous: the file never misses an epoch the log holds).
+    async fn assign_epochs(&mut self, headers: &[BatchHeader]) -> io::Result<()> {
+        let mut changed = false;
+        for header in headers {
+            changed |= self
+                .epochs
+                .assign(header.partition_leader_epoch, header.base_offset);
+        }
+        if changed {
+            self.write_epochs().await?;
         }
         Ok(())
     }
 
-    /// fsyncs the segment: everything appended so far is durable.
+    pub(crate) async fn write_epochs(&self) -> io::Result<()> {
+        let path = format!("{}/{LEADER_EPOCH_CHECKPOINT}", self.dir);
+        let tmp = format!("{path}.tmp");
+        checkpoint::write_atomically(&self.disk, &path, &tmp, &self.epochs.to_text()).await
+    }
+
+    /// Starts a new active segment at the log end offset (Kafka's `roll`): the old one records
+    /// its largest timestamp, and everything below the new segment is flushed. Does nothing if
+    /// the active segment is empty. Returns the new segment's base offset.
+    pub async fn roll(&mut self, now_ms: i64) -> io::Result<Option<i64>> {
+        self.tick(now_ms);
+        if self.active().size_bytes() == 0 {
+            return Ok(None);
+        }
+        let disk = self.disk.clone();
+        self.active_mut().on_become_inactive(&disk).await?;
+        self.flush().await?;
+        let base_offset = self.log_end_offset();
+        let segment =
+            LogSegment::create(&disk, &self.dir, base_offset, &self.config, now_ms).await?;
+        self.segments.insert(base_offset, segment);
+        Ok(Some(base_offset))
+    }
+
+    /// fsyncs every segment holding offsets at or above the recovery point (the files written
+    /// since their last fsync), which then moves to the log end offset; the recovery-point
+    /// checkpoint is written if the last write is older than
+    /// `recovery_point_checkpoint_interval_ms`. A truncated segment is fsynced even with nothing
+    /// new below the log end: a roll must not leave it able to grow back over its successor.
     pub async fn flush(&mut self) -> io::Result<()> {
-        self.disk.fsync(&self.segment_path).await?;
-        self.recovery_point = self.log_end_offset();
+        let log_end_offset = self.log_end_offset();
+        self.last_flush_ms = self.clock_ms;
+        let from = self
+            .segments
+            .range(..=self.recovery_point)
+            .next_back()
+            .map_or(i64::MIN, |(&base, _)| base);
+        let disk = self.disk.clone();
+        for segment in self.segments.range_mut(from..).map(|(_, s)| s) {
+            segment.flush(&disk).await?;
+        }
+        if self.recovery_point >= log_end_offset {
+            return Ok(());
+        }
+        self.recovery_point = log_end_offset;
+        let since = self.clock_ms.saturating_sub(self.last_checkpoint_ms);
+        if since >= self.config.recovery_point_checkpoint_interval_ms {
+            self.write_recovery_point().await?;
+        }
         Ok(())
     }
 
-    /// Reads whole batches from the one containing `from_offset`, adding following batches while
-    /// the total stays within `max_bytes`; the first batch is returned even if it alone exceeds
-    /// `max_bytes` (Kafka's `minOneMessage`, KIP-74). Unlike Kafka, which may cut the last batch
-    /// at `max_bytes`, only whole batches are returned. Reading at the log end offset returns no
-    /// records; below the log start offset or above the log end offset is `OffsetOutOfRange`.
+    /// Flushes if `flush.ms` has passed since the last flush and messages are unflushed (Kafka's
+    /// `LogManager.flushDirtyLogs`). The broker calls it on appends and may call it on a timer.
+    pub async fn flush_if_due(&mut self, now_ms: i64) -> io::Result<bool> {
+        self.tick(now_ms);
+        let due = now_ms.saturating_sub(self.last_flush_ms) >= self.config.flush_interval_ms;
+        if due && self.unflushed_messages() > 0 {
+            self.flush().await?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// Writes this log's recovery point into the log directory's checkpoint.
+    pub async fn write_recovery_point(&mut self) -> io::Result<()> {
+        let path = format!("{}{RECOVERY_POINT_CHECKPOINT}", self.root);
+        checkpoint::update_offset(
+            &self.disk,
+            &path,
+            &self.topic,
+            self.partition,
+            self.recovery_point,
+        )
+        .await?;
+        self.last_checkpoint_ms = self.clock_ms;
+        Ok(())
+    }
+
+    pub(crate) async fn write_log_start_offset(&self) -> io::Result<()> {
+        let path = format!("{}{LOG_START_OFFSET_CHECKPOINT}", self.root);
+        checkpoint::update_offset(
+            &self.disk,
+            &path,
+            &self.topic,
+            self.partition,
+            self.log_start_offset,
+        )
+        .await
+    }
+
+    /// Reads whole batches of one segment from the one containing `from_offset`, adding
+    /// following batches while the total stays within `max_bytes`; the first batch is returned
+    /// even if it alone exceeds `max_bytes` (Kafka's `minOneMessage`, KIP-74). Unlike Kafka,
+    /// which may cut the last batch at `max_bytes`, only whole batches are returned, each
+    /// CRC-checked. Reading at the log end offset returns no records; below the log start offset
+    /// or above the log end offset is `OffsetOutOfRange`.
     pub async fn read(&self, from_offset: i64, max_bytes: usize) -> Result<ReadResult, LogError> {
-        let (log_start_offset, log_end_offset) = (self.log_start_offset(), self.log_end_offset());
+        let (log_start_offset, log_end_offset) = (self.log_start_offset, self.log_end_offset());
         if from_offset < log_start_offset || from_offset > log_end_offset {
             return Err(LogError::OffsetOutOfRange {
                 offset: from_offset,
@@ -436,12 +467,18 @@ impl Log {
                 log_end_offset,
             });
         }
-        let records = if from_offset == log_end_offset {
-            Bytes::new()
-        } else {
-            let (position, len) = self.index.read_range(from_offset, max_bytes);
-            Bytes::from(self.read_exact(position, len).await?)
-        };
+        let mut records = Bytes::new();
+        let floor = self
+            .segments
+            .range(..=from_offset)
+            .next_back()
+            .map_or(i64::MIN, |(&base, _)| base);
+        for segment in self.segments.range(floor..).map(|(_, s)| s) {
+            if let Some(bytes) = segment.read(&self.disk, from_offset, max_bytes).await? {
+                records = bytes;
+                break;
+            }
+        }
         Ok(ReadResult {
             records,
             log_start_offset,
@@ -449,690 +486,92 @@ impl Log {
         })
     }
 
-    async fn read_exact(&self, position: u64, len: u64) -> io::Result<Vec<u8>> {
-        let bytes = self
-            .disk
-            .read_at(&self.segment_path, position, len as usize)
-            .await?;
-        if bytes.len() as u64 != len {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                format!(
-                    "{}: read {} bytes at {position}, the log holds {len} there",
-                    self.segment_path,
-                    bytes.len()
-                ),
-            ));
+    /// The first record at or after the log start offset whose timestamp is at or above
+    /// `timestamp_ms` (`ListOffsets` by time; Kafka's `fetchOffsetByTimestamp`), `None` if every
+    /// record is older. Kafka searches only the first segment whose largest timestamp reaches
+    /// the target; if the log start offset hides that segment's match, the next ones are
+    /// searched here too.
+    pub async fn fetch_offset_by_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampAndOffset>, LogError> {
+        for segment in self.segments.values() {
+            if segment.next_offset() <= self.log_start_offset
+                || segment.max_timestamp().timestamp < timestamp_ms
+            {
+                continue;
+            }
+            let found = segment
+                .find_offset_by_timestamp(&self.disk, timestamp_ms, self.log_start_offset)
+                .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
         }
-        Ok(bytes)
+        Ok(None)
     }
 
-    /// Removes every batch containing an offset at or above `offset`, as Kafka's
-    /// `LogSegment.truncateTo` does: truncation is at a batch boundary, so if `offset` falls
-    /// inside a batch that whole batch goes and the log end offset ends up below `offset`. A
-    /// no-op at or above the log end offset. Not fsynced (nor in Kafka): a crash may bring the
-    /// truncated batches back, and recovery keeps them if they are valid.
-    pub async fn truncate_to(&mut self, offset: i64) -> io::Result<()> {
-        if offset >= self.log_end_offset() {
-            return Ok(());
+    /// The position of the batch holding `offset`: its segment's base offset and the byte in
+    /// that segment (Kafka's `LogOffsetMetadata`), `None` outside the log.
+    pub async fn position_of(&self, offset: i64) -> Result<Option<(i64, u64)>, LogError> {
+        if offset < self.log_start_offset || offset >= self.log_end_offset() {
+            return Ok(None);
         }
-        if offset < self.log_start_offset() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!(
-                    "truncation to {offset}, below the log start offset {}, needs segments",
-                    self.log_start_offset()
-                ),
-            ));
+        let Some((&base, segment)) = self.segments.range(..=offset).next_back() else {
+            return Ok(None);
+        };
+        let found = segment.translate_offset(&self.disk, offset).await?;
+        Ok(found.map(|(position, _)| (base, position)))
+    }
+
+    /// Replaces the non-active segment at `base_offset` with `cleaned`, the log cleaner's copy
+    /// of it (Kafka's `replaceSegments`): whole batches, offsets preserved, gaps where records
+    /// were removed. The copy is written as `<base>.log.cleaned` with its indexes and fsynced,
+    /// renamed to `.swap`, then put in place of the segment; a crash in between leaves the old
+    /// segment (the next open deletes `.cleaned` files) or the new one (it completes a `.swap`).
+    /// Reads see the old segment until this returns, the new one after.
+    pub async fn replace_with_cleaned(
+        &mut self,
+        base_offset: i64,
+        cleaned: &[u8],
+    ) -> Result<(), LogError> {
+        let active = self.active().base_offset();
+        let Some(source) = self.segments.get(&base_offset).filter(|_| base_offset != active)
+        else {
+            return Err(crate::storage::log_error::invalid_input(format!(
+                "{}: no inactive segment {base_offset} to replace",
+                self.dir
+            )));
+        };
+        let mut segment = LogSegment::from_cleaned(source, cleaned, &self.config)?;
+        if let Err(e) = segment.write_cleaned(&self.disk, cleaned).await {
+            segment.remove_cleaned(&self.disk).await;
+            return Err(e.into());
         }
-        let len = self.index.truncate_to(offset);
-        self.disk.truncate(&self.segment_path, len).await?;
-        self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        segment.swap_in_cleaned(&self.disk).await?;
+        self.segments.insert(base_offset, segment);
         Ok(())
     }
 
-    /// Every record in the log, in offset order (the final state of a run).
+    /// Every record from the log start offset, in offset order (the final state of a run).
     pub async fn read_all_records(&self) -> Result<Vec<DecodedRecord>, LogError> {
-        let bytes = self.read_exact(0, self.index.size_bytes).await?;
         let mut records = Vec::new();
-        for entry in &self.index.entries {
-            let start = entry.position as usize;
-            let (_, batch_records) =
-                batch::decode_records(&bytes[start..start + entry.size as usize])?;
-            records.extend(batch_records);
+        for segment in self.segments.values() {
+            let bytes = segment.read_all(&self.disk).await?;
+            let mut iter = batch::batches(&bytes);
+            for (position, header) in iter.by_ref() {
+                let end = position + header.size_in_bytes();
+                let (_, batch_records) = batch::decode_records(&bytes[position..end])?;
+                records.extend(
+                    batch_records
+                        .into_iter()
+                        .filter(|r| r.offset >= self.log_start_offset),
+                );
+            }
+            if let Some((_, error)) = iter.stopped_at() {
+                return Err(LogError::Corrupt(error));
+            }
         }
         Ok(records)
-    }
-}
-
-/// The base offset of the segment in `dir`, if it has one.
-fn find_segment(disk: &Disk, dir: &str) -> io::Result<Option<i64>> {
-    let prefix = format!("{dir}/");
-    let mut base_offsets = Vec::new();
-    for path in disk.list(&prefix) {
-        let name = &path[prefix.len()..];
-        let Some(stem) = name.strip_suffix(".log") else {
-            continue;
-        };
-        match stem.parse::<i64>() {
-            Ok(offset) if stem.len() == 20 && offset >= 0 => base_offsets.push(offset),
-            _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!("{path}: not a segment file name"),
-                ))
-            }
-        }
-    }
-    match base_offsets.as_slice() {
-        [] => Ok(None),
-        [base_offset] => Ok(Some(*base_offset)),
-        _ => Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "{dir}: {} segments, the walking-skeleton log has one",
-                base_offsets.len()
-            ),
-        )),
-    }
-}
-
-/// Reads and validates the segment, truncating it after its valid prefix.
-async fn recover(
-    disk: &Disk,
-    segment_path: &str,
-    base_offset: i64,
-) -> io::Result<(BatchIndex, u64, Option<String>)> {
-    let bytes = disk.read_all(segment_path).await?;
-    let (index, stop) = recover_segment(base_offset, &bytes);
-    let Some((position, why)) = stop else {
-        return Ok((index, 0, None));
-    };
-    debug_assert_eq!(position as u64, index.size_bytes);
-    disk.truncate(segment_path, position as u64).await?;
-    Ok((index, (bytes.len() - position) as u64, Some(why)))
-}
-
-#[cfg(test)]
-// `madsim` is a --cfg set by .cargo/config.toml, unknown to Cargo's check-cfg.
-#[allow(unexpected_cfgs)]
-mod tests {
-    use super::*;
-    use crate::storage::batch::{encode_batch, BatchSpec, Record};
-
-    /// A batch of `count` records with values `"{tag}-{i}"`, offsets from 0 (the log reassigns).
-    fn producer_batch(tag: &str, count: i32) -> Vec<u8> {
-        let records: Vec<Record> = (0..count)
-            .map(|i| Record {
-                offset_delta: i,
-                timestamp_delta: i64::from(i),
-                key: None,
-                value: Some(Bytes::from(format!("{tag}-{i}"))),
-                headers: vec![],
-            })
-            .collect();
-        let spec = BatchSpec {
-            base_timestamp: 1_000,
-            ..BatchSpec::default()
-        };
-        encode_batch(&spec, &records).to_vec()
-    }
-
-    /// The same batch with offsets already assigned, as a segment holds it.
-    fn stored_batch(tag: &str, count: i32, base_offset: i64) -> Vec<u8> {
-        let mut bytes = producer_batch(tag, count);
-        batch::set_base_offset(&mut bytes, base_offset);
-        bytes
-    }
-
-    #[test]
-    fn recover_segment_keeps_the_valid_contiguous_prefix() {
-        let mut segment = stored_batch("a", 2, 0);
-        segment.extend(stored_batch("b", 3, 2));
-        let (index, stop) = recover_segment(0, &segment);
-        assert_eq!(stop, None);
-        assert_eq!((index.next_offset(), index.entries.len()), (5, 2));
-        assert_eq!(index.size_bytes, segment.len() as u64);
-
-        let whole = segment.len();
-        segment.extend(stored_batch("gap", 1, 9)); // valid, but offsets 5..=8 are missing
-        let (index, stop) = recover_segment(0, &segment);
-        let (position, why) = stop.unwrap();
-        assert_eq!((position, index.next_offset()), (whole, 5));
-        assert!(why.contains("base offset 9, expected 5"), "{why}");
-    }
-
-    #[test]
-    fn batch_index_locates_reads_and_truncates() {
-        let mut index = BatchIndex::new(0);
-        let mut position = 0;
-        for (base, count) in [(0, 2), (2, 2), (4, 2)] {
-            let bytes = stored_batch("x", count, base);
-            index.push(&batch::validate(&bytes).unwrap(), position);
-            position += bytes.len() as u64;
-        }
-        let size = index.entries[0].size;
-        assert_eq!(index.read_range(3, 0), (size, size)); // at least one batch
-        assert_eq!(index.read_range(3, 2 * size as usize), (size, 2 * size));
-        assert_eq!(index.read_range(0, usize::MAX), (0, 3 * size));
-        assert_eq!(index.truncate_to(3), size); // offset 3 is inside batch 2..=3
-        assert_eq!(index.next_offset(), 2);
-    }
-
-    // Disk calls sleep through madsim's clock, so these run inside a madsim runtime.
-    #[cfg(madsim)]
-    mod on_disk {
-        use super::*;
-        use crate::world::{DiskBackend, DiskOp};
-        use std::collections::BTreeMap;
-        use std::sync::{Arc, Mutex};
-        use std::time::Duration;
-
-        /// Files in a map; counts fsyncs per path. No latency, no faults.
-        #[derive(Default)]
-        struct MemDisk {
-            files: Mutex<BTreeMap<String, Vec<u8>>>,
-            fsyncs: Mutex<BTreeMap<String, usize>>,
-        }
-
-        fn not_found(path: &str) -> io::Error {
-            io::Error::new(io::ErrorKind::NotFound, path.to_owned())
-        }
-
-        impl MemDisk {
-            fn with_file<T>(&self, path: &str, f: impl FnOnce(&mut Vec<u8>) -> T) -> io::Result<T> {
-                let mut files = self.files.lock().unwrap();
-                files.get_mut(path).map(f).ok_or_else(|| not_found(path))
-            }
-
-            fn bytes(&self, path: &str) -> Vec<u8> {
-                self.with_file(path, |f| f.clone()).unwrap()
-            }
-
-            fn fsyncs(&self, path: &str) -> usize {
-                self.fsyncs.lock().unwrap().get(path).copied().unwrap_or(0)
-            }
-        }
-
-        impl DiskBackend for MemDisk {
-            fn latency(&self, _op: DiskOp) -> Duration {
-                Duration::ZERO
-            }
-            fn create(&self, path: &str) -> io::Result<()> {
-                self.files
-                    .lock()
-                    .unwrap()
-                    .entry(path.to_owned())
-                    .or_default();
-                Ok(())
-            }
-            fn exists(&self, path: &str) -> bool {
-                self.files.lock().unwrap().contains_key(path)
-            }
-            fn list(&self, prefix: &str) -> Vec<String> {
-                let files = self.files.lock().unwrap();
-                files
-                    .keys()
-                    .filter(|p| p.starts_with(prefix))
-                    .cloned()
-                    .collect()
-            }
-            fn len(&self, path: &str) -> io::Result<u64> {
-                self.with_file(path, |f| f.len() as u64)
-            }
-            fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-                self.with_file(path, |f| {
-                    let start = (offset as usize).min(f.len());
-                    f[start..(start + len).min(f.len())].to_vec()
-                })
-            }
-            fn write_at(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
-                self.with_file(path, |f| {
-                    let end = offset as usize + data.len();
-                    if f.len() < end {
-                        f.resize(end, 0);
-                    }
-                    f[offset as usize..end].copy_from_slice(data);
-                })
-            }
-            fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-                self.with_file(path, |f| {
-                    let position = f.len() as u64;
-                    f.extend_from_slice(data);
-                    position
-                })
-            }
-            fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-                self.with_file(path, |f| f.truncate(len as usize))
-            }
-            fn fsync(&self, path: &str) -> io::Result<()> {
-                self.with_file(path, |_| ())?;
-                *self
-                    .fsyncs
-                    .lock()
-                    .unwrap()
-                    .entry(path.to_owned())
-                    .or_default() += 1;
-                Ok(())
-            }
-            fn remove(&self, path: &str) -> io::Result<()> {
-                self.files
-                    .lock()
-                    .unwrap()
-                    .remove(path)
-                    .map(|_| ())
-                    .ok_or_else(|| not_found(path))
-            }
-            fn rename(&self, from: &str, to: &str) -> io::Result<()> {
-                let mut files = self.files.lock().unwrap();
-                let data = files.remove(from).ok_or_else(|| not_found(from))?;
-                files.insert(to.to_owned(), data);
-                Ok(())
-            }
-        }
-
-        const DIR: &str = "orders-0";
-        const SEGMENT: &str = "orders-0/00000000000000000000.log";
-
-        fn run<F: std::future::Future>(f: F) -> F::Output {
-            madsim::runtime::Runtime::new().block_on(f)
-        }
-
-        fn disk() -> (Arc<MemDisk>, Disk) {
-            let mem = Arc::new(MemDisk::default());
-            (mem.clone(), Disk::new(mem))
-        }
-
-        async fn open(disk: &Disk, flush_interval_messages: u64) -> (Log, RecoveryReport) {
-            let config = LogConfig {
-                flush_interval_messages,
-            };
-            Log::open(disk.clone(), DIR, config).await.unwrap()
-        }
-
-        /// Appends batches of 2 records: offsets 0-1, 2-3, 4-5.
-        async fn three_batches(log: &mut Log) -> Vec<Vec<u8>> {
-            let mut written = Vec::new();
-            for tag in ["a", "b", "c"] {
-                let mut bytes = producer_batch(tag, 2);
-                log.append(&mut bytes, 5).await.unwrap();
-                written.push(bytes);
-            }
-            written
-        }
-
-        fn values(records: &[DecodedRecord]) -> Vec<(i64, String)> {
-            let value = |r: &DecodedRecord| String::from_utf8(r.value.clone().unwrap().to_vec());
-            records
-                .iter()
-                .map(|r| (r.offset, value(r).unwrap()))
-                .collect()
-        }
-
-        #[test]
-        fn a_new_log_is_one_empty_segment_named_by_kafka() {
-            run(async {
-                assert_eq!(partition_dir("orders", 0), DIR);
-                let (mem, disk) = disk();
-                let (log, report) = open(&disk, u64::MAX).await;
-                assert_eq!(
-                    mem.files.lock().unwrap().keys().collect::<Vec<_>>(),
-                    vec![SEGMENT]
-                );
-                assert_eq!(report.truncated_bytes, 0);
-                assert_eq!((report.log_end_offset, report.batches), (0, 0));
-                assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
-            })
-        }
-
-        #[test]
-        fn append_assigns_offsets_and_the_file_is_the_batches() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                let mut first = producer_batch("a", 3);
-                batch::set_base_offset(&mut first, 999); // whatever the producer sent
-                let info = log.append(&mut first, 5).await.unwrap();
-                assert_eq!(
-                    (info.first_offset, info.last_offset, info.log_end_offset),
-                    (0, 2, 3)
-                );
-                let mut second = producer_batch("b", 2);
-                let info = log.append(&mut second, 6).await.unwrap();
-                assert_eq!(
-                    (info.first_offset, info.last_offset, info.log_end_offset),
-                    (3, 4, 5)
-                );
-
-                // Kafka's format exactly: the segment is the rewritten batches, back to back.
-                assert_eq!(mem.bytes(SEGMENT), [first.clone(), second.clone()].concat());
-                let header = batch::validate(&second).unwrap();
-                assert_eq!((header.base_offset, header.partition_leader_epoch), (3, 6));
-
-                let read = log.read(0, usize::MAX).await.unwrap();
-                assert_eq!(read.records.to_vec(), [first, second].concat());
-                assert_eq!((read.log_start_offset, read.log_end_offset), (0, 5));
-                let all = log.read_all_records().await.unwrap();
-                let expected = ["a-0", "a-1", "a-2", "b-0", "b-1"];
-                let expected: Vec<_> = expected
-                    .iter()
-                    .enumerate()
-                    .map(|(i, v)| (i as i64, v.to_string()))
-                    .collect();
-                assert_eq!(values(&all), expected);
-            })
-        }
-
-        #[test]
-        fn read_returns_whole_batches_from_the_containing_one() {
-            run(async {
-                let (_, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                let written = three_batches(&mut log).await;
-                let read = log.read(3, 1).await.unwrap(); // inside batch 2-3, max_bytes too small
-                assert_eq!(read.records.to_vec(), written[1]);
-                let read = log
-                    .read(3, written[1].len() + written[2].len())
-                    .await
-                    .unwrap();
-                assert_eq!(
-                    read.records.to_vec(),
-                    [written[1].clone(), written[2].clone()].concat()
-                );
-                let read = log
-                    .read(3, written[1].len() + written[2].len() - 1)
-                    .await
-                    .unwrap();
-                assert_eq!(read.records.to_vec(), written[1]);
-                assert!(log.read(6, 1000).await.unwrap().records.is_empty()); // at the log end
-            })
-        }
-
-        #[test]
-        fn reads_outside_the_log_are_offset_out_of_range() {
-            run(async {
-                let (_, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                three_batches(&mut log).await;
-                for offset in [-1, 7, i64::MAX] {
-                    let error = log.read(offset, 1000).await.unwrap_err();
-                    assert!(
-                        matches!(
-                            error,
-                            LogError::OffsetOutOfRange { offset: o, log_start_offset: 0, log_end_offset: 6 }
-                                if o == offset
-                        ),
-                        "{error}"
-                    );
-                }
-            })
-        }
-
-        #[test]
-        fn invalid_batches_are_refused_and_leave_the_log_alone() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                three_batches(&mut log).await;
-                let before = mem.bytes(SEGMENT);
-
-                let mut flipped = producer_batch("x", 2);
-                let last = flipped.len() - 1;
-                flipped[last] ^= 1;
-                let error = log.append(&mut flipped, 5).await.unwrap_err();
-                assert!(matches!(
-                    error,
-                    LogError::Corrupt(BatchError::CrcMismatch { .. })
-                ));
-
-                let mut two = [producer_batch("x", 1), producer_batch("y", 1)].concat();
-                assert!(matches!(
-                    log.append(&mut two, 5).await,
-                    Err(LogError::Corrupt(_))
-                ));
-
-                let mut torn = producer_batch("x", 2);
-                torn.truncate(70);
-                let error = log.append(&mut torn, 5).await.unwrap_err();
-                assert!(matches!(
-                    error,
-                    LogError::Corrupt(BatchError::Truncated { .. })
-                ));
-
-                // Offset deltas 0 and 2: two records claiming three offsets.
-                let gappy: Vec<Record> = [0, 2]
-                    .into_iter()
-                    .map(|d| Record {
-                        offset_delta: d,
-                        timestamp_delta: 0,
-                        key: None,
-                        value: None,
-                        headers: vec![],
-                    })
-                    .collect();
-                let mut gappy = encode_batch(&BatchSpec::default(), &gappy).to_vec();
-                assert!(matches!(
-                    log.append(&mut gappy, 5).await,
-                    Err(LogError::Corrupt(_))
-                ));
-
-                assert_eq!(mem.bytes(SEGMENT), before);
-                assert_eq!(log.log_end_offset(), 6);
-            })
-        }
-
-        #[test]
-        fn recovery_truncates_a_torn_tail_to_the_last_whole_batch() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                three_batches(&mut log).await;
-                let whole = mem.bytes(SEGMENT);
-                let torn = stored_batch("d", 2, 6);
-                mem.append(SEGMENT, &torn[..torn.len() / 2]).unwrap();
-                drop(log);
-
-                let (mut log, report) = open(&disk, u64::MAX).await;
-                assert_eq!(report.truncated_bytes, (torn.len() / 2) as u64);
-                assert_eq!((report.log_end_offset, report.batches), (6, 3));
-                let reason = report.reason.unwrap();
-                assert!(
-                    reason.contains(&format!("at byte {}", whole.len())),
-                    "{reason}"
-                );
-                assert!(reason.contains("truncated batch"), "{reason}");
-                assert_eq!(mem.bytes(SEGMENT), whole);
-
-                // No recovery-point checkpoint yet: what was recovered is not known durable.
-                assert_eq!(log.unflushed_messages(), 6);
-                let info = log.append(&mut producer_batch("d", 2), 6).await.unwrap();
-                assert_eq!((info.first_offset, info.log_end_offset), (6, 8));
-            })
-        }
-
-        #[test]
-        fn recovery_truncates_at_garbage_a_corrupt_batch_or_an_offset_gap() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                let written = three_batches(&mut log).await;
-                drop(log);
-                let first = written[0].len();
-
-                // Garbage after the last batch.
-                mem.append(SEGMENT, &[0xAB; 100]).unwrap();
-                let (_, report) = open(&disk, u64::MAX).await;
-                assert_eq!((report.truncated_bytes, report.log_end_offset), (100, 6));
-
-                // A valid batch whose offsets do not follow.
-                mem.append(SEGMENT, &stored_batch("z", 1, 42)).unwrap();
-                let (_, report) = open(&disk, u64::MAX).await;
-                assert_eq!(report.log_end_offset, 6);
-                assert!(report
-                    .reason
-                    .unwrap()
-                    .contains("base offset 42, expected 6"));
-
-                // A flipped byte in the second batch: it and everything after it go.
-                mem.with_file(SEGMENT, |f| f[first + 40] ^= 0x10).unwrap();
-                let (log, report) = open(&disk, u64::MAX).await;
-                assert_eq!(
-                    report.truncated_bytes,
-                    (written[1].len() + written[2].len()) as u64
-                );
-                assert_eq!((report.log_end_offset, report.batches), (2, 1));
-                assert!(report.reason.as_ref().unwrap().contains("CRC-32C mismatch"));
-                assert_eq!(log.size_in_bytes(), first as u64);
-
-                let json = serde_json::to_string(&report).unwrap();
-                assert_eq!(
-                    serde_json::from_str::<RecoveryReport>(&json).unwrap(),
-                    report
-                );
-            })
-        }
-
-        #[test]
-        fn truncate_to_drops_whole_batches_at_and_above_the_offset() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                let written = three_batches(&mut log).await;
-                log.truncate_to(10).await.unwrap(); // above the log end: nothing to do
-                assert_eq!(log.log_end_offset(), 6);
-                log.truncate_to(3).await.unwrap(); // inside batch 2-3: it goes whole
-                assert_eq!(log.log_end_offset(), 2);
-                assert_eq!(mem.bytes(SEGMENT), written[0]);
-                assert_eq!(values(&log.read_all_records().await.unwrap()).len(), 2);
-                assert!(log.truncate_to(-1).await.is_err());
-
-                let info = log.append(&mut producer_batch("e", 1), 7).await.unwrap();
-                assert_eq!((info.first_offset, info.log_end_offset), (2, 3));
-                let (_, report) = open(&disk, u64::MAX).await;
-                assert_eq!((report.truncated_bytes, report.log_end_offset), (0, 3));
-            })
-        }
-
-        #[test]
-        fn flush_interval_counts_unflushed_messages() {
-            run(async {
-                let (mem, disk) = disk();
-                let (mut log, _) = open(&disk, 1).await;
-                three_batches(&mut log).await;
-                assert_eq!(mem.fsyncs(SEGMENT), 3);
-                assert_eq!((log.recovery_point(), log.unflushed_messages()), (6, 0));
-
-                // 2 records a batch, interval 3: 4 unflushed after the 2nd and the 4th append.
-                let (mem, disk) = self::disk();
-                let (mut log, _) = open(&disk, 3).await;
-                let mut fsyncs = Vec::new();
-                for _ in 0..4 {
-                    log.append(&mut producer_batch("f", 2), 1).await.unwrap();
-                    fsyncs.push(mem.fsyncs(SEGMENT));
-                }
-                assert_eq!(fsyncs, vec![0, 1, 1, 2]);
-
-                let (mem, disk) = self::disk();
-                let (mut log, _) = open(&disk, LogConfig::default().flush_interval_messages).await;
-                three_batches(&mut log).await;
-                assert_eq!((mem.fsyncs(SEGMENT), log.unflushed_messages()), (0, 6));
-                log.flush().await.unwrap();
-                assert_eq!((mem.fsyncs(SEGMENT), log.unflushed_messages()), (1, 0));
-            })
-        }
-
-        /// A run of the log on `samsa-sim`'s page-cache disk, crashed after `flushed` of the
-        /// `total` appends were fsynced; returns the log end offset before and the report after.
-        fn crash_after(seed: u64, total: usize, flushed: usize) -> (Vec<u8>, i64, RecoveryReport) {
-            use crate::world::sim_disk::SimDiskBackend;
-            use rand::SeedableRng;
-            use samsa_sim::disk::{DiskConfig, SimDisk};
-
-            let sim = Arc::new(Mutex::new(SimDisk::new(DiskConfig::default())));
-            let disk = Disk::new(Arc::new(SimDiskBackend::new(
-                sim.clone(),
-                seed,
-                Arc::new(|| 0),
-            )));
-            run(async {
-                let (mut log, _) = open(&disk, u64::MAX).await;
-                for i in 0..total {
-                    // 2 records of 300 bytes: batches straddle the 512-byte sectors a crash tears.
-                    let mut bytes = producer_batch(&"v".repeat(300), 2);
-                    log.append(&mut bytes, 1).await.unwrap();
-                    if i + 1 == flushed {
-                        log.flush().await.unwrap();
-                    }
-                }
-                let written = sim.lock().unwrap().read_at(SEGMENT, 0, usize::MAX).unwrap();
-                let before = log.log_end_offset();
-                let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-                sim.lock().unwrap().crash(0, &mut rng);
-                let (_, report) = open(&disk, u64::MAX).await;
-                (written, before, report)
-            })
-        }
-
-        #[test]
-        fn a_machine_crash_loses_at_most_the_unflushed_batches() {
-            let mut torn_seen = false;
-            for seed in 0..40 {
-                let (written, before, report) = crash_after(seed, 5, 3);
-                assert_eq!(before, 10);
-                // Whatever was fsynced survives; the rest is lost whole or cut at a batch.
-                assert!(report.log_end_offset >= 6, "seed {seed}: {report:?}");
-                assert_eq!(report.log_end_offset % 2, 0, "seed {seed}: {report:?}");
-                torn_seen |= report.truncated_bytes > 0;
-                let batch_len = (written.len() / 5) as u64;
-                assert!(
-                    report.truncated_bytes < batch_len,
-                    "seed {seed}: {report:?}"
-                );
-
-                let (_, before, report) = crash_after(seed, 5, 5);
-                assert_eq!((report.log_end_offset, report.truncated_bytes), (before, 0));
-            }
-            assert!(
-                torn_seen,
-                "no seed tore a batch: the test no longer tests recovery"
-            );
-        }
-
-        #[test]
-        fn a_follower_appends_the_leaders_batches_as_they_are() {
-            run(async {
-                let (_, leader_disk) = disk();
-                let (mut leader, _) = open(&leader_disk, u64::MAX).await;
-                three_batches(&mut leader).await;
-                let fetched = leader.read(0, usize::MAX).await.unwrap().records;
-
-                let (mem, disk) = disk();
-                let (mut follower, _) = open(&disk, u64::MAX).await;
-                let info = follower.append_as_follower(&fetched).await.unwrap();
-                assert_eq!(
-                    (info.first_offset, info.last_offset, info.log_end_offset),
-                    (0, 5, 6)
-                );
-                assert_eq!(mem.bytes(SEGMENT), fetched.to_vec());
-
-                let error = follower.append_as_follower(&fetched).await.unwrap_err();
-                assert!(matches!(
-                    error,
-                    LogError::UnexpectedAppendOffset {
-                        first_offset: 0,
-                        log_end_offset: 6
-                    }
-                ));
-                let info = follower.append_as_follower(&[]).await.unwrap();
-                assert_eq!((info.first_offset, info.last_offset), (6, 5));
-                let torn = &fetched[..fetched.len() - 1];
-                follower.truncate_to(0).await.unwrap();
-                assert!(matches!(
-                    follower.append_as_follower(torn).await,
-                    Err(LogError::Corrupt(_))
-                ));
-                assert_eq!(follower.log_end_offset(), 0);
-            })
-        }
     }
 }

@@ -2,18 +2,34 @@
 //! directory). Metadata changes fsync their directory, so that, as in the simulated disk, a
 //! create, remove or rename is durable when it returns.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use samsa_sim::disk::validate_path;
 
 use super::disk::{DiskBackend, DiskOp};
 
+/// Files kept open at most, so a log's segments and indexes are not reopened on every write.
+const MAX_OPEN_FILES: usize = 1024;
+
 #[derive(Clone, Debug)]
 pub struct RealDisk {
     root: PathBuf,
+    /// Open handles by relative path; every read and write is positioned (pread/pwrite).
+    open_files: Arc<Mutex<BTreeMap<String, Arc<OpenFile>>>>,
+}
+
+/// A file kept open, with its length: only this disk writes below its root, so the length
+/// can be kept here instead of asked of the OS on every append.
+#[derive(Debug)]
+struct OpenFile {
+    file: File,
+    len: Mutex<u64>,
 }
 
 /// Names the path in an error, as the simulated disk does (the OS's message does not).
@@ -24,7 +40,10 @@ fn named(path: &str) -> impl FnOnce(io::Error) -> io::Error + '_ {
 impl RealDisk {
     /// A disk below `root`, which is created on the first write if it does not exist.
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        RealDisk { root: root.into() }
+        RealDisk {
+            root: root.into(),
+            open_files: Arc::default(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -37,13 +56,29 @@ impl RealDisk {
         Ok(self.root.join(path))
     }
 
-    fn open(&self, path: &str, write: bool) -> io::Result<File> {
+    /// The open handle of an existing file, opened (read and write) on first use.
+    fn open(&self, path: &str) -> io::Result<Arc<OpenFile>> {
+        let mut open_files = self.open_files.lock().expect("open files lock");
+        if let Some(file) = open_files.get(path) {
+            return Ok(file.clone());
+        }
         let full = self.full(path)?;
-        OpenOptions::new()
-            .read(true)
-            .write(write)
-            .open(full)
-            .map_err(named(path))
+        let file = OpenOptions::new().read(true).write(true).open(full).map_err(named(path))?;
+        let len = file.metadata().map_err(named(path))?.len();
+        let file = Arc::new(OpenFile {
+            file,
+            len: Mutex::new(len),
+        });
+        if open_files.len() >= MAX_OPEN_FILES {
+            open_files.pop_first();
+        }
+        open_files.insert(path.to_string(), file.clone());
+        Ok(file)
+    }
+
+    /// Forgets a handle before its file is removed or renamed.
+    fn forget(&self, path: &str) {
+        self.open_files.lock().expect("open files lock").remove(path);
     }
 
     /// Makes a change to the directory holding `full` durable (create, remove, rename).
@@ -128,47 +163,64 @@ impl DiskBackend for RealDisk {
     }
 
     fn read_at(&self, path: &str, offset: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut file = self.open(path, false)?;
-        file.seek(SeekFrom::Start(offset)).map_err(named(path))?;
-        let mut out = Vec::new();
-        file.take(len as u64)
-            .read_to_end(&mut out)
-            .map_err(named(path))?;
+        let file = self.open(path)?;
+        let mut out = vec![0u8; len];
+        let mut filled = 0;
+        while filled < len {
+            match file.file.read_at(&mut out[filled..], offset + filled as u64) {
+                Ok(0) => break, // the end of the file: a short read
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(named(path)(e)),
+            }
+        }
+        out.truncate(filled);
         Ok(out)
     }
 
     fn write_at(&self, path: &str, offset: u64, data: &[u8]) -> io::Result<()> {
-        let mut file = self.open(path, true)?;
+        let file = self.open(path)?;
         if data.is_empty() {
             return Ok(()); // pwrite of nothing does not extend the file
         }
-        file.seek(SeekFrom::Start(offset)).map_err(named(path))?;
-        file.write_all(data).map_err(named(path))
+        let mut len = file.len.lock().expect("file length lock");
+        file.file.write_all_at(data, offset).map_err(named(path))?;
+        *len = (*len).max(offset + data.len() as u64);
+        Ok(())
     }
 
     fn append(&self, path: &str, data: &[u8]) -> io::Result<u64> {
-        let mut file = self.open(path, true)?;
-        let position = file.seek(SeekFrom::End(0)).map_err(named(path))?;
-        file.write_all(data).map_err(named(path))?;
+        let file = self.open(path)?;
+        let mut len = file.len.lock().expect("file length lock");
+        let position = *len;
+        file.file.write_all_at(data, position).map_err(named(path))?;
+        *len = position + data.len() as u64;
         Ok(position)
     }
 
     fn truncate(&self, path: &str, len: u64) -> io::Result<()> {
-        self.open(path, true)?.set_len(len).map_err(named(path))
+        let file = self.open(path)?;
+        let mut current = file.len.lock().expect("file length lock");
+        file.file.set_len(len).map_err(named(path))?;
+        *current = len;
+        Ok(())
     }
 
     fn fsync(&self, path: &str) -> io::Result<()> {
-        self.open(path, true)?.sync_all().map_err(named(path))
+        self.open(path)?.file.sync_all().map_err(named(path))
     }
 
     fn remove(&self, path: &str) -> io::Result<()> {
         let full = self.full(path)?;
+        self.forget(path);
         fs::remove_file(&full).map_err(named(path))?;
         Self::sync_parent(&full).map_err(named(path))
     }
 
     fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         let (full_from, full_to) = (self.full(from)?, self.full(to)?);
+        self.forget(from);
+        self.forget(to);
         if !full_from.is_file() {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,

@@ -1,0 +1,619 @@
+//! The KRaft driver: a controller process that runs one `RaftCore` against the world. It
+//! performs the core's commands in order (the `quorum-state` file and the metadata log on the
+//! disk, requests and responses on Kafka's wire), so the core stays free of I/O (etcd-io/raft's
+//! `Ready`, openraft's `Runtime`).
+//!
+//! - The core sees one input at a time: inbound requests, responses to its own requests, ticks
+//!   (every `TICK_MS`) and proposals all pass through one loop, which performs an input's
+//!   commands to the end before taking the next.
+//! - Persisting commands are finished before the next command: `PersistQuorumState` writes the
+//!   file atomically and durably, `AppendLog` appends and fsyncs, `TruncateLog` truncates (and
+//!   fsyncs the cut segment, so the log on disk never runs ahead of what the core believes). A
+//!   vote or a fetch is thus answered only once what it promises is on disk (KIP-595, as
+//!   Kafka's `KafkaRaftClient` flushes before it answers).
+//! - The core's reply to a request (a `VoteResponse`, a `FetchResponse`) becomes that request's
+//!   wire response; `BeginQuorumEpoch` and `EndQuorumEpoch` are acknowledged.
+//! - Requests to the other voters go out on one `Connection` per voter (reconnected when it
+//!   fails, after `RECONNECT_BACKOFF_MS`), each request in a task of its own, and their
+//!   responses come back through the loop's queue.
+//! - A disk that fails (full, broken) stops the controller, as Kafka's raft I/O thread exits on
+//!   a log write error.
+//!
+//! Trace events (node `controller-<id>`): `raft-restored`, `raft-role` `{epoch, role, leader}`,
+//! `raft-hw` `{hw, last_epoch}` (on change; `last_epoch` is the epoch of the entry at `hw - 1`),
+//! `raft-truncate` `{to}`, `raft-propose-dropped`, `raft-unrouted`, `listening`,
+//! `listener-failed`, `protocol-error`, `stopped`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::core::{Command, RaftConfig, RaftCore, RoleName};
+use super::messages::{Entry, Message, NodeId};
+use super::{quorum_state, wire};
+use crate::protocol::codec::{decode_request_with, encode_response};
+use crate::protocol::frame::{read_frame, write_frame};
+use crate::protocol::versions::CONTROLLER_SUPPORTED;
+use crate::protocol::{ClientError, Connection};
+use crate::storage::log::{Log, LogConfig};
+use crate::world::{derive_seed, Clock, Disk, SharedRecorder};
+
+/// The metadata log's directory, which also holds `quorum-state` (Kafka's
+/// `<metadata.log.dir>/__cluster_metadata-0`).
+pub const METADATA_LOG_DIR: &str = "__cluster_metadata-0";
+/// How often the core's timers are checked.
+pub const TICK_MS: u64 = 10;
+/// `controller.quorum.request.timeout.ms` (2000).
+pub const REQUEST_TIMEOUT_MS: u64 = 2000;
+/// `reconnect.backoff.ms` (50): the least time between two connection attempts to one voter.
+pub const RECONNECT_BACKOFF_MS: u64 = 50;
+/// Inputs waiting for the loop; a connection that finds it full waits (back-pressure).
+const INBOX_CAPACITY: usize = 1024;
+/// Requests in flight to one voter; beyond, a request is dropped as a lossy network would (the
+/// core sends again on its timers).
+const MAX_IN_FLIGHT_PER_VOTER: usize = 64;
+/// Bytes read from the log per step when restoring it.
+const RESTORE_READ_BYTES: usize = 1 << 20;
+
+/// What a controller process is given.
+pub struct ControllerContext {
+    pub id: NodeId,
+    /// Every voter's controller listener, this one's included (`controller.quorum.voters`).
+    pub voters: BTreeMap<NodeId, SocketAddr>,
+    pub listen: SocketAddr,
+    pub disk: Disk,
+    pub clock: Clock,
+    pub recorder: SharedRecorder,
+    pub raft: RaftConfig,
+    /// The seed of this controller's own randomness (its election timeouts).
+    pub seed: u64,
+}
+
+impl ControllerContext {
+    /// The node's name in the trace.
+    pub fn name(&self) -> String {
+        format!("controller-{}", self.id)
+    }
+
+    fn event(&self, kind: &str, detail: serde_json::Value) {
+        self.recorder.event(&self.name(), kind, detail);
+    }
+}
+
+/// Runs a controller until its node dies or its disk fails. `proposals` are appended to the
+/// metadata log while this controller leads; one that arrives while it does not is dropped.
+pub async fn run(ctx: Arc<ControllerContext>, proposals: Option<mpsc::Receiver<Bytes>>) {
+    let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+    let result = match Controller::start(ctx.clone(), inbox_tx).await {
+        Ok(controller) => controller.serve(inbox, proposals).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = result {
+        ctx.event("stopped", json!({ "error": e.to_string() }));
+    }
+}
+
+/// One input to the core.
+enum Input {
+    /// A request from another voter; `reply` takes its wire response.
+    Request {
+        from: NodeId,
+        api: ApiKey,
+        message: Message,
+        reply: oneshot::Sender<ResponseKind>,
+    },
+    /// The response to one of our requests.
+    Response { from: NodeId, message: Message },
+}
+
+/// The request being handled, whose answer the core has not given yet.
+struct PendingReply {
+    from: NodeId,
+    api: ApiKey,
+    reply: oneshot::Sender<ResponseKind>,
+}
+
+/// Aborts the tasks a controller spawned when it stops (under madsim they die with the node).
+struct Tasks(Vec<JoinHandle<()>>);
+
+impl Drop for Tasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+struct Controller {
+    ctx: Arc<ControllerContext>,
+    core: RaftCore,
+    log: Log,
+    high_watermark: i64,
+    inbox: mpsc::Sender<Input>,
+    peers: BTreeMap<NodeId, Arc<Peer>>,
+}
+
+impl Controller {
+    /// Restores the quorum state and the metadata log, and the core from them.
+    async fn start(ctx: Arc<ControllerContext>, inbox: mpsc::Sender<Input>) -> io::Result<Self> {
+        let voters: BTreeSet<NodeId> = ctx.voters.keys().copied().collect();
+        assert_eq!(ctx.raft.id, ctx.id, "the core's id is the controller's");
+        assert_eq!(
+            ctx.raft.voters, voters,
+            "the core's voters are the listeners'"
+        );
+        let disk = &ctx.disk;
+        let state = match quorum_state::read(disk, METADATA_LOG_DIR).await? {
+            Some(file) => {
+                if file.voters.as_ref().is_some_and(|v| *v != voters) {
+                    // Kafka's QuorumState refuses a state written for another voter set.
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "quorum-state was written for voters {:?}, configured {voters:?}",
+                            file.voters
+                        ),
+                    ));
+                }
+                file.state
+            }
+            None => Default::default(),
+        };
+        let (log, report) = Log::open(
+            disk.clone(),
+            METADATA_LOG_DIR,
+            LogConfig::default(),
+            ctx.clock.now_ms(),
+        )
+        .await?;
+        let entries = read_entries(&log).await?;
+        let now_ms = ctx.clock.elapsed_ms();
+        // A fresh stream per start, so a restarted voter does not replay its old timeouts.
+        let seed = derive_seed(ctx.seed, &format!("raft/{}/start/{now_ms}", ctx.id));
+        let core = RaftCore::restore(ctx.raft.clone(), state, entries, now_ms, seed);
+        ctx.event(
+            "raft-restored",
+            json!({
+                "epoch": state.epoch,
+                "voted_for": state.voted_for,
+                "leader": state.leader,
+                "leo": core.log().len(),
+                "last_epoch": core.log().last().map_or(0, |e| e.epoch),
+                "truncated_bytes": report.truncated_bytes,
+                "reason": report.reason,
+            }),
+        );
+        ctx.event(
+            "raft-role",
+            role_detail(core.role(), core.epoch(), core.leader()),
+        );
+        let peers = ctx
+            .voters
+            .iter()
+            .filter(|(&id, _)| id != ctx.id)
+            .map(|(&id, &addr)| (id, Arc::new(Peer::new(addr, &ctx))))
+            .collect();
+        Ok(Controller {
+            ctx,
+            core,
+            log,
+            high_watermark: 0,
+            inbox,
+            peers,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.ctx.clock.elapsed_ms()
+    }
+
+    /// The loop: one input at a time, its commands performed to the end.
+    async fn serve(
+        mut self,
+        mut inbox: mpsc::Receiver<Input>,
+        mut proposals: Option<mpsc::Receiver<Bytes>>,
+    ) -> io::Result<()> {
+        let listener = TcpListener::bind(self.ctx.listen).await?;
+        self.ctx
+            .event("listening", json!({ "addr": self.ctx.listen.to_string() }));
+        let _tasks = Tasks(vec![tokio::spawn(accept(
+            listener,
+            self.ctx.clone(),
+            self.inbox.clone(),
+        ))]);
+        let mut ticker = tokio::time::interval(Duration::from_millis(TICK_MS));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            // Ticks first: their work is bounded, and a busy inbox must not starve the timers.
+            tokio::select! {
+                biased;
+                _ = ticker.tick() => {
+                    let commands = self.core.tick(self.now_ms());
+                    self.perform(commands, None).await?;
+                }
+                Some(input) = inbox.recv() => self.on_input(input).await?,
+                Some(data) = next_proposal(&mut proposals) => self.on_proposal(data).await?,
+            }
+        }
+    }
+
+    async fn on_input(&mut self, input: Input) -> io::Result<()> {
+        let now_ms = self.now_ms();
+        match input {
+            Input::Request {
+                from,
+                api,
+                message,
+                reply,
+            } => {
+                let commands = self.core.receive(now_ms, from, message);
+                let pending = PendingReply { from, api, reply };
+                self.perform(commands, Some(pending)).await
+            }
+            Input::Response { from, message } => {
+                let commands = self.core.receive(now_ms, from, message);
+                self.perform(commands, None).await
+            }
+        }
+    }
+
+    async fn on_proposal(&mut self, data: Bytes) -> io::Result<()> {
+        match self.core.propose(self.now_ms(), data) {
+            Ok((_offset, commands)) => self.perform(commands, None).await,
+            Err(leader) => {
+                let detail = json!({ "epoch": self.core.epoch(), "leader": leader });
+                self.ctx.event("raft-propose-dropped", detail);
+                Ok(())
+            }
+        }
+    }
+
+    /// Carries out the core's commands in order, each persisting one durable before the next.
+    async fn perform(
+        &mut self,
+        commands: Vec<Command>,
+        mut pending: Option<PendingReply>,
+    ) -> io::Result<()> {
+        for command in commands {
+            match command {
+                Command::PersistQuorumState(state) => {
+                    quorum_state::write(
+                        &self.ctx.disk,
+                        METADATA_LOG_DIR,
+                        &state,
+                        &self.ctx.raft.voters,
+                    )
+                    .await?
+                }
+                Command::TruncateLog { end_offset } => self.truncate(end_offset).await?,
+                Command::AppendLog {
+                    from_offset,
+                    entries,
+                } => self.append(from_offset, &entries).await?,
+                Command::Send { to, message } => self.send(to, message, &mut pending),
+                Command::HighWatermark(hw) => self.on_high_watermark(hw),
+                Command::RoleChanged {
+                    role,
+                    epoch,
+                    leader,
+                } => self
+                    .ctx
+                    .event("raft-role", role_detail(role, epoch, leader)),
+            }
+        }
+        if let Some(PendingReply { api, reply, .. }) = pending {
+            // BeginQuorumEpoch and EndQuorumEpoch are acknowledged as they are.
+            let _ = reply.send(wire::to_response(api, None));
+        }
+        Ok(())
+    }
+
+    /// Traces the HW when it moves, with the epoch of the entry below it: by Raft's log
+    /// matching property (§5.3) the pair names the whole committed prefix, so a checker can
+    /// tell whether a later log still holds it.
+    fn on_high_watermark(&mut self, hw: i64) {
+        if hw == self.high_watermark {
+            return;
+        }
+        self.high_watermark = hw;
+        let last_epoch = usize::try_from(hw - 1)
+            .ok()
+            .and_then(|i| self.core.log().get(i))
+            .map(|e| e.epoch);
+        self.ctx
+            .event("raft-hw", json!({ "hw": hw, "last_epoch": last_epoch }));
+    }
+
+    async fn append(&mut self, from_offset: i64, entries: &[Entry]) -> io::Result<()> {
+        assert_eq!(
+            from_offset,
+            self.log.log_end_offset(),
+            "{}: the core appends at the metadata log's end",
+            self.ctx.name()
+        );
+        let batches = wire::encode_entries(from_offset, entries);
+        let now_ms = self.ctx.clock.now_ms();
+        self.log.append_as_follower(&batches, now_ms).await?;
+        self.log.flush().await
+    }
+
+    async fn truncate(&mut self, end_offset: i64) -> io::Result<()> {
+        self.log.truncate_to(end_offset).await?;
+        assert_eq!(
+            self.log.log_end_offset(),
+            end_offset,
+            "{}: one-entry batches truncate exactly",
+            self.ctx.name()
+        );
+        self.log.flush().await?;
+        self.ctx.event("raft-truncate", json!({ "to": end_offset }));
+        Ok(())
+    }
+
+    /// A request-shaped message goes out to its voter; a response-shaped one answers the
+    /// request being handled.
+    fn send(&self, to: NodeId, message: Message, pending: &mut Option<PendingReply>) {
+        if let Some((api, version, request)) = wire::to_request(self.ctx.id, &message) {
+            return self.send_request(to, api, version, request);
+        }
+        match pending.take() {
+            Some(p) if p.from == to => {
+                let _ = p.reply.send(wire::to_response(p.api, Some(&message)));
+            }
+            other => {
+                *pending = other;
+                let detail = json!({ "to": to, "message": format!("{message:?}") });
+                self.ctx.event("raft-unrouted", detail);
+            }
+        }
+    }
+
+    fn send_request(&self, to: NodeId, api: ApiKey, version: i16, request: RequestKind) {
+        let Some(peer) = self.peers.get(&to).cloned() else {
+            let detail = json!({ "to": to, "api": format!("{api:?}") });
+            return self.ctx.event("raft-unrouted", detail);
+        };
+        let Some(slot) = InFlight::take(&peer) else {
+            return; // too many in flight: dropped, the core's timers send again
+        };
+        let inbox = self.inbox.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let response = peer.send(api, version, &request).await;
+            if let Some(message) = response.ok().as_ref().and_then(wire::from_response) {
+                let _ = inbox.send(Input::Response { from: to, message }).await;
+            }
+        });
+    }
+}
+
+fn role_name(role: RoleName) -> &'static str {
+    match role {
+        RoleName::Unattached => "unattached",
+        RoleName::Voted => "voted",
+        RoleName::Candidate => "candidate",
+        RoleName::Leader => "leader",
+        RoleName::Follower => "follower",
+        RoleName::Resigned => "resigned",
+    }
+}
+
+fn role_detail(role: RoleName, epoch: i32, leader: Option<NodeId>) -> serde_json::Value {
+    json!({ "epoch": epoch, "role": role_name(role), "leader": leader })
+}
+
+/// The next proposal; never, without a channel or once its senders are gone.
+async fn next_proposal(proposals: &mut Option<mpsc::Receiver<Bytes>>) -> Option<Bytes> {
+    match proposals {
+        Some(rx) => match rx.recv().await {
+            Some(data) => Some(data),
+            None => std::future::pending().await,
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// Every entry of the metadata log, from offset 0 (the quorum keeps no snapshots yet).
+async fn read_entries(log: &Log) -> io::Result<Vec<Entry>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    if log.log_start_offset() != 0 {
+        return Err(invalid(format!(
+            "{}: the metadata log starts at {}, not 0",
+            log.dir(),
+            log.log_start_offset()
+        )));
+    }
+    let end = log.log_end_offset();
+    let mut entries = Vec::new();
+    while (entries.len() as i64) < end {
+        let offset = entries.len() as i64;
+        let read = log.read(offset, RESTORE_READ_BYTES).await?;
+        let decoded = wire::decode_entries(&read.records).filter(|(from, batch)| {
+            *from == offset && !batch.is_empty() && offset + batch.len() as i64 <= end
+        });
+        let Some((_, batch)) = decoded else {
+            return Err(invalid(format!(
+                "{}: the batches at offset {offset} are not one-record metadata entries",
+                log.dir()
+            )));
+        };
+        entries.extend(batch);
+    }
+    Ok(entries)
+}
+
+// ---- the network ---------------------------------------------------------------------------
+
+/// Accepts connections from the other voters, one task each.
+async fn accept(listener: TcpListener, ctx: Arc<ControllerContext>, inbox: mpsc::Sender<Input>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => {
+                tokio::spawn(serve_connection(stream, ctx.clone(), inbox.clone()));
+            }
+            Err(e) => {
+                // The loop goes on without inbound requests; the quorum sees a voter that is
+                // down, and the trace says why.
+                return ctx.event("listener-failed", json!({ "error": e.to_string() }));
+            }
+        }
+    }
+}
+
+/// One inbound connection: each request is handed to the loop and answered, in order, as
+/// Kafka's network layer answers a connection's requests. A malformed request closes it.
+async fn serve_connection(
+    stream: TcpStream,
+    ctx: Arc<ControllerContext>,
+    inbox: mpsc::Sender<Input>,
+) {
+    let (mut reader, mut writer) = tokio::io::split(stream);
+    let protocol_error = |what: String| ctx.event("protocol-error", json!({ "error": what }));
+    loop {
+        let frame = match read_frame(&mut reader).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return,
+            Err(e) => return protocol_error(format!("bad frame: {e}")),
+        };
+        let (header, request) = match decode_request_with(frame, CONTROLLER_SUPPORTED) {
+            Ok(decoded) => decoded,
+            Err(e) => return protocol_error(e.0),
+        };
+        let api = ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
+        let response = if let RequestKind::ApiVersions(_) = request {
+            ResponseKind::ApiVersions(api_versions())
+        } else {
+            let Some((from, message)) = wire::from_request(&request) else {
+                return protocol_error(format!("{api:?} is not a request for {METADATA_LOG_DIR}"));
+            };
+            let (reply, answer) = oneshot::channel();
+            let input = Input::Request {
+                from,
+                api,
+                message,
+                reply,
+            };
+            if inbox.send(input).await.is_err() {
+                return;
+            }
+            match answer.await {
+                Ok(response) => response,
+                Err(_) => return, // the controller stopped
+            }
+        };
+        let version = header.request_api_version;
+        let body = match encode_response(api, version, header.correlation_id, &response) {
+            Ok(body) => body,
+            Err(e) => return protocol_error(e.0),
+        };
+        if write_frame(&mut writer, &body).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn api_versions() -> ApiVersionsResponse {
+    ApiVersionsResponse::default().with_api_keys(
+        CONTROLLER_SUPPORTED
+            .iter()
+            .map(|&(api, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(api as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
+}
+
+/// The connection to one other voter, shared by the requests in flight to it.
+struct Peer {
+    addr: SocketAddr,
+    client_id: String,
+    connection: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// When the last connection attempt failed (`u64::MAX`: none failed yet).
+    failed_at_ms: AtomicU64,
+    in_flight: AtomicUsize,
+    clock: Clock,
+}
+
+impl Peer {
+    fn new(addr: SocketAddr, ctx: &ControllerContext) -> Self {
+        Peer {
+            addr,
+            client_id: ctx.name(),
+            connection: tokio::sync::Mutex::new(None),
+            failed_at_ms: AtomicU64::new(u64::MAX),
+            in_flight: AtomicUsize::new(0),
+            clock: ctx.clock.clone(),
+        }
+    }
+
+    /// The open connection, or a new one unless the last attempt failed too recently.
+    async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
+        let mut slot = self.connection.lock().await;
+        let now_ms = self.clock.elapsed_ms();
+        if let Some(open) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(open.clone());
+        }
+        let failed_at_ms = self.failed_at_ms.load(Ordering::Relaxed);
+        if failed_at_ms != u64::MAX && now_ms < failed_at_ms + RECONNECT_BACKOFF_MS {
+            return Err(ClientError::NotSent("reconnect backoff".into()));
+        }
+        match Connection::connect(self.addr, &self.client_id).await {
+            Ok(connection) => {
+                let connection = Arc::new(connection);
+                *slot = Some(connection.clone());
+                self.failed_at_ms.store(u64::MAX, Ordering::Relaxed);
+                Ok(connection)
+            }
+            Err(e) => {
+                *slot = None;
+                self.failed_at_ms.store(now_ms, Ordering::Relaxed);
+                Err(e)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &RequestKind,
+    ) -> Result<ResponseKind, ClientError> {
+        let connection = self.connection().await?;
+        let timeout = Duration::from_millis(REQUEST_TIMEOUT_MS);
+        connection.send(api, version, request, timeout).await
+    }
+}
+
+/// A place among a voter's requests in flight, given back when dropped.
+struct InFlight(Arc<Peer>);
+
+impl InFlight {
+    fn take(peer: &Arc<Peer>) -> Option<InFlight> {
+        let taken = peer.in_flight.fetch_add(1, Ordering::Relaxed);
+        if taken >= MAX_IN_FLIGHT_PER_VOTER {
+            peer.in_flight.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(InFlight(peer.clone()))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
