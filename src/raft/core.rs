@@ -263,7 +263,10 @@ impl RaftCore {
     /// Time passed: fire whichever timer is due.
     pub fn tick(&mut self, now_ms: u64) -> Vec<Command> {
         match &self.role {
-            Role::Leader { .. } => self.check_quorum(now_ms),
+            Role::Leader { .. } => {
+                self.check_quorum(now_ms);
+                self.remind_voters(now_ms);
+            }
             Role::Follower {
                 fetch_sent_ms,
                 next_fetch_ms,
@@ -306,9 +309,11 @@ impl RaftCore {
     pub fn receive(&mut self, now_ms: u64, from: NodeId, message: Message) -> Vec<Command> {
         match message {
             Message::VoteRequest { epoch, last } => self.on_vote_request(now_ms, from, epoch, last),
-            Message::VoteResponse { epoch, granted } => {
-                self.on_vote_response(now_ms, from, epoch, granted)
-            }
+            Message::VoteResponse {
+                epoch,
+                granted,
+                leader,
+            } => self.on_vote_response(now_ms, from, epoch, granted, leader),
             Message::BeginQuorumEpoch { epoch } => self.on_begin_quorum_epoch(now_ms, from, epoch),
             Message::EndQuorumEpoch { epoch, successors } => {
                 self.on_end_quorum_epoch(now_ms, from, epoch, &successors)
@@ -379,7 +384,7 @@ impl RaftCore {
             progress,
             since_ms: now_ms,
         };
-        self.deadline_ms = now_ms + self.check_quorum_window();
+        self.deadline_ms = now_ms + FETCH_RETRY_MS;
         self.persist();
         self.announce();
         // KRaft's LeaderChangeMessage: an entry of the new epoch, so the leader can commit it
@@ -422,7 +427,7 @@ impl RaftCore {
     /// Check-quorum: a leader that has not been fetched from by a majority within 1.5 fetch
     /// timeouts resigns, so a leader cut off from the quorum stops acting as one.
     fn check_quorum(&mut self, now_ms: u64) {
-        if !self.config.check_quorum || now_ms < self.deadline_ms {
+        if !self.config.check_quorum {
             return;
         }
         let window = self.check_quorum_window();
@@ -435,7 +440,6 @@ impl RaftCore {
             .count()
             + 1;
         if heard >= self.config.majority() || now_ms < since_ms + window {
-            self.deadline_ms = now_ms + window / 3;
             return;
         }
         self.role = Role::Resigned;
@@ -450,6 +454,24 @@ impl RaftCore {
                     successors: successors.clone(),
                 },
             );
+        }
+    }
+
+    /// Kafka's leader keeps sending `BeginQuorumEpoch` to voters that have not fetched from it
+    /// yet (one may have missed the first, or restarted), every `FETCH_RETRY_MS`.
+    fn remind_voters(&mut self, now_ms: u64) {
+        if now_ms < self.deadline_ms {
+            return;
+        }
+        self.deadline_ms = now_ms + FETCH_RETRY_MS;
+        let Role::Leader { progress, .. } = &self.role else { return };
+        let silent: Vec<NodeId> = progress
+            .iter()
+            .filter(|(_, p)| p.last_fetch_ms.is_none())
+            .map(|(&v, _)| v)
+            .collect();
+        for voter in silent {
+            self.send(voter, Message::BeginQuorumEpoch { epoch: self.state.epoch });
         }
     }
 
@@ -474,11 +496,17 @@ impl RaftCore {
             Message::VoteResponse {
                 epoch: self.state.epoch,
                 granted,
+                leader: self.state.leader,
             },
         );
     }
 
-    fn on_vote_response(&mut self, now_ms: u64, voter: NodeId, epoch: Epoch, granted: bool) {
+    fn on_vote_response(&mut self, now_ms: u64, voter: NodeId, epoch: Epoch, granted: bool, leader: Option<NodeId>) {
+        let leader = leader.filter(|&l| l != self.config.id);
+        let knows_newer_leader = epoch > self.state.epoch || (epoch == self.state.epoch && self.state.leader.is_none());
+        if let (Some(leader), true) = (leader, knows_newer_leader) {
+            return self.become_follower(now_ms, epoch, leader);
+        }
         if epoch > self.state.epoch {
             return self.become_unattached(now_ms, epoch);
         }

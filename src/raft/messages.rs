@@ -27,9 +27,12 @@ pub enum Message {
         epoch: Epoch,
         last: LogPosition,
     },
+    /// A voter's answer; `leader` is the leader it knows in `epoch`, if any, so a stale
+    /// candidate (a restarted former leader) learns where the quorum is instead of disrupting it.
     VoteResponse {
         epoch: Epoch,
         granted: bool,
+        leader: Option<NodeId>,
     },
     /// The new leader announces itself; voters stop their election timers.
     BeginQuorumEpoch {

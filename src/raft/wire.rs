@@ -171,10 +171,10 @@ pub fn from_request(request: &RequestKind) -> Option<(NodeId, Message)> {
 /// `FetchResponse`); `BeginQuorumEpoch` and `EndQuorumEpoch` are acknowledged as they are.
 pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
     match (api, answer) {
-        (ApiKey::Vote, Some(Message::VoteResponse { epoch, granted })) => {
+        (ApiKey::Vote, Some(Message::VoteResponse { epoch, granted, leader })) => {
             let partition = vote_response::PartitionData::default()
                 .with_partition_index(0)
-                .with_leader_id(BrokerId(-1))
+                .with_leader_id(BrokerId(leader.unwrap_or(-1)))
                 .with_leader_epoch(*epoch)
                 .with_vote_granted(*granted);
             ResponseKind::Vote(VoteResponse::default().with_topics(
@@ -205,10 +205,16 @@ pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
                 .with_partitions(vec![end_quorum_epoch_response::PartitionData::default()])],
             ))
         }
-        // A request the core did not answer (a vote it cannot judge): Kafka's generic refusal.
-        _ => ResponseKind::Vote(
-            VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code()),
-        ),
+        // A request the core did not answer: Kafka's generic refusal, in the shape of its API.
+        (ApiKey::Fetch, _) => {
+            let data = PartitionData::default()
+                .with_partition_index(0)
+                .with_error_code(ResponseError::UnknownServerError.code());
+            ResponseKind::Fetch(FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+                .with_topic(topic())
+                .with_partitions(vec![data])]))
+        }
+        _ => ResponseKind::Vote(VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code())),
     }
 }
 
@@ -249,6 +255,7 @@ pub fn from_response(response: &ResponseKind) -> Option<Message> {
             Some(Message::VoteResponse {
                 epoch: p.leader_epoch,
                 granted: p.vote_granted && p.error_code == 0,
+                leader: Some(p.leader_id.0).filter(|&l| l >= 0),
             })
         }
         ResponseKind::Fetch(r) => {
@@ -379,14 +386,14 @@ mod tests {
 
     #[test]
     fn every_response_survives_the_wire() {
-        round_trip_response(
-            ApiKey::Vote,
-            VOTE_VERSION,
-            Message::VoteResponse {
+        for leader in [None, Some(2)] {
+            let message = Message::VoteResponse {
                 epoch: 5,
-                granted: true,
-            },
-        );
+                granted: leader.is_none(),
+                leader,
+            };
+            round_trip_response(ApiKey::Vote, VOTE_VERSION, message);
+        }
         let entries = vec![
             Entry {
                 epoch: 2,

@@ -108,7 +108,9 @@ impl OffsetCheckpoint {
         for line in parse_entries(text)? {
             let f = fields(line, 3)?;
             let (partition, offset) = (number(f[1], line)?, number(f[2], line)?);
-            checkpoint.entries.insert((f[0].to_owned(), partition), offset);
+            checkpoint
+                .entries
+                .insert((f[0].to_owned(), partition), offset);
         }
         Ok(checkpoint)
     }
@@ -155,7 +157,12 @@ pub async fn read(disk: &Disk, path: &str) -> io::Result<Option<String>> {
 }
 
 /// Replaces `path` with `text` atomically: write `tmp_path`, fsync it, rename it over `path`.
-pub async fn write_atomically(disk: &Disk, path: &str, tmp_path: &str, text: &str) -> io::Result<()> {
+pub async fn write_atomically(
+    disk: &Disk,
+    path: &str,
+    tmp_path: &str,
+    text: &str,
+) -> io::Result<()> {
     if disk.exists(tmp_path) {
         disk.remove(tmp_path).await?;
     }
@@ -241,7 +248,10 @@ mod tests {
             ("x\n", "version"),
             ("0\ntwo\n", "count"),
             ("0\n2\norders 0 5\n", "expected 2 entries, found 1"),
-            ("0\n1\norders 0 5\nextra 0 1\n", "expected 1 entries, found 2"),
+            (
+                "0\n1\norders 0 5\nextra 0 1\n",
+                "expected 1 entries, found 2",
+            ),
             ("0\n1\norders 0\n", "malformed line"),
             ("0\n1\norders zero 5\n", "malformed line"),
             ("0\n1\norders 0 5 6\n", "malformed line"),

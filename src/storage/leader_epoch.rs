@@ -126,14 +126,14 @@ impl LeaderEpochFileCache {
     /// The epoch of the batch holding `offset`, if the cache covers it (Kafka's `epochForOffset`).
     pub fn epoch_for_offset(&self, offset: i64) -> Option<i32> {
         let at_or_below = self.entries.partition_point(|e| e.start_offset <= offset);
-        at_or_below
-            .checked_sub(1)
-            .map(|i| self.entries[i].epoch)
+        at_or_below.checked_sub(1).map(|i| self.entries[i].epoch)
     }
 
     /// Removes every entry starting at or after `end_offset` (Kafka's `truncateFromEnd`).
     pub fn truncate_from_end(&mut self, end_offset: i64) -> bool {
-        let keep = self.entries.partition_point(|e| e.start_offset < end_offset);
+        let keep = self
+            .entries
+            .partition_point(|e| e.start_offset < end_offset);
         let changed = keep < self.entries.len();
         self.entries.truncate(keep);
         changed
@@ -143,7 +143,9 @@ impl LeaderEpochFileCache {
     /// as starting at `start_offset` (Kafka's `truncateFromStart`: the epoch in force at the new
     /// log start offset is kept).
     pub fn truncate_from_start(&mut self, start_offset: i64) -> bool {
-        let removed = self.entries.partition_point(|e| e.start_offset <= start_offset);
+        let removed = self
+            .entries
+            .partition_point(|e| e.start_offset <= start_offset);
         let Some(last_removed) = removed.checked_sub(1).map(|i| self.entries[i]) else {
             return false;
         };
@@ -221,14 +223,29 @@ mod tests {
     fn end_offset_for_follows_kip_101() {
         let c = cache(&[(1, 0), (2, 100), (4, 250)]);
         let leo = 300;
-        assert_eq!(c.end_offset_for(4, leo), (4, 300), "the latest epoch ends at the LEO");
+        assert_eq!(
+            c.end_offset_for(4, leo),
+            (4, 300),
+            "the latest epoch ends at the LEO"
+        );
         assert_eq!(c.end_offset_for(1, leo), (1, 100));
         assert_eq!(c.end_offset_for(2, leo), (2, 250));
-        assert_eq!(c.end_offset_for(3, leo), (2, 250), "an unknown epoch: the one below it");
-        assert_eq!(c.end_offset_for(0, leo), (0, 0), "below every epoch: the first start");
+        assert_eq!(
+            c.end_offset_for(3, leo),
+            (2, 250),
+            "an unknown epoch: the one below it"
+        );
+        assert_eq!(
+            c.end_offset_for(0, leo),
+            (0, 0),
+            "below every epoch: the first start"
+        );
         assert_eq!(c.end_offset_for(5, leo), (-1, -1));
         assert_eq!(c.end_offset_for(UNDEFINED_EPOCH, leo), (-1, -1));
-        assert_eq!(LeaderEpochFileCache::default().end_offset_for(0, 9), (-1, -1));
+        assert_eq!(
+            LeaderEpochFileCache::default().end_offset_for(0, 9),
+            (-1, -1)
+        );
     }
 
     #[test]

@@ -524,32 +524,54 @@ impl Log {
         Ok(found.map(|(position, _)| (base, position)))
     }
 
-    /// Replaces the non-active segment at `base_offset` with `cleaned`, the log cleaner's copy
-    /// of it (Kafka's `replaceSegments`): whole batches, offsets preserved, gaps where records
-    /// were removed. The copy is written as `<base>.log.cleaned` with its indexes and fsynced,
-    /// renamed to `.swap`, then put in place of the segment; a crash in between leaves the old
-    /// segment (the next open deletes `.cleaned` files) or the new one (it completes a `.swap`).
-    /// Reads see the old segment until this returns, the new one after.
+    /// Replaces a run of consecutive non-active segments (`bases`, oldest first) with one
+    /// segment holding `cleaned`, the log cleaner's copy of them (Kafka's `replaceSegments`):
+    /// whole batches, offsets preserved, gaps where records were removed, starting at the first
+    /// segment's base offset. The copy is written as `<base>.log.cleaned` with its indexes and
+    /// fsynced, renamed to `.swap` (the commit point), the other segments of the run are
+    /// deleted, and the copy put in place of the first. A crash before the commit leaves the old
+    /// segments (the next open deletes `.cleaned` files), after it the new one (the next open
+    /// completes the `.swap` as Kafka's `LogLoader` does). Reads see the old segments until
+    /// this returns, the new one after.
     pub async fn replace_with_cleaned(
         &mut self,
-        base_offset: i64,
+        bases: &[i64],
         cleaned: &[u8],
     ) -> Result<(), LogError> {
         let active = self.active().base_offset();
-        let Some(source) = self.segments.get(&base_offset).filter(|_| base_offset != active)
-        else {
+        let run: Vec<&LogSegment> = bases
+            .first()
+            .map(|&first| self.segments.range(first..).map(|(_, s)| s))
+            .into_iter()
+            .flatten()
+            .take(bases.len())
+            .collect();
+        let listed = run
+            .iter()
+            .map(|s| s.base_offset())
+            .eq(bases.iter().copied());
+        if bases.is_empty() || !listed || bases.contains(&active) {
             return Err(crate::storage::log_error::invalid_input(format!(
-                "{}: no inactive segment {base_offset} to replace",
+                "{}: {bases:?} are not consecutive inactive segments",
                 self.dir
             )));
-        };
-        let mut segment = LogSegment::from_cleaned(source, cleaned, &self.config)?;
-        if let Err(e) = segment.write_cleaned(&self.disk, cleaned).await {
-            segment.remove_cleaned(&self.disk).await;
+        }
+        let end_offset = run[run.len() - 1].next_offset();
+        let last_modified_ms = run.iter().map(|s| s.last_modified_ms).max().unwrap_or(0);
+        let mut segment =
+            LogSegment::from_cleaned(run[0], end_offset, last_modified_ms, cleaned, &self.config)?;
+        let disk = self.disk.clone();
+        if let Err(e) = segment.write_cleaned(&disk, cleaned).await {
+            segment.remove_cleaned(&disk).await;
             return Err(e.into());
         }
-        segment.swap_in_cleaned(&self.disk).await?;
-        self.segments.insert(base_offset, segment);
+        segment.commit_cleaned(&disk).await?;
+        for base in &bases[1..] {
+            let old = self.segments.remove(base).expect("listed");
+            old.delete(&disk).await?;
+        }
+        segment.finish_swap(&disk).await?;
+        self.segments.insert(bases[0], segment);
         Ok(())
     }
 

@@ -1,6 +1,20 @@
 //! The partition log: Kafka's record batches (format v2) in segment files on a `Disk`.
 
 pub mod batch;
+pub mod checkpoint;
 pub mod cleaner;
+mod file_records;
+pub mod leader_epoch;
 pub mod log;
+pub mod log_config;
+mod log_error;
+mod log_loader;
+mod log_truncate;
+pub mod offset_index;
 pub mod retention;
+pub mod segment;
+mod segment_recovery;
+pub mod time_index;
+
+#[cfg(test)]
+mod tests;

@@ -62,8 +62,12 @@ impl OffsetIndex {
     /// Reads an index file, with Kafka's sanity check (`OffsetIndex.sanityCheck`): a whole
     /// number of entries, and offsets not below the base. Samsa also requires offsets and
     /// positions to increase, which every index it writes satisfies.
-    pub fn parse(base_offset: i64, max_index_bytes: u64, bytes: &[u8]) -> Result<Self, CorruptIndex> {
-        if bytes.len() % ENTRY_BYTES != 0 {
+    pub fn parse(
+        base_offset: i64,
+        max_index_bytes: u64,
+        bytes: &[u8],
+    ) -> Result<Self, CorruptIndex> {
+        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
             return Err(CorruptIndex(format!(
                 "size {} is not a multiple of {ENTRY_BYTES}",
                 bytes.len()
@@ -148,9 +152,15 @@ impl OffsetIndex {
     /// positions must increase and the index must not be full.
     pub fn append(&mut self, offset: i64, position: u64) -> [u8; ENTRY_BYTES] {
         assert!(!self.is_full(), "append to a full offset index");
-        assert!(self.can_represent(offset), "offset {offset} overflows the index");
+        assert!(
+            self.can_represent(offset),
+            "offset {offset} overflows the index"
+        );
         let position = u32::try_from(position).expect("segment positions fit 4 bytes");
-        assert!(position <= i32::MAX as u32, "position {position} overflows the index");
+        assert!(
+            position <= i32::MAX as u32,
+            "position {position} overflows the index"
+        );
         let relative = (offset - self.base_offset) as u32;
         if let Some(&(last_relative, last_position)) = self.entries.last() {
             assert!(
@@ -187,6 +197,17 @@ impl OffsetIndex {
         let keep = self
             .entries
             .partition_point(|&(relative, _)| self.base_offset + i64::from(relative) < offset);
+        self.entries.truncate(keep);
+        self.size_bytes()
+    }
+
+    /// Removes every entry whose position is at or past `position` (only an index that passed
+    /// the sanity check while wrong has any after a truncation by offset); returns the file's
+    /// new length.
+    pub fn truncate_to_position(&mut self, position: u64) -> u64 {
+        let keep = self
+            .entries
+            .partition_point(|&(_, p)| u64::from(p) < position);
         self.entries.truncate(keep);
         self.size_bytes()
     }
@@ -246,6 +267,13 @@ mod tests {
         assert_eq!(index.last_entry().offset, 104);
         assert_eq!(index.truncate_to(0), 0);
         assert!(index.is_empty());
+    }
+
+    #[test]
+    fn truncate_to_position_drops_entries_at_and_past_it() {
+        let mut index = index(&[(104, 500), (110, 1000), (111, 1500)]);
+        assert_eq!(index.truncate_to_position(1500), 16);
+        assert_eq!(index.truncate_to_position(1), 0);
     }
 
     #[test]

@@ -48,8 +48,12 @@ impl TimeIndex {
     /// Reads a time index file, with Kafka's sanity check (`TimeIndex.sanityCheck`): a whole
     /// number of entries and offsets not below the base; and, as every index Samsa writes,
     /// timestamps increasing and offsets not decreasing.
-    pub fn parse(base_offset: i64, max_index_bytes: u64, bytes: &[u8]) -> Result<Self, CorruptIndex> {
-        if bytes.len() % ENTRY_BYTES != 0 {
+    pub fn parse(
+        base_offset: i64,
+        max_index_bytes: u64,
+        bytes: &[u8],
+    ) -> Result<Self, CorruptIndex> {
+        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
             return Err(CorruptIndex(format!(
                 "time index size {} is not a multiple of {ENTRY_BYTES}",
                 bytes.len()
@@ -246,7 +250,10 @@ mod tests {
         for (ts, offset) in [(10, 101), (20, 105), (40, 120)] {
             index.maybe_append(ts, offset, false).unwrap();
         }
-        assert_eq!(TimeIndex::parse(100, 1200, &index.to_bytes()).unwrap(), index);
+        assert_eq!(
+            TimeIndex::parse(100, 1200, &index.to_bytes()).unwrap(),
+            index
+        );
         assert_eq!(index.truncate_to(105), 12);
         assert_eq!(index.last_entry().offset, 101);
 
