@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod client;
+pub mod controller;
 pub mod dump;
 pub mod metadata;
 pub mod output;

@@ -132,6 +132,7 @@ impl Quorum {
                 recorder: shared,
                 raft,
                 seed: derive_seed(seed, &format!("raft/{}", name(id))),
+            noop_interval_ms: None,
             });
             let proposals = quorum.proposals.clone();
             let node = handle

@@ -88,7 +88,7 @@ fn expectations(out: &mut String, r: &ReportInput) {
 fn notable(event: &TraceEvent) -> bool {
     match event.kind.as_str() {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
-        "append" | "listening" => false,
+        "append" | "listening" | "raft-hw" | "raft-restored" | "raft-propose-dropped" => false,
         _ => true,
     }
 }
@@ -155,6 +155,20 @@ pub fn describe(event: &TraceEvent) -> String {
             event.node,
             d["error"].as_str().unwrap_or("?")
         ),
+        "raft-role" => {
+            let role = d["role"].as_str().unwrap_or("?");
+            let epoch = &d["epoch"];
+            match (role, d["leader"].as_i64()) {
+                ("follower", Some(leader)) => {
+                    format!("{} follows controller-{leader} in epoch {epoch}", event.node)
+                }
+                _ => format!("{} is {role} in epoch {epoch}", event.node),
+            }
+        }
+        "raft-truncate" => format!("{} cut its metadata log to offset {}", event.node, d["to"]),
+        "partition" => format!("the network splits into {}", d["groups"]),
+        "isolate" => format!("{node} is cut off from every other node"),
+        "heal" => "the network heals".to_string(),
         _ => format!(
             "{} {} {}",
             event.node,

@@ -168,11 +168,12 @@ impl Broker {
         match partition.append_as_leader(&mut batch, acks).await {
             Ok(info) => PartitionProduceResponse::default()
                 .with_base_offset(info.first_offset)
-                .with_log_append_time_ms(-1)
+                .with_log_append_time_ms(info.log_append_time_ms)
                 .with_log_start_offset(partition.log_start_offset()),
             Err(AppendError::NotLeader) => failed(ResponseError::NotLeaderOrFollower),
             Err(AppendError::NotEnoughReplicas) => failed(ResponseError::NotEnoughReplicas),
             Err(AppendError::Corrupt(_)) => failed(ResponseError::CorruptMessage),
+            Err(AppendError::RecordListTooLarge) => failed(ResponseError::RecordListTooLarge),
             Err(AppendError::Storage(_)) => failed(ResponseError::KafkaStorageError),
         }
     }
@@ -263,7 +264,21 @@ impl Broker {
                             }
                             EARLIEST_TIMESTAMP => response.offset = partition.log_start_offset(),
                             LATEST_TIMESTAMP => response.offset = partition.high_watermark(),
-                            // Lookups by time need the time index (the partition log issue).
+                            timestamp if timestamp >= 0 => {
+                                match partition.offset_for_timestamp(timestamp).await {
+                                    Ok(Some(found)) => {
+                                        response.offset = found.offset;
+                                        response.timestamp = found.timestamp;
+                                        response.leader_epoch = found.leader_epoch.unwrap_or(-1);
+                                    }
+                                    // No record that new: offset and timestamp -1, as Kafka.
+                                    Ok(None) => response.leader_epoch = -1,
+                                    Err(_) => {
+                                        response.error_code = code(ResponseError::KafkaStorageError)
+                                    }
+                                }
+                            }
+                            // -3 (max timestamp, KIP-734) and other sentinels.
                             _ => response.error_code = code(ResponseError::UnsupportedVersion),
                         }
                     }

@@ -5,6 +5,7 @@
 //! `tokio::net`), so the same code runs under madsim and under real tokio.
 
 mod handlers;
+pub mod log_manager;
 mod partition;
 
 use std::collections::BTreeMap;
@@ -20,18 +21,27 @@ use crate::metadata::MetadataImage;
 use crate::protocol::frame::{read_frame, write_frame};
 use crate::protocol::{decode_request, encode_response};
 use crate::scenario::TopicPartition;
+use crate::storage::cleaner::CleanerConfig;
+use crate::storage::log::LogConfig;
+use crate::storage::retention::RetentionConfig;
 use crate::world::{Clock, Disk, SharedRecorder};
 
+pub use log_manager::LogManagerConfig;
 pub use partition::Partition;
 
-/// The broker configs this broker acts on, by their Kafka names.
+/// The configs a partition runs with: its topic's, each resolved as Kafka resolves it (the
+/// topic's own value, else the broker's synonym, else Kafka's default; see
+/// `runner::config::topic_config`). The broker's own is that of a topic with no overrides.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
     /// `min.insync.replicas` (default 1).
     pub min_insync_replicas: i64,
-    /// `log.flush.interval.messages` (default: never, i.e. `Long.MAX_VALUE`; Kafka relies on
-    /// replication, not fsync, for durability).
-    pub log_flush_interval_messages: u64,
+    /// The log's configs: segments, indexes, flushes (`segment.bytes`, `flush.messages`, ...).
+    pub log: LogConfig,
+    /// `retention.ms`, `retention.bytes`, `cleanup.policy`.
+    pub retention: RetentionConfig,
+    /// `delete.retention.ms`, `min.cleanable.dirty.ratio`, `min.compaction.lag.ms`.
+    pub cleaner: CleanerConfig,
     /// A bug planted on purpose, so a test can show that the checks find it. Never set from a
     /// scenario file.
     pub planted_bug: Option<PlantedBug>,
@@ -41,7 +51,9 @@ impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
             min_insync_replicas: 1,
-            log_flush_interval_messages: i64::MAX as u64,
+            log: LogConfig::default(),
+            retention: RetentionConfig::default(),
+            cleaner: CleanerConfig::default(),
             planted_bug: None,
         }
     }
@@ -59,8 +71,10 @@ pub struct BrokerContext {
     pub name: String,
     pub listen: SocketAddr,
     pub config: BrokerConfig,
-    /// Per-topic overrides of `min.insync.replicas` and `flush.messages`.
+    /// Each topic's configs, resolved (a topic missing here runs with `config`).
     pub topic_config: BTreeMap<String, BrokerConfig>,
+    /// The intervals of the log manager's background tasks (broker-level configs).
+    pub log_manager: LogManagerConfig,
     pub disk: Disk,
     pub clock: Clock,
     pub recorder: SharedRecorder,
@@ -174,7 +188,12 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     let name = ctx.name.clone();
     let recorder = ctx.recorder.clone();
     let result = match Broker::start(ctx).await {
-        Ok(broker) => Arc::new(broker).serve().await,
+        Ok(broker) => {
+            let broker = Arc::new(broker);
+            // Spawned on this node: they die with it.
+            log_manager::spawn(&broker);
+            broker.serve().await
+        }
         Err(e) => Err(e),
     };
     if let Err(e) = result {

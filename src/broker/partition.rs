@@ -9,7 +9,10 @@ use crate::scenario::TopicPartition;
 use bytes::Bytes;
 
 use crate::storage::batch;
-use crate::storage::log::{AppendInfo, Log, LogConfig, LogError, RecoveryReport};
+use crate::storage::cleaner::CleanerConfig;
+use crate::storage::log::{AppendInfo, Log, LogError, RecoveryReport};
+use crate::storage::retention::RetentionConfig;
+use crate::storage::segment::{RollReason, TimestampAndOffset};
 use crate::world::{Clock, SharedRecorder};
 
 pub struct Partition {
@@ -20,11 +23,12 @@ pub struct Partition {
     is_leader: bool,
     isr_size: usize,
     min_insync_replicas: i64,
+    retention: RetentionConfig,
+    cleaner: CleanerConfig,
     planted_bug: Option<super::PlantedBug>,
     node: String,
     broker_id: i32,
     recorder: SharedRecorder,
-    #[allow(dead_code)]
     clock: Clock,
 }
 
@@ -40,7 +44,19 @@ pub enum AppendError {
     NotLeader,
     NotEnoughReplicas,
     Corrupt(String),
+    /// Kafka's RECORD_LIST_TOO_LARGE: a batch larger than `segment.bytes`.
+    RecordListTooLarge,
     Storage(std::io::Error),
+}
+
+/// Why a segment rolled, by the config that made it roll.
+fn roll_reason(reason: RollReason) -> &'static str {
+    match reason {
+        RollReason::SegmentBytes => "segment.bytes",
+        RollReason::SegmentMs => "segment.ms",
+        RollReason::IndexFull => "segment.index.bytes",
+        RollReason::OffsetOverflow => "offset-overflow",
+    }
 }
 
 impl Partition {
@@ -50,10 +66,9 @@ impl Partition {
         meta: &PartitionMeta,
         config: &BrokerConfig,
     ) -> std::io::Result<(Partition, RecoveryReport)> {
-        let log_config = LogConfig {
-            flush_interval_messages: config.log_flush_interval_messages,
-        };
-        let (log, report) = Log::open(ctx.disk.clone(), &tp.to_string(), log_config).await?;
+        let now_ms = ctx.clock.now_ms();
+        let (log, report) =
+            Log::open(ctx.disk.clone(), &tp.to_string(), config.log, now_ms).await?;
         let is_leader = meta.leader == ctx.id;
         // With the leader alone in the ISR, everything the leader holds is committed.
         let high_watermark = log.log_end_offset();
@@ -65,6 +80,8 @@ impl Partition {
             is_leader,
             isr_size: meta.isr.len(),
             min_insync_replicas: config.min_insync_replicas,
+            retention: config.retention,
+            cleaner: config.cleaner,
             planted_bug: config.planted_bug,
             node: ctx.name.clone(),
             broker_id: ctx.id,
@@ -94,6 +111,29 @@ impl Partition {
         self.is_leader
     }
 
+    pub fn retention_config(&self) -> &RetentionConfig {
+        &self.retention
+    }
+
+    pub fn cleaner_config(&self) -> &CleanerConfig {
+        &self.cleaner
+    }
+
+    /// The last stable offset: the HW while Samsa has no transactions.
+    pub fn last_stable_offset(&self) -> i64 {
+        self.high_watermark
+    }
+
+    /// The log, for the log manager's retention, cleaning and flushes (under this partition's
+    /// lock, as Kafka's `UnifiedLog` takes its own).
+    pub(super) fn log_mut(&mut self) -> &mut Log {
+        &mut self.log
+    }
+
+    pub(super) fn log(&self) -> &Log {
+        &self.log
+    }
+
     /// Appends a producer's batch as leader. `acks=-1` needs at least `min.insync.replicas` in
     /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`).
     pub async fn append_as_leader(
@@ -117,12 +157,26 @@ impl Partition {
         }
         let info = self
             .log
-            .append(batch, self.leader_epoch)
+            .append(batch, self.leader_epoch, self.clock.now_ms())
             .await
             .map_err(|e| match e {
                 LogError::Io(e) => AppendError::Storage(e),
+                LogError::RecordBatchTooLarge { .. } => AppendError::RecordListTooLarge,
                 other => AppendError::Corrupt(other.to_string()),
             })?;
+        if let Some(reason) = info.rolled {
+            self.recorder.event(
+                &self.node,
+                "roll",
+                json!({
+                    "partition": self.tp.to_string(),
+                    "broker": self.broker_id,
+                    // A leader appends one batch: the new segment starts with it.
+                    "base": info.first_offset,
+                    "reason": roll_reason(reason),
+                }),
+            );
+        }
         // The ISR is the leader alone (see `metadata`), so the HW follows the LEO at once.
         self.high_watermark = self.log.log_end_offset();
         self.recorder.event(
@@ -169,5 +223,16 @@ impl Partition {
             end = position + header.size_in_bytes();
         }
         Ok(Committed::Records(read.records.slice(..end)))
+    }
+
+    /// `ListOffsets` by time: the first offset whose record's timestamp is at or above
+    /// `timestamp_ms`, if it is below the high watermark (Kafka's `fetchOffsetForTimestamp`
+    /// hides what consumers cannot read yet).
+    pub async fn offset_for_timestamp(
+        &self,
+        timestamp_ms: i64,
+    ) -> Result<Option<TimestampAndOffset>, std::io::Error> {
+        let found = self.log.fetch_offset_by_timestamp(timestamp_ms).await?;
+        Ok(found.filter(|f| f.offset < self.high_watermark))
     }
 }

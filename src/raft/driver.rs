@@ -78,7 +78,15 @@ pub struct ControllerContext {
     pub raft: RaftConfig,
     /// The seed of this controller's own randomness (its election timeouts).
     pub seed: u64,
+    /// `metadata.max.idle.interval.ms` (KIP-835, default 500): the active controller appends a
+    /// `NoOpRecord` this often, so the high watermark keeps moving with nothing else to write.
+    /// `None` writes nothing of its own (the raft tests propose their own records).
+    pub noop_interval_ms: Option<u64>,
 }
+
+/// Kafka's `NoOpRecord` (apiKey 20, version 0, no fields) in the metadata record framing:
+/// frame version 1, record type 20, record version 0, then zero tagged fields.
+pub const NOOP_RECORD: &[u8] = &[0x01, 0x14, 0x00, 0x00];
 
 impl ControllerContext {
     /// The node's name in the trace.
@@ -142,6 +150,8 @@ struct Controller {
     high_watermark: i64,
     inbox: mpsc::Sender<Input>,
     peers: BTreeMap<NodeId, Arc<Peer>>,
+    /// When the next KIP-835 `NoOpRecord` is due, while leading.
+    next_noop_ms: u64,
 }
 
 impl Controller {
@@ -211,6 +221,7 @@ impl Controller {
             high_watermark: 0,
             inbox,
             peers,
+            next_noop_ms: now_ms,
         })
     }
 
@@ -241,6 +252,7 @@ impl Controller {
                 _ = ticker.tick() => {
                     let commands = self.core.tick(self.now_ms());
                     self.perform(commands, None).await?;
+                    self.maybe_append_noop().await?;
                 }
                 Some(input) = inbox.recv() => self.on_input(input).await?,
                 Some(data) = next_proposal(&mut proposals) => self.on_proposal(data).await?,
@@ -265,6 +277,21 @@ impl Controller {
                 let commands = self.core.receive(now_ms, from, message);
                 self.perform(commands, None).await
             }
+        }
+    }
+
+    /// KIP-835: while leading, a `NoOpRecord` every `metadata.max.idle.interval.ms`.
+    async fn maybe_append_noop(&mut self) -> io::Result<()> {
+        let (Some(interval), now_ms) = (self.ctx.noop_interval_ms, self.now_ms()) else {
+            return Ok(());
+        };
+        if self.core.role() != RoleName::Leader || now_ms < self.next_noop_ms {
+            return Ok(());
+        }
+        self.next_noop_ms = now_ms + interval;
+        match self.core.propose(now_ms, Bytes::from_static(NOOP_RECORD)) {
+            Ok((_offset, commands)) => self.perform(commands, None).await,
+            Err(_) => Ok(()),
         }
     }
 

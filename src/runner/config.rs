@@ -2,10 +2,15 @@
 
 use std::time::Duration;
 
-use crate::broker::{BrokerConfig, PlantedBug};
+use crate::broker::{BrokerConfig, LogManagerConfig, PlantedBug};
 use crate::client::consumer::{ConsumerSpec, OffsetReset};
 use crate::client::producer::ProducerSpec;
+use crate::scenario::configs::{self, Scope};
 use crate::scenario::{ClientSpec, ConfigValue, Configs, Scenario};
+use crate::storage::batch::TimestampType;
+use crate::storage::cleaner::CleanerConfig;
+use crate::storage::log::LogConfig;
+use crate::storage::retention::{CleanupPolicy, RetentionConfig};
 
 fn int(configs: &Configs, name: &str) -> Option<i64> {
     match configs.get(name)? {
@@ -19,28 +24,137 @@ fn string(configs: &Configs, name: &str) -> Option<String> {
     configs.get(name).map(|v| v.to_string())
 }
 
+/// The broker's own configs: those of a topic with no overrides.
 pub fn broker_config(scenario: &Scenario, planted_bug: Option<PlantedBug>) -> BrokerConfig {
-    let c = &scenario.cluster.config;
-    let default = BrokerConfig::default();
+    resolve(&Configs::new(), &scenario.cluster.config, planted_bug)
+}
+
+/// A topic's configs: each the topic's own value, else the broker's synonym (`broker_configs`,
+/// the scenario's `[cluster.config]`), else Kafka's default.
+pub fn topic_config(
+    broker: &BrokerConfig,
+    broker_configs: &Configs,
+    topic: &Configs,
+) -> BrokerConfig {
+    resolve(topic, broker_configs, broker.planted_bug)
+}
+
+fn resolve(topic: &Configs, broker: &Configs, planted_bug: Option<PlantedBug>) -> BrokerConfig {
+    let min_isr =
+        configs::topic_config(topic, broker, "min.insync.replicas").and_then(|v| v.as_i64());
     BrokerConfig {
-        min_insync_replicas: int(c, "min.insync.replicas").unwrap_or(default.min_insync_replicas),
-        log_flush_interval_messages: int(c, "log.flush.interval.messages")
-            .map(|v| v.max(1) as u64)
-            .unwrap_or(default.log_flush_interval_messages),
+        min_insync_replicas: min_isr.unwrap_or(BrokerConfig::default().min_insync_replicas),
+        log: log_config(topic, broker),
+        retention: retention_config(topic, broker),
+        cleaner: cleaner_config(topic, broker),
         planted_bug,
     }
 }
 
-/// A topic's config: the broker's, overridden by the topic's own (`min.insync.replicas`,
-/// `flush.messages`).
-pub fn topic_config(broker: &BrokerConfig, topic: &Configs) -> BrokerConfig {
-    BrokerConfig {
-        min_insync_replicas: int(topic, "min.insync.replicas")
-            .unwrap_or(broker.min_insync_replicas),
-        log_flush_interval_messages: int(topic, "flush.messages")
-            .map(|v| v.max(1) as u64)
-            .unwrap_or(broker.log_flush_interval_messages),
-        planted_bug: broker.planted_bug,
+/// `retention.ms` (from `log.retention.ms`, else `.minutes`, else `.hours`), `retention.bytes`
+/// and `cleanup.policy`, resolved as Kafka does.
+pub fn retention_config(topic: &Configs, broker: &Configs) -> RetentionConfig {
+    let default = RetentionConfig::default();
+    let long = |name: &str| configs::topic_config(topic, broker, name).and_then(|v| v.as_i64());
+    let cleanup_policy = match configs::topic_config(topic, broker, "cleanup.policy") {
+        Some(ConfigValue::Str(list)) => {
+            let has = |p: &str| list.split(',').any(|item| item.trim() == p);
+            CleanupPolicy {
+                delete: has("delete"),
+                compact: has("compact"),
+            }
+        }
+        _ => default.cleanup_policy,
+    };
+    RetentionConfig {
+        retention_ms: long("retention.ms").unwrap_or(default.retention_ms),
+        retention_bytes: long("retention.bytes").unwrap_or(default.retention_bytes),
+        cleanup_policy,
+    }
+}
+
+/// `delete.retention.ms`, `min.cleanable.dirty.ratio` and `min.compaction.lag.ms`, resolved as
+/// Kafka does.
+pub fn cleaner_config(topic: &Configs, broker: &Configs) -> CleanerConfig {
+    let default = CleanerConfig::default();
+    let resolved = |name: &str| configs::topic_config(topic, broker, name);
+    CleanerConfig {
+        delete_retention_ms: resolved("delete.retention.ms")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(default.delete_retention_ms),
+        min_cleanable_dirty_ratio: resolved("min.cleanable.dirty.ratio")
+            .and_then(|v| v.as_f64())
+            .unwrap_or(default.min_cleanable_dirty_ratio),
+        min_compaction_lag_ms: resolved("min.compaction.lag.ms")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(default.min_compaction_lag_ms),
+    }
+}
+
+/// The log manager's intervals, from the broker's configs. Kafka checks `flush.ms` every
+/// `log.flush.scheduler.interval.ms` (default `Long.MAX_VALUE`: never); when the scenario leaves
+/// that unset but some topic (or the broker) sets `flush.ms`, it is checked every second, so
+/// that the setting does what its name says. `broker`: the scenario's `[cluster.config]`;
+/// `topics`: the resolved topic configs.
+pub fn log_manager_config<'a>(
+    broker: &Configs,
+    topics: impl IntoIterator<Item = &'a BrokerConfig>,
+) -> LogManagerConfig {
+    let c = broker;
+    let long = |name: &str| configs::get_i64(c, name, Scope::Broker);
+    let default = LogManagerConfig::default();
+    let interval = |name: &str, default: u64| long(name).map_or(default, |v| v.max(1) as u64);
+    let flush_ms_set = topics
+        .into_iter()
+        .any(|t| t.log.flush_interval_ms < i64::MAX);
+    let flush_check_interval_ms = match int(c, "log.flush.scheduler.interval.ms") {
+        Some(ms) if ms < i64::MAX => Some(ms.max(1) as u64),
+        Some(_) => None,
+        None => flush_ms_set.then_some(1_000),
+    };
+    LogManagerConfig {
+        retention_check_interval_ms: interval(
+            "log.retention.check.interval.ms",
+            default.retention_check_interval_ms,
+        ),
+        cleaner_enable: configs::get_bool(c, "log.cleaner.enable", Scope::Broker)
+            .unwrap_or(default.cleaner_enable),
+        cleaner_backoff_ms: interval("log.cleaner.backoff.ms", default.cleaner_backoff_ms),
+        flush_check_interval_ms,
+    }
+}
+
+/// A topic's log configs as Kafka resolves them: the topic's own value, else the broker's
+/// synonym (`segment.ms` from `log.roll.ms` or `log.roll.hours`, `flush.ms` from
+/// `log.flush.interval.ms` or `log.flush.scheduler.interval.ms`, ...), else Kafka's default.
+/// Kafka's internal `internal.segment.bytes` overrides `segment.bytes` (small segments in tests).
+pub fn log_config(topic: &Configs, broker: &Configs) -> LogConfig {
+    let default = LogConfig::default();
+    let resolved = |name: &str| configs::topic_config(topic, broker, name);
+    let long = |name: &str| resolved(name).and_then(|v| v.as_i64());
+    let bytes = |name: &str, default: u64| long(name).map_or(default, |v| v.max(0) as u64);
+    let segment_bytes = int(topic, "internal.segment.bytes")
+        .map(|v| v.max(1) as u64)
+        .unwrap_or_else(|| bytes("segment.bytes", default.segment_bytes));
+    let message_timestamp_type = match resolved("message.timestamp.type") {
+        Some(ConfigValue::Str(s)) if s == "LogAppendTime" => TimestampType::LogAppendTime,
+        _ => TimestampType::CreateTime,
+    };
+    LogConfig {
+        segment_bytes,
+        segment_ms: long("segment.ms").unwrap_or(default.segment_ms),
+        segment_index_bytes: bytes("segment.index.bytes", default.segment_index_bytes),
+        index_interval_bytes: bytes("index.interval.bytes", default.index_interval_bytes),
+        flush_interval_messages: long("flush.messages")
+            .map_or(default.flush_interval_messages, |v| v.max(1) as u64),
+        flush_interval_ms: long("flush.ms").unwrap_or(default.flush_interval_ms),
+        message_timestamp_type,
+        recovery_point_checkpoint_interval_ms: configs::get_i64(
+            broker,
+            "log.flush.offset.checkpoint.interval.ms",
+            Scope::Broker,
+        )
+        .unwrap_or(default.recovery_point_checkpoint_interval_ms),
     }
 }
 
@@ -85,5 +199,154 @@ pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
         max_partition_fetch_bytes: int(c, "max.partition.fetch.bytes").unwrap_or(1_048_576) as i32,
         request_timeout: request_timeout(c),
         start_ms: client.start_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn configs(pairs: &[(&str, ConfigValue)]) -> Configs {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn log_config_defaults_are_kafkas() {
+        assert_eq!(
+            log_config(&Configs::new(), &Configs::new()),
+            LogConfig::default()
+        );
+    }
+
+    #[test]
+    fn log_config_resolves_topic_then_broker_synonyms() {
+        use ConfigValue::{Int, Str};
+        let broker = configs(&[
+            ("log.segment.bytes", Int(2_000_000)),
+            ("log.roll.hours", Int(2)),
+            ("log.index.interval.bytes", Int(100)),
+            ("log.index.size.max.bytes", Int(4096)),
+            ("log.flush.interval.messages", Int(10)),
+            ("log.flush.scheduler.interval.ms", Int(500)),
+            ("log.message.timestamp.type", Str("LogAppendTime".into())),
+            ("log.flush.offset.checkpoint.interval.ms", Int(0)),
+        ]);
+        let c = log_config(&Configs::new(), &broker);
+        assert_eq!(c.segment_bytes, 2_000_000);
+        assert_eq!(c.segment_ms, 7_200_000);
+        assert_eq!((c.index_interval_bytes, c.segment_index_bytes), (100, 4096));
+        assert_eq!((c.flush_interval_messages, c.flush_interval_ms), (10, 500));
+        assert_eq!(c.message_timestamp_type, TimestampType::LogAppendTime);
+        assert_eq!(c.recovery_point_checkpoint_interval_ms, 0);
+
+        let topic = configs(&[
+            ("segment.bytes", Int(3_000_000)),
+            ("segment.ms", Int(60_000)),
+            ("flush.ms", Int(7)),
+            ("message.timestamp.type", Str("CreateTime".into())),
+        ]);
+        let c = log_config(&topic, &broker);
+        assert_eq!(
+            (c.segment_bytes, c.segment_ms, c.flush_interval_ms),
+            (3_000_000, 60_000, 7)
+        );
+        assert_eq!(c.message_timestamp_type, TimestampType::CreateTime);
+        let topic = configs(&[("internal.segment.bytes", Int(500))]);
+        assert_eq!(log_config(&topic, &broker).segment_bytes, 500);
+    }
+
+    #[test]
+    fn retention_and_cleaner_configs_resolve_topic_then_broker_synonyms() {
+        use ConfigValue::{Float, Int, Str};
+        let defaults = retention_config(&Configs::new(), &Configs::new());
+        assert_eq!(defaults, RetentionConfig::default());
+        assert_eq!(
+            cleaner_config(&Configs::new(), &Configs::new()),
+            CleanerConfig::default()
+        );
+        // retention.ms from log.retention.ms, else .minutes, else .hours.
+        let broker = configs(&[
+            ("log.retention.hours", Int(2)),
+            ("log.retention.minutes", Int(3)),
+            ("log.retention.bytes", Int(1000)),
+            ("log.cleanup.policy", Str("compact,delete".into())),
+            ("log.cleaner.delete.retention.ms", Int(5)),
+            ("log.cleaner.min.cleanable.ratio", Float(0.25)),
+        ]);
+        let c = retention_config(&Configs::new(), &broker);
+        assert_eq!((c.retention_ms, c.retention_bytes), (180_000, 1000));
+        let both = CleanupPolicy {
+            delete: true,
+            compact: true,
+        };
+        assert_eq!(c.cleanup_policy, both);
+        let c = cleaner_config(&Configs::new(), &broker);
+        assert_eq!(
+            (c.delete_retention_ms, c.min_cleanable_dirty_ratio),
+            (5, 0.25)
+        );
+        let topic = configs(&[
+            ("retention.ms", Int(-1)),
+            ("cleanup.policy", Str("compact".into())),
+            ("min.compaction.lag.ms", Int(7)),
+            ("min.cleanable.dirty.ratio", Float(0.1)),
+        ]);
+        let c = retention_config(&topic, &broker);
+        assert_eq!(
+            (c.retention_ms, c.cleanup_policy),
+            (-1, CleanupPolicy::COMPACT)
+        );
+        let c = cleaner_config(&topic, &broker);
+        assert_eq!(
+            (c.min_compaction_lag_ms, c.min_cleanable_dirty_ratio),
+            (7, 0.1)
+        );
+    }
+
+    #[test]
+    fn a_topic_runs_with_its_own_log_retention_and_cleaner_configs() {
+        let broker = configs(&[("min.insync.replicas", ConfigValue::Int(2))]);
+        let topic = configs(&[
+            ("segment.ms", ConfigValue::Int(20_000)),
+            ("retention.bytes", ConfigValue::Int(4096)),
+        ]);
+        let base = resolve(&Configs::new(), &broker, None);
+        assert_eq!(base.min_insync_replicas, 2);
+        let t = topic_config(&base, &broker, &topic);
+        assert_eq!(t.min_insync_replicas, 2);
+        assert_eq!(t.log, log_config(&topic, &broker));
+        assert_eq!(t.log.segment_ms, 20_000);
+        assert_eq!(t.retention.retention_bytes, 4096);
+        assert_eq!(t.cleaner, CleanerConfig::default());
+    }
+
+    #[test]
+    fn log_manager_intervals_are_the_brokers_and_flush_ms_is_checked_when_set() {
+        use ConfigValue::{Bool, Int};
+        let plain = BrokerConfig::default();
+        let c = log_manager_config(&Configs::new(), [&plain]);
+        assert_eq!(c, LogManagerConfig::default());
+        assert_eq!(c.flush_check_interval_ms, None);
+        let broker = configs(&[
+            ("log.retention.check.interval.ms", Int(10_000)),
+            ("log.cleaner.backoff.ms", Int(0)),
+            ("log.cleaner.enable", Bool(false)),
+        ]);
+        let c = log_manager_config(&broker, [&plain]);
+        assert_eq!(c.retention_check_interval_ms, 10_000);
+        assert_eq!(c.cleaner_backoff_ms, 1, "an idle cleaner must sleep");
+        assert!(!c.cleaner_enable);
+        // A topic with flush.ms: checked every second unless the scheduler interval is set.
+        let flushing = topic_config(&plain, &broker, &configs(&[("flush.ms", Int(100))]));
+        let c = log_manager_config(&broker, [&plain, &flushing]);
+        assert_eq!(c.flush_check_interval_ms, Some(1_000));
+        let broker = configs(&[("log.flush.scheduler.interval.ms", Int(250))]);
+        assert_eq!(
+            log_manager_config(&broker, [&plain]).flush_check_interval_ms,
+            Some(250)
+        );
     }
 }

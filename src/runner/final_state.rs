@@ -63,3 +63,31 @@ fn read_partition(files: &BTreeMap<String, Vec<u8>>, partition: &str) -> Vec<Fin
     }
     records
 }
+
+/// Each controller's metadata log (`__cluster_metadata-0`) off its disk, as the epoch of each
+/// entry by offset (one record per batch, the batch's partition leader epoch its entry's epoch),
+/// up to the first invalid batch, as recovery would read it.
+pub fn read_metadata_logs(disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> BTreeMap<String, Vec<i32>> {
+    let mut logs = BTreeMap::new();
+    for (node, files) in disks.iter().filter(|(node, _)| node.starts_with("controller-")) {
+        let mut epochs = Vec::new();
+        for (path, bytes) in files.range("__cluster_metadata-0/".to_string()..) {
+            if !path.starts_with("__cluster_metadata-0/") {
+                break;
+            }
+            if !path.ends_with(".log") {
+                continue;
+            }
+            for (_, header) in batch::batches(bytes) {
+                if header.base_offset != epochs.len() as i64 {
+                    break;
+                }
+                for _ in 0..=header.last_offset_delta {
+                    epochs.push(header.partition_leader_epoch);
+                }
+            }
+        }
+        logs.insert(node.clone(), epochs);
+    }
+    logs
+}

@@ -3,6 +3,7 @@
 //! last its duration, then reads the final state off the disks and checks the history.
 
 mod config;
+mod controllers;
 mod faults;
 mod final_state;
 mod recorder;
@@ -149,6 +150,7 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     start_brokers(
         &scenario, seed, bug, &clock, &shared, &metadata, &mut world, &slot,
     );
+    controllers::start(&scenario, seed, &disk_config(&scenario), &clock, &shared, &mut world, &slot);
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
     tokio::spawn(faults::run_schedule(
@@ -178,12 +180,15 @@ fn start_brokers(
         .topics
         .iter()
         .map(|t| {
-            (
-                t.name.clone(),
-                config::topic_config(&broker_config, &t.config),
-            )
+            let resolved =
+                config::topic_config(&broker_config, &scenario.cluster.config, &t.config);
+            (t.name.clone(), resolved)
         })
         .collect();
+    let log_manager = config::log_manager_config(
+        &scenario.cluster.config,
+        std::iter::once(&broker_config).chain(topic_config.values()),
+    );
     let disk_config = DiskConfig {
         latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
         writeback_ms: scenario.disk.writeback_ms,
@@ -205,6 +210,7 @@ fn start_brokers(
             listen: SocketAddr::new(broker_ip(id), BROKER_PORT),
             config: broker_config.clone(),
             topic_config: topic_config.clone(),
+            log_manager,
             disk: Disk::new(Arc::new(backend)),
             clock: node_clock.clone(),
             recorder: recorder.clone(),
@@ -226,6 +232,7 @@ fn start_brokers(
             SimNode {
                 id: node.id(),
                 broker: Some(id as i32),
+                controller: None,
                 clock: node_clock,
                 disk: Some(sim_disk),
                 state: NodeState::Up,
@@ -279,11 +286,21 @@ fn start_clients(
             SimNode {
                 id: node.id(),
                 broker: None,
+                controller: None,
                 clock: node_clock,
                 disk: None,
                 state: NodeState::Up,
             },
         );
+    }
+}
+
+/// The simulated disk every node of the run gets.
+fn disk_config(scenario: &Scenario) -> DiskConfig {
+    DiskConfig {
+        latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
+        writeback_ms: scenario.disk.writeback_ms,
+        sector_bytes: 512,
     }
 }
 
@@ -314,7 +331,8 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
             .panics
             .push(("cluster".to_string(), last_ms, message));
     }
-    let violations = check::check_all(&journal.history, &final_state);
+    final_state.metadata_logs = final_state::read_metadata_logs(&disks);
+    let violations = check::check_all(&journal.history, &journal.trace, &final_state);
     journal.digest_extra(format!("{final_state:?}").as_bytes());
     RunOutput {
         journal,

@@ -24,6 +24,8 @@ pub struct Figures {
     pub acked: BTreeMap<String, i64>,
     /// Per partition name, per broker id.
     pub replicas: BTreeMap<String, BTreeMap<i32, ReplicaFigures>>,
+    /// Each controller's last reported (epoch, role).
+    pub controller_roles: BTreeMap<String, (i64, String)>,
 }
 
 pub struct RunRecorder {
@@ -48,7 +50,14 @@ impl RunRecorder {
         self.clock.elapsed_ms()
     }
 
-    fn update_figures(&self, kind: &str, detail: &Value) {
+    fn update_figures(&self, node: &str, kind: &str, detail: &Value) {
+        if kind == "raft-role" {
+            let role = detail["role"].as_str().unwrap_or("unknown").to_string();
+            let epoch = detail["epoch"].as_i64().unwrap_or(0);
+            let mut figures = self.figures.lock().expect("figures lock");
+            figures.controller_roles.insert(node.to_string(), (epoch, role));
+            return;
+        }
         if !matches!(kind, "append" | "recovered" | "hw" | "truncate") {
             return;
         }
@@ -75,7 +84,7 @@ impl RunRecorder {
 
 impl Recorder for RunRecorder {
     fn event(&self, node: &str, kind: &str, detail: Value) {
-        self.update_figures(kind, &detail);
+        self.update_figures(node, kind, &detail);
         let event = TraceEvent {
             at_ms: self.now_ms(),
             node: node.to_string(),

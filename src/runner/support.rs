@@ -13,13 +13,6 @@ fn refuse(file: &str, line: Option<usize>, message: String) -> ScenarioError {
 }
 
 pub fn check_supported(file: &str, scenario: &Scenario) -> Result<(), ScenarioError> {
-    if scenario.cluster.controllers > 0 {
-        return Err(refuse(
-            file,
-            None,
-            "controllers: the KRaft controller quorum is not built yet; set controllers = 0 (metadata is fixed at start)".into(),
-        ));
-    }
     for client in &scenario.clients {
         let line = Some(client.line);
         match client.kind {
@@ -58,19 +51,11 @@ pub fn check_supported(file: &str, scenario: &Scenario) -> Result<(), ScenarioEr
             .collect();
         targets.extend(fault.groups.iter().flatten());
         for target in targets {
-            if matches!(
-                target,
-                Target::Controller(_)
-                    | Target::AllControllers
-                    | Target::ControllerLeader
-                    | Target::Coordinator(_)
-            ) {
+            if let Target::Coordinator(group) = target {
                 return Err(refuse(
                     file,
                     line,
-                    format!(
-                        "target {target:?} needs controllers or groups, which are not built yet"
-                    ),
+                    format!("target coordinator({group}) needs consumer groups, which are not built yet"),
                 ));
             }
         }

@@ -30,6 +30,8 @@ pub struct SimNode {
     pub id: NodeId,
     /// The broker id, for brokers.
     pub broker: Option<i32>,
+    /// The voter id, for controllers.
+    pub controller: Option<i32>,
     pub clock: Clock,
     pub disk: Option<Arc<Mutex<SimDisk>>>,
     pub state: NodeState,
@@ -115,6 +117,23 @@ impl World {
                     .find(|&&r| r != meta.leader)
                     .ok_or_else(|| format!("{tp} has no follower"))?;
                 vec![broker(*follower)]
+            }
+            Target::Controller(n) => vec![format!("controller-{n}")],
+            Target::AllControllers => self
+                .nodes
+                .iter()
+                .filter(|(_, node)| node.controller.is_some())
+                .map(|(name, _)| name.clone())
+                .collect(),
+            Target::ControllerLeader => {
+                let figures = self.recorder.figures.lock().expect("figures lock");
+                let leader = figures
+                    .controller_roles
+                    .iter()
+                    .filter(|(_, (_, role))| role == "leader")
+                    .max_by_key(|(_, (epoch, _))| *epoch)
+                    .map(|(name, _)| name.clone());
+                vec![leader.ok_or("no controller leads now")?]
             }
             Target::Client(id) => {
                 let members: Vec<String> = self

@@ -221,6 +221,7 @@ pub const BROKER: &[ConfigDef] = &[
     boolean("log.cleaner.enable", true),
     double("log.cleaner.min.cleanable.ratio", 0.0, 1.0, 0.5),
     long("log.cleaner.delete.retention.ms", 0, D(86_400_000)),
+    long("log.cleaner.backoff.ms", 0, D(15_000)),
     int("message.max.bytes", 0, I32, D(1_048_588)),
     one_of(
         "compression.type",

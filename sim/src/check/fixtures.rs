@@ -92,7 +92,7 @@ pub(crate) fn state(partitions: Vec<(&str, FinalPartition)>) -> FinalState {
             .into_iter()
             .map(|(name, p)| (name.to_string(), p))
             .collect(),
-        panics: Vec::new(),
+        ..FinalState::default()
     }
 }
 

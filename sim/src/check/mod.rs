@@ -5,14 +5,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::history::Op;
+use crate::history::{Op, TraceEvent};
 
 mod final_log;
 #[cfg(test)]
 mod fixtures;
 pub mod inconsistent_read;
 pub mod lost_write;
+pub mod metadata_lost;
 pub mod panic;
+pub mod split_brain;
 
 /// One violation, as `summary.json` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -47,11 +49,17 @@ pub struct FinalState {
     pub partitions: BTreeMap<String, FinalPartition>,
     /// Nodes that panicked: (node, at_ms, message).
     pub panics: Vec<(String, u64, String)>,
+    /// Each controller's final metadata log (`__cluster_metadata-0`), as the epoch of each
+    /// entry by offset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata_logs: BTreeMap<String, Vec<i32>>,
 }
 
-/// Runs every checker over a history and a final state.
-pub fn check_all(history: &[Op], state: &FinalState) -> Vec<Violation> {
+/// Runs every checker over a history, the cluster's trace and its final state.
+pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
     let mut found = Vec::new();
+    found.extend(split_brain::check(trace));
+    found.extend(metadata_lost::check(trace, state));
     found.extend(lost_write::check(history, state));
     found.extend(inconsistent_read::check(history, state));
     found.extend(panic::check(history, state));
