@@ -54,13 +54,17 @@ fn batch(records: usize, value_bytes: usize, rng: &mut ChaCha8Rng) -> Bytes {
 
 fn open_log(rt: &madsim::runtime::Runtime, dir: &PathBuf) -> Log {
     let disk = Disk::new(Arc::new(RealDisk::new(dir.clone())));
-    rt.block_on(Log::open(disk, "bench-0", LogConfig::default(), 0)).unwrap().0
+    rt.block_on(Log::open(disk, "bench-0", LogConfig::default(), 0))
+        .unwrap()
+        .0
 }
 
 fn append(c: &mut Criterion) {
     let rt = madsim::runtime::Runtime::new();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let batches: Vec<Bytes> = (0..BATCHES).map(|_| batch(RECORDS_PER_BATCH, RECORD_BYTES, &mut rng)).collect();
+    let batches: Vec<Bytes> = (0..BATCHES)
+        .map(|_| batch(RECORDS_PER_BATCH, RECORD_BYTES, &mut rng))
+        .collect();
     let total: u64 = batches.iter().map(|b| b.len() as u64).sum();
     let mut group = c.benchmark_group("append");
     group.throughput(Throughput::Bytes(total));
@@ -68,7 +72,12 @@ fn append(c: &mut Criterion) {
     group.bench_function("log", |b| {
         b.iter_batched(
             // The log rewrites offsets in place, so it gets its own copy, made outside the timing.
-            || (scratch("log"), batches.iter().map(|b| b.to_vec()).collect::<Vec<_>>()),
+            || {
+                (
+                    scratch("log"),
+                    batches.iter().map(|b| b.to_vec()).collect::<Vec<_>>(),
+                )
+            },
             |(dir, batches)| {
                 let mut log = open_log(&rt, &dir);
                 rt.block_on(async {
@@ -116,14 +125,18 @@ fn lookup(c: &mut Criterion) {
             }
         });
         assert_eq!(log.log_end_offset(), records);
-        group.bench_with_input(BenchmarkId::from_parameter(records), &records, |b, &records| {
-            let mut rng = ChaCha8Rng::seed_from_u64(3);
-            b.iter(|| {
-                let offset = rng.gen_range(0..records);
-                let read = rt.block_on(log.read(offset, 1)).unwrap();
-                black_box(read.records.len())
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter(records),
+            &records,
+            |b, &records| {
+                let mut rng = ChaCha8Rng::seed_from_u64(3);
+                b.iter(|| {
+                    let offset = rng.gen_range(0..records);
+                    let read = rt.block_on(log.read(offset, 1)).unwrap();
+                    black_box(read.records.len())
+                })
+            },
+        );
         drop(log);
         std::fs::remove_dir_all(&dir).unwrap();
     }

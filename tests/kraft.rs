@@ -132,7 +132,7 @@ impl Quorum {
                 recorder: shared,
                 raft,
                 seed: derive_seed(seed, &format!("raft/{}", name(id))),
-            noop_interval_ms: None,
+                noop_interval_ms: None,
             });
             let proposals = quorum.proposals.clone();
             let node = handle
@@ -875,7 +875,10 @@ fn without_check_quorum_an_isolated_leader_keeps_believing_it_leads() {
         assert!(epoch > old_epoch, "seed {seed}");
         // After the heal: it follows, and cut the writes it took alone.
         assert_eq!(run.role_at_end.0, "follower", "seed {seed}");
-        assert!(!run.truncated_to.is_empty(), "seed {seed}: it kept its uncommitted writes");
+        assert!(
+            !run.truncated_to.is_empty(),
+            "seed {seed}: it kept its uncommitted writes"
+        );
     }
 }
 

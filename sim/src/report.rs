@@ -160,7 +160,10 @@ pub fn describe(event: &TraceEvent) -> String {
             let epoch = &d["epoch"];
             match (role, d["leader"].as_i64()) {
                 ("follower", Some(leader)) => {
-                    format!("{} follows controller-{leader} in epoch {epoch}", event.node)
+                    format!(
+                        "{} follows controller-{leader} in epoch {epoch}",
+                        event.node
+                    )
                 }
                 _ => format!("{} is {role} in epoch {epoch}", event.node),
             }

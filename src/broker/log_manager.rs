@@ -427,20 +427,6 @@ pub async fn clean_log(
         let segment = log.segment(info.base_offset).expect("listed by segments()");
         contents.push(segment.read_all(&log.disk).await?);
     }
-    // The dirty section: from the segment holding the first dirty offset to the round's end.
-    let first_dirty = below
-        .partition_point(|s| s.base_offset <= range.first_dirty_offset)
-        .saturating_sub(1);
-    let dirty: Vec<&[u8]> = contents[first_dirty..].iter().map(Vec::as_slice).collect();
-    let offset_map = cleaner::build_offset_map(&dirty)?;
-    let no_producers = BTreeMap::new();
-    let round = CleaningRound {
-        now_ms,
-        end_offset,
-        offset_map: &offset_map,
-        active_producers: &no_producers,
-        config,
-    };
     let mut cleaning = Cleaning {
         first_dirty_offset: range.first_dirty_offset,
         end_offset,
@@ -451,15 +437,7 @@ pub async fn clean_log(
         bytes_before: 0,
         bytes_after: 0,
     };
-    let mut cleaned_bytes = Vec::with_capacity(below.len());
-    for (info, bytes) in below.iter().zip(&contents) {
-        let cleaned = cleaner::clean_segment(info, bytes, &round)?;
-        cleaning.kept_records += cleaned.kept_records;
-        cleaning.removed_records += cleaned.removed_records;
-        cleaning.bytes_before += bytes.len() as u64;
-        cleaning.bytes_after += cleaned.bytes.len() as u64;
-        cleaned_bytes.push(cleaned.bytes);
-    }
+    let cleaned_bytes = clean_segments(&below, &contents, now_ms, config, &mut cleaning)?;
     for group in group_segments(log, &below, end_offset) {
         let unchanged = group.len() == 1 && cleaned_bytes[group.start] == contents[group.start];
         if unchanged {
@@ -471,6 +449,41 @@ pub async fn clean_log(
         cleaning.segments_replaced += 1;
     }
     Ok(Some(cleaning))
+}
+
+/// Cleans every segment below the round's end (`below`, whose bytes are `contents`) against
+/// an offset map of the dirty section; returns each one's cleaned bytes.
+fn clean_segments(
+    below: &[SegmentInfo],
+    contents: &[Vec<u8>],
+    now_ms: i64,
+    config: &CleanerConfig,
+    cleaning: &mut Cleaning,
+) -> Result<Vec<Vec<u8>>, LogError> {
+    // The dirty section: from the segment holding the first dirty offset to the round's end.
+    let first_dirty = below
+        .partition_point(|s| s.base_offset <= cleaning.first_dirty_offset)
+        .saturating_sub(1);
+    let dirty: Vec<&[u8]> = contents[first_dirty..].iter().map(Vec::as_slice).collect();
+    let offset_map = cleaner::build_offset_map(&dirty)?;
+    let no_producers = BTreeMap::new();
+    let round = CleaningRound {
+        now_ms,
+        end_offset: cleaning.end_offset,
+        offset_map: &offset_map,
+        active_producers: &no_producers,
+        config,
+    };
+    let mut cleaned_bytes = Vec::with_capacity(below.len());
+    for (info, bytes) in below.iter().zip(contents) {
+        let cleaned = cleaner::clean_segment(info, bytes, &round)?;
+        cleaning.kept_records += cleaned.kept_records;
+        cleaning.removed_records += cleaned.removed_records;
+        cleaning.bytes_before += bytes.len() as u64;
+        cleaning.bytes_after += cleaned.bytes.len() as u64;
+        cleaned_bytes.push(cleaned.bytes);
+    }
+    Ok(cleaned_bytes)
 }
 
 /// Kafka's `Cleaner.groupSegmentsBySize`: runs of consecutive segments (indexes into `below`)

@@ -16,6 +16,9 @@ use super::uuid::Uuid;
 /// The generated code refuses strings longer than this (`0x7fff`) on both sides.
 pub const MAX_STRING_BYTES: usize = 0x7fff;
 
+/// A tagged field to write: its tag, and the writer of its value.
+pub type TaggedField<'a> = (u32, &'a dyn Fn(&mut Writer));
+
 /// Writes one message body.
 #[derive(Default)]
 pub struct Writer {
@@ -107,7 +110,7 @@ impl Writer {
     /// The tagged-field section. `fields` holds the fields that differ from their defaults (the
     /// only ones Kafka writes), each as (tag, writer of its value); they must come in ascending
     /// tag order, as the generated code writes them.
-    pub fn tagged_fields(&mut self, fields: &[(u32, &dyn Fn(&mut Writer))]) {
+    pub fn tagged_fields(&mut self, fields: &[TaggedField<'_>]) {
         debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0), "tags ascend");
         self.unsigned_varint(u32::try_from(fields.len()).expect("few tags"));
         for (tag, write) in fields {
@@ -164,7 +167,10 @@ impl<'a> Reader<'a> {
                 return Ok(value);
             }
         }
-        Err(Self::error(field, "varint is too long (more than 5 bytes)".to_owned()))
+        Err(Self::error(
+            field,
+            "varint is too long (more than 5 bytes)".to_owned(),
+        ))
     }
 
     pub fn i8(&mut self, field: &'static str) -> Result<i8, RecordError> {
@@ -202,17 +208,25 @@ impl<'a> Reader<'a> {
         RecordError::Malformed { field, detail }
     }
 
+    /// The length of a compact string or array, `None` for null. Java reads the varint into an
+    /// `int` and subtracts one, so any negative result (0, or a varint above 2^31) is null.
+    fn compact_length(&mut self, field: &'static str) -> Result<Option<usize>, RecordError> {
+        let length = (self.unsigned_varint(field)? as i32).wrapping_sub(1);
+        Ok(usize::try_from(length).ok())
+    }
+
     /// A compact string as the generated reader takes it: length 0 is null, a length above
     /// 0x7fff is an error, and the bytes are decoded as Java's `new String(bytes, UTF_8)` does,
     /// malformed sequences becoming U+FFFD rather than an error.
     pub fn nullable_string(&mut self, field: &'static str) -> Result<Option<String>, RecordError> {
-        let len_plus_one = self.unsigned_varint(field)?;
-        if len_plus_one == 0 {
+        let Some(len) = self.compact_length(field)? else {
             return Ok(None);
-        }
-        let len = (len_plus_one - 1) as usize;
+        };
         if len > MAX_STRING_BYTES {
-            return Err(Self::error(field, format!("string had invalid length {len}")));
+            return Err(Self::error(
+                field,
+                format!("string had invalid length {len}"),
+            ));
         }
         let bytes = self.take(len, field)?;
         Ok(Some(String::from_utf8_lossy(bytes).into_owned()))
@@ -220,7 +234,10 @@ impl<'a> Reader<'a> {
 
     pub fn string(&mut self, field: &'static str) -> Result<String, RecordError> {
         self.nullable_string(field)?.ok_or_else(|| {
-            Self::error(field, "non-nullable field was serialized as null".to_owned())
+            Self::error(
+                field,
+                "non-nullable field was serialized as null".to_owned(),
+            )
         })
     }
 
@@ -231,11 +248,9 @@ impl<'a> Reader<'a> {
         field: &'static str,
         mut item: impl FnMut(&mut Self) -> Result<T, RecordError>,
     ) -> Result<Option<Vec<T>>, RecordError> {
-        let len_plus_one = self.unsigned_varint(field)?;
-        if len_plus_one == 0 {
+        let Some(len) = self.compact_length(field)? else {
             return Ok(None);
-        }
-        let len = (len_plus_one - 1) as usize;
+        };
         if len > self.remaining() {
             return Err(Self::error(
                 field,
@@ -258,11 +273,17 @@ impl<'a> Reader<'a> {
         item: impl FnMut(&mut Self) -> Result<T, RecordError>,
     ) -> Result<Vec<T>, RecordError> {
         self.nullable_array(field, item)?.ok_or_else(|| {
-            Self::error(field, "non-nullable field was serialized as null".to_owned())
+            Self::error(
+                field,
+                "non-nullable field was serialized as null".to_owned(),
+            )
         })
     }
 
-    pub fn nullable_i32_array(&mut self, field: &'static str) -> Result<Option<Vec<i32>>, RecordError> {
+    pub fn nullable_i32_array(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Vec<i32>>, RecordError> {
         self.nullable_array(field, |r| r.i32(field))
     }
 
@@ -274,7 +295,10 @@ impl<'a> Reader<'a> {
         self.array(field, |r| r.uuid(field))
     }
 
-    pub fn nullable_uuid_array(&mut self, field: &'static str) -> Result<Option<Vec<Uuid>>, RecordError> {
+    pub fn nullable_uuid_array(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Vec<Uuid>>, RecordError> {
         self.nullable_array(field, |r| r.uuid(field))
     }
 
@@ -302,7 +326,10 @@ impl<'a> Reader<'a> {
             if known(tag, &mut field_reader)? && field_reader.remaining() != 0 {
                 return Err(Self::error(
                     "tagged field",
-                    format!("tag {tag} left {} of its {size} bytes", field_reader.remaining()),
+                    format!(
+                        "tag {tag} left {} of its {size} bytes",
+                        field_reader.remaining()
+                    ),
                 ));
             }
         }

@@ -3,7 +3,7 @@
 //! Non-tagged fields come first in schema order; the tagged ones follow in the tagged-field
 //! section, written only when they differ from their default.
 
-use super::codec::{Reader, Writer};
+use super::codec::{Reader, TaggedField, Writer};
 use super::records::{
     BrokerEndpoint, BrokerFeature, BrokerRegistrationChangeRecord, ConfigRecord,
     PartitionChangeRecord, PartitionRecord, RecordError, RegisterBrokerRecord, TopicRecord,
@@ -44,7 +44,7 @@ impl PartitionRecord {
         let recovery = |w: &mut Writer| w.i8(self.leader_recovery_state);
         let elr = |w: &mut Writer| w.i32_array(self.eligible_leader_replicas.as_deref());
         let last_known = |w: &mut Writer| w.i32_array(self.last_known_elr.as_deref());
-        let mut tagged: Vec<(u32, &dyn Fn(&mut Writer))> = Vec::new();
+        let mut tagged: Vec<TaggedField<'_>> = Vec::new();
         if self.leader_recovery_state != 0 {
             tagged.push((0, &recovery));
         }
@@ -103,21 +103,24 @@ impl PartitionChangeRecord {
         let elr = |w: &mut Writer| w.i32_array(self.eligible_leader_replicas.as_deref());
         let last_known = |w: &mut Writer| w.i32_array(self.last_known_elr.as_deref());
         let directories = |w: &mut Writer| w.uuid_array(self.directories.as_deref());
-        let candidates: [(u32, bool, &dyn Fn(&mut Writer)); 9] = [
-            (0, self.isr.is_some(), &isr),
-            (1, leader != NO_LEADER_CHANGE, &write_leader),
-            (2, self.replicas.is_some(), &replicas),
-            (3, self.removing_replicas.is_some(), &removing),
-            (4, self.adding_replicas.is_some(), &adding),
-            (5, recovery != NO_LEADER_RECOVERY_STATE_CHANGE, &write_recovery),
-            (6, self.eligible_leader_replicas.is_some(), &elr),
-            (7, self.last_known_elr.is_some(), &last_known),
-            (8, self.directories.is_some(), &directories),
+        let candidates: [(bool, TaggedField<'_>); 9] = [
+            (self.isr.is_some(), (0, &isr)),
+            (leader != NO_LEADER_CHANGE, (1, &write_leader)),
+            (self.replicas.is_some(), (2, &replicas)),
+            (self.removing_replicas.is_some(), (3, &removing)),
+            (self.adding_replicas.is_some(), (4, &adding)),
+            (
+                recovery != NO_LEADER_RECOVERY_STATE_CHANGE,
+                (5, &write_recovery),
+            ),
+            (self.eligible_leader_replicas.is_some(), (6, &elr)),
+            (self.last_known_elr.is_some(), (7, &last_known)),
+            (self.directories.is_some(), (8, &directories)),
         ];
-        let tagged: Vec<(u32, &dyn Fn(&mut Writer))> = candidates
+        let tagged: Vec<TaggedField<'_>> = candidates
             .into_iter()
-            .filter(|(_, present, _)| *present)
-            .map(|(tag, _, write)| (tag, write))
+            .filter(|(present, _)| *present)
+            .map(|(_, field)| field)
             .collect();
         w.tagged_fields(&tagged);
     }
@@ -257,7 +260,7 @@ impl BrokerRegistrationChangeRecord {
         let fenced = |w: &mut Writer| w.i8(self.fenced);
         let shutdown = |w: &mut Writer| w.i8(self.in_controlled_shutdown);
         let log_dirs = |w: &mut Writer| w.uuid_array(Some(&self.log_dirs));
-        let mut tagged: Vec<(u32, &dyn Fn(&mut Writer))> = Vec::new();
+        let mut tagged: Vec<TaggedField<'_>> = Vec::new();
         if self.fenced != 0 {
             tagged.push((0, &fenced));
         }

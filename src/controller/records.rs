@@ -22,6 +22,7 @@
 //! | `UnfenceBrokerRecord`            | 8      | 0       |                                       |
 //! | `RemoveTopicRecord`              | 9      | 0       |                                       |
 //! | `BrokerRegistrationChangeRecord` | 17     | 2       | `LogDirs` tag 2 (v2)                  |
+//! | `NoOpRecord`                     | 20     | 0       | (KIP-835; `raft::driver` writes it)   |
 //!
 //! Tagged fields are written only when they differ from their schema default, in ascending tag
 //! order, as the generated Java does; on reading, unknown tags are skipped (Kafka keeps them as
@@ -185,6 +186,8 @@ pub enum MetadataRecord {
     UnfenceBroker(UnfenceBrokerRecord),
     RemoveTopic(RemoveTopicRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    /// `NoOpRecord` v0 (no fields): the active controller's heartbeat in the log (KIP-835).
+    NoOp,
 }
 
 /// Record type (`apiKey`) and the one version Samsa writes and reads, per record.
@@ -198,6 +201,7 @@ pub mod api_key {
     pub const UNFENCE_BROKER: (i16, i16) = (8, 0);
     pub const REMOVE_TOPIC: (i16, i16) = (9, 0);
     pub const BROKER_REGISTRATION_CHANGE: (i16, i16) = (17, 2);
+    pub const NO_OP: (i16, i16) = (20, 0);
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -207,10 +211,19 @@ pub enum RecordError {
     /// A record type Samsa does not know (or a type above `Short.MAX_VALUE`).
     UnknownRecordType(u32),
     /// A version other than the one Samsa reads for this type.
-    UnsupportedVersion { api_key: i16, version: u32 },
-    Malformed { field: &'static str, detail: String },
+    UnsupportedVersion {
+        api_key: i16,
+        version: u32,
+    },
+    Malformed {
+        field: &'static str,
+        detail: String,
+    },
     /// Kafka: "Found N byte(s) of garbage after" the record.
-    TrailingBytes { api_key: i16, count: usize },
+    TrailingBytes {
+        api_key: i16,
+        count: usize,
+    },
 }
 
 impl fmt::Display for RecordError {
@@ -223,11 +236,17 @@ impl fmt::Display for RecordError {
             ),
             RecordError::UnknownRecordType(t) => write!(f, "unknown metadata record type {t}"),
             RecordError::UnsupportedVersion { api_key, version } => {
-                write!(f, "unsupported version {version} of metadata record type {api_key}")
+                write!(
+                    f,
+                    "unsupported version {version} of metadata record type {api_key}"
+                )
             }
             RecordError::Malformed { field, detail } => write!(f, "malformed {field}: {detail}"),
             RecordError::TrailingBytes { api_key, count } => {
-                write!(f, "found {count} byte(s) of garbage after record type {api_key}")
+                write!(
+                    f,
+                    "found {count} byte(s) of garbage after record type {api_key}"
+                )
             }
         }
     }
@@ -248,6 +267,7 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker(_) => api_key::UNFENCE_BROKER,
             MetadataRecord::RemoveTopic(_) => api_key::REMOVE_TOPIC,
             MetadataRecord::BrokerRegistrationChange(_) => api_key::BROKER_REGISTRATION_CHANGE,
+            MetadataRecord::NoOp => api_key::NO_OP,
         }
     }
 
@@ -271,6 +291,7 @@ impl MetadataRecord {
                 w.tagged_fields(&[]);
             }
             MetadataRecord::BrokerRegistrationChange(r) => r.write(&mut w),
+            MetadataRecord::NoOp => w.tagged_fields(&[]),
         }
         w.finish()
     }
@@ -295,10 +316,14 @@ impl MetadataRecord {
             8 => api_key::UNFENCE_BROKER,
             9 => api_key::REMOVE_TOPIC,
             17 => api_key::BROKER_REGISTRATION_CHANGE,
+            20 => api_key::NO_OP,
             _ => return Err(RecordError::UnknownRecordType(key as u32)),
         };
         if version != expected.1 as u32 {
-            return Err(RecordError::UnsupportedVersion { api_key: key, version });
+            return Err(RecordError::UnsupportedVersion {
+                api_key: key,
+                version,
+            });
         }
         let record = match key {
             0 => MetadataRecord::RegisterBroker(RegisterBrokerRecord::read(&mut r)?),
@@ -319,9 +344,13 @@ impl MetadataRecord {
                 r.tagged_fields(|_, _| Ok(false))?;
                 MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })
             }
-            _ => MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord::read(
+            17 => MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord::read(
                 &mut r,
             )?),
+            _ => {
+                r.tagged_fields(|_, _| Ok(false))?;
+                MetadataRecord::NoOp
+            }
         };
         if r.remaining() > 0 {
             return Err(RecordError::TrailingBytes {

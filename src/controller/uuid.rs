@@ -87,7 +87,10 @@ mod tests {
     #[test]
     fn displays_as_kafka_does() {
         // Kafka: new Uuid(0L, 1L).toString() is "AAAAAAAAAAAAAAAAAAAAAQ" (METADATA_TOPIC_ID).
-        assert_eq!(Uuid::METADATA_TOPIC_ID.to_string(), "AAAAAAAAAAAAAAAAAAAAAQ");
+        assert_eq!(
+            Uuid::METADATA_TOPIC_ID.to_string(),
+            "AAAAAAAAAAAAAAAAAAAAAQ"
+        );
         assert_eq!(Uuid::ZERO.to_string(), "AAAAAAAAAAAAAAAAAAAAAA");
         let all_ones = Uuid::from_parts(u64::MAX, u64::MAX);
         assert_eq!(all_ones.to_string(), "_____________________w");

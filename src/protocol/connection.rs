@@ -138,7 +138,10 @@ impl Connection {
     }
 
     /// A fresh correlation id, registering the waiter for its response (if one is expected).
-    fn next_correlation_id(&self, waiter: Option<(ApiKey, i16, Reply)>) -> Result<i32, ClientError> {
+    fn next_correlation_id(
+        &self,
+        waiter: Option<(ApiKey, i16, Reply)>,
+    ) -> Result<i32, ClientError> {
         let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         if in_flight.closed {
             return Err(ClientError::NotSent("connection closed".into()));

@@ -464,14 +464,21 @@ impl RaftCore {
             return;
         }
         self.deadline_ms = now_ms + FETCH_RETRY_MS;
-        let Role::Leader { progress, .. } = &self.role else { return };
+        let Role::Leader { progress, .. } = &self.role else {
+            return;
+        };
         let silent: Vec<NodeId> = progress
             .iter()
             .filter(|(_, p)| p.last_fetch_ms.is_none())
             .map(|(&v, _)| v)
             .collect();
         for voter in silent {
-            self.send(voter, Message::BeginQuorumEpoch { epoch: self.state.epoch });
+            self.send(
+                voter,
+                Message::BeginQuorumEpoch {
+                    epoch: self.state.epoch,
+                },
+            );
         }
     }
 
@@ -501,9 +508,17 @@ impl RaftCore {
         );
     }
 
-    fn on_vote_response(&mut self, now_ms: u64, voter: NodeId, epoch: Epoch, granted: bool, leader: Option<NodeId>) {
+    fn on_vote_response(
+        &mut self,
+        now_ms: u64,
+        voter: NodeId,
+        epoch: Epoch,
+        granted: bool,
+        leader: Option<NodeId>,
+    ) {
         let leader = leader.filter(|&l| l != self.config.id);
-        let knows_newer_leader = epoch > self.state.epoch || (epoch == self.state.epoch && self.state.leader.is_none());
+        let knows_newer_leader =
+            epoch > self.state.epoch || (epoch == self.state.epoch && self.state.leader.is_none());
         if let (Some(leader), true) = (leader, knows_newer_leader) {
             return self.become_follower(now_ms, epoch, leader);
         }

@@ -23,10 +23,7 @@ pub struct LogPosition {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Message {
     /// A candidate asks for a vote in `epoch`, showing how far its log goes.
-    VoteRequest {
-        epoch: Epoch,
-        last: LogPosition,
-    },
+    VoteRequest { epoch: Epoch, last: LogPosition },
     /// A voter's answer; `leader` is the leader it knows in `epoch`, if any, so a stale
     /// candidate (a restarted former leader) learns where the quorum is instead of disrupting it.
     VoteResponse {
@@ -35,9 +32,7 @@ pub enum Message {
         leader: Option<NodeId>,
     },
     /// The new leader announces itself; voters stop their election timers.
-    BeginQuorumEpoch {
-        epoch: Epoch,
-    },
+    BeginQuorumEpoch { epoch: Epoch },
     /// A resigning leader asks voters to elect a successor now, in the given order.
     EndQuorumEpoch {
         epoch: Epoch,

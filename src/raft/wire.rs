@@ -171,7 +171,14 @@ pub fn from_request(request: &RequestKind) -> Option<(NodeId, Message)> {
 /// `FetchResponse`); `BeginQuorumEpoch` and `EndQuorumEpoch` are acknowledged as they are.
 pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
     match (api, answer) {
-        (ApiKey::Vote, Some(Message::VoteResponse { epoch, granted, leader })) => {
+        (
+            ApiKey::Vote,
+            Some(Message::VoteResponse {
+                epoch,
+                granted,
+                leader,
+            }),
+        ) => {
             let partition = vote_response::PartitionData::default()
                 .with_partition_index(0)
                 .with_leader_id(BrokerId(leader.unwrap_or(-1)))
@@ -210,11 +217,15 @@ pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
             let data = PartitionData::default()
                 .with_partition_index(0)
                 .with_error_code(ResponseError::UnknownServerError.code());
-            ResponseKind::Fetch(FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
+            ResponseKind::Fetch(FetchResponse::default().with_responses(
+                vec![FetchableTopicResponse::default()
                 .with_topic(topic())
-                .with_partitions(vec![data])]))
+                .with_partitions(vec![data])],
+            ))
         }
-        _ => ResponseKind::Vote(VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code())),
+        _ => ResponseKind::Vote(
+            VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code()),
+        ),
     }
 }
 

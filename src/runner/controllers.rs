@@ -40,7 +40,12 @@ pub fn start(
     slot: &Arc<Mutex<Slot>>,
 ) {
     let voters: BTreeMap<i32, SocketAddr> = (1..=scenario.cluster.controllers)
-        .map(|id| (id as i32, SocketAddr::new(controller_ip(id), CONTROLLER_PORT)))
+        .map(|id| {
+            (
+                id as i32,
+                SocketAddr::new(controller_ip(id), CONTROLLER_PORT),
+            )
+        })
         .collect();
     for id in 1..=scenario.cluster.controllers {
         let name = format!("controller-{id}");
@@ -72,7 +77,10 @@ pub fn start(
             .ip(controller_ip(id))
             .init(move || driver::run(ctx.clone(), None))
             .build();
-        slot.lock().expect("slot lock").disks.insert(name.clone(), sim_disk.clone());
+        slot.lock()
+            .expect("slot lock")
+            .disks
+            .insert(name.clone(), sim_disk.clone());
         world.nodes.insert(
             name,
             SimNode {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use samsa_sim::check::{FinalPartition, FinalRecord, FinalState};
 
 use crate::metadata::MetadataImage;
-use crate::storage::batch;
+use crate::storage::{batch, checkpoint};
 
 pub fn read(
     metadata: &MetadataImage,
@@ -16,31 +16,28 @@ pub fn read(
     let mut state = FinalState::default();
     for (tp, meta) in metadata.partitions() {
         let name = tp.to_string();
-        let files = disks.get(&format!("broker-{}", meta.leader));
-        let records = files
-            .map(|files| read_partition(files, &name))
+        let partition = disks
+            .get(&format!("broker-{}", meta.leader))
+            .map(|files| read_partition(files, &tp.topic, tp.partition as i32))
             .unwrap_or_default();
-        let high_watermark = records
-            .last()
-            .map(|r: &FinalRecord| r.offset + 1)
-            .unwrap_or(0);
-        state.partitions.insert(
-            name,
-            FinalPartition {
-                log_start_offset: records.first().map(|r| r.offset).unwrap_or(0),
-                high_watermark,
-                committed: records,
-            },
-        );
+        state.partitions.insert(name, partition);
     }
     state
 }
 
-/// Every valid record of a partition's segments, in offset order, stopping at the first invalid
-/// batch as recovery would.
-fn read_partition(files: &BTreeMap<String, Vec<u8>>, partition: &str) -> Vec<FinalRecord> {
-    let prefix = format!("{partition}/");
-    let mut records = Vec::new();
+/// A partition's log as recovery would read it: every valid batch of its segments in offset
+/// order, up to the first invalid one. The high watermark is where the last batch ends (the
+/// leader alone is the ISR); the log start offset is the larger of the first segment's base and
+/// the `log-start-offset-checkpoint` entry (retention writes it), so that records deleted by
+/// retention are told apart from records lost, and an emptied log still has its place.
+fn read_partition(
+    files: &BTreeMap<String, Vec<u8>>,
+    topic: &str,
+    partition: i32,
+) -> FinalPartition {
+    let prefix = format!("{topic}-{partition}/");
+    let mut committed = Vec::new();
+    let (mut first_base, mut end) = (None, 0);
     for (path, bytes) in files.range(prefix.clone()..) {
         if !path.starts_with(&prefix) {
             break;
@@ -48,28 +45,48 @@ fn read_partition(files: &BTreeMap<String, Vec<u8>>, partition: &str) -> Vec<Fin
         if !path.ends_with(".log") {
             continue;
         }
+        let base: Option<i64> = path[prefix.len()..].trim_end_matches(".log").parse().ok();
+        first_base = first_base.or(base);
+        end = end.max(base.unwrap_or(0));
         let mut rest = &bytes[..];
         while let Ok(header) = batch::validate(rest) {
             let size = header.size_in_bytes();
             let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else {
                 break;
             };
-            records.extend(decoded.into_iter().map(|r| FinalRecord {
+            committed.extend(decoded.into_iter().map(|r| FinalRecord {
                 offset: r.offset,
                 value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
             }));
+            end = end.max(header.next_offset());
             rest = &rest[size..];
         }
     }
-    records
+    let checkpointed = files
+        .get(checkpoint::LOG_START_OFFSET_CHECKPOINT)
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| checkpoint::OffsetCheckpoint::parse(text).ok())
+        .and_then(|c| c.get(topic, partition))
+        .unwrap_or(0);
+    let log_start_offset = first_base.unwrap_or(0).max(checkpointed);
+    FinalPartition {
+        log_start_offset,
+        high_watermark: end.max(log_start_offset),
+        committed,
+    }
 }
 
 /// Each controller's metadata log (`__cluster_metadata-0`) off its disk, as the epoch of each
 /// entry by offset (one record per batch, the batch's partition leader epoch its entry's epoch),
 /// up to the first invalid batch, as recovery would read it.
-pub fn read_metadata_logs(disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>) -> BTreeMap<String, Vec<i32>> {
+pub fn read_metadata_logs(
+    disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
+) -> BTreeMap<String, Vec<i32>> {
     let mut logs = BTreeMap::new();
-    for (node, files) in disks.iter().filter(|(node, _)| node.starts_with("controller-")) {
+    for (node, files) in disks
+        .iter()
+        .filter(|(node, _)| node.starts_with("controller-"))
+    {
         let mut epochs = Vec::new();
         for (path, bytes) in files.range("__cluster_metadata-0/".to_string()..) {
             if !path.starts_with("__cluster_metadata-0/") {

@@ -150,7 +150,15 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     start_brokers(
         &scenario, seed, bug, &clock, &shared, &metadata, &mut world, &slot,
     );
-    controllers::start(&scenario, seed, &disk_config(&scenario), &clock, &shared, &mut world, &slot);
+    controllers::start(
+        &scenario,
+        seed,
+        &disk_config(&scenario),
+        &clock,
+        &shared,
+        &mut world,
+        &slot,
+    );
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
     tokio::spawn(faults::run_schedule(

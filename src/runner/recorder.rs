@@ -55,7 +55,9 @@ impl RunRecorder {
             let role = detail["role"].as_str().unwrap_or("unknown").to_string();
             let epoch = detail["epoch"].as_i64().unwrap_or(0);
             let mut figures = self.figures.lock().expect("figures lock");
-            figures.controller_roles.insert(node.to_string(), (epoch, role));
+            figures
+                .controller_roles
+                .insert(node.to_string(), (epoch, role));
             return;
         }
         if !matches!(kind, "append" | "recovered" | "hw" | "truncate") {

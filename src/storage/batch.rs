@@ -250,7 +250,9 @@ pub fn parse_header(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     // offset arithmetic (base + an i32 delta + 1) can overflow.
     let base_offset = get_i64(buf, BASE_OFFSET_OFFSET);
     if !(0..=MAX_BASE_OFFSET).contains(&base_offset) {
-        return Err(BatchError::Corrupt(format!("baseOffset {base_offset} is out of range")));
+        return Err(BatchError::Corrupt(format!(
+            "baseOffset {base_offset} is out of range"
+        )));
     }
     let last_offset_delta = get_i32(buf, LAST_OFFSET_DELTA_OFFSET);
     Ok(BatchHeader {
@@ -558,7 +560,11 @@ impl RecordRef<'_> {
             timestamp: self.timestamp,
             key: bytes(self.key),
             value: bytes(self.value),
-            headers: self.headers.iter().map(|(k, v)| (k.to_string(), bytes(*v))).collect(),
+            headers: self
+                .headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), bytes(*v)))
+                .collect(),
         }
     }
 }
@@ -567,7 +573,10 @@ impl RecordRef<'_> {
 /// for now), handing each to `visit` without copying. Record framing is checked as Kafka's
 /// `DefaultRecord.readFrom` does: each record must consume exactly its length, offset deltas
 /// must increase up to lastOffsetDelta, and no bytes may follow the last record.
-pub fn for_each_record<'a>(buf: &'a [u8], mut visit: impl FnMut(RecordRef<'a>)) -> Result<BatchHeader, BatchError> {
+pub fn for_each_record<'a>(
+    buf: &'a [u8],
+    mut visit: impl FnMut(RecordRef<'a>),
+) -> Result<BatchHeader, BatchError> {
     let header = validate(buf)?;
     let compression = header.compression()?;
     if compression != Compression::None {

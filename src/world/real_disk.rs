@@ -63,7 +63,11 @@ impl RealDisk {
             return Ok(file.clone());
         }
         let full = self.full(path)?;
-        let file = OpenOptions::new().read(true).write(true).open(full).map_err(named(path))?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(full)
+            .map_err(named(path))?;
         let len = file.metadata().map_err(named(path))?.len();
         let file = Arc::new(OpenFile {
             file,
@@ -78,7 +82,10 @@ impl RealDisk {
 
     /// Forgets a handle before its file is removed or renamed.
     fn forget(&self, path: &str) {
-        self.open_files.lock().expect("open files lock").remove(path);
+        self.open_files
+            .lock()
+            .expect("open files lock")
+            .remove(path);
     }
 
     /// Makes a change to the directory holding `full` durable (create, remove, rename).
@@ -167,7 +174,10 @@ impl DiskBackend for RealDisk {
         let mut out = vec![0u8; len];
         let mut filled = 0;
         while filled < len {
-            match file.file.read_at(&mut out[filled..], offset + filled as u64) {
+            match file
+                .file
+                .read_at(&mut out[filled..], offset + filled as u64)
+            {
                 Ok(0) => break, // the end of the file: a short read
                 Ok(n) => filled += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -193,7 +203,9 @@ impl DiskBackend for RealDisk {
         let file = self.open(path)?;
         let mut len = file.len.lock().expect("file length lock");
         let position = *len;
-        file.file.write_all_at(data, position).map_err(named(path))?;
+        file.file
+            .write_all_at(data, position)
+            .map_err(named(path))?;
         *len = position + data.len() as u64;
         Ok(position)
     }

@@ -20,7 +20,10 @@ pub fn check(trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
     let mut found = Vec::new();
     let mut committed: Option<(i64, u64, &str)> = None;
     for event in trace.iter().filter(|e| e.kind == "raft-hw") {
-        let (Some(hw), Some(epoch)) = (event.detail["hw"].as_i64(), event.detail["last_epoch"].as_i64()) else {
+        let (Some(hw), Some(epoch)) = (
+            event.detail["hw"].as_i64(),
+            event.detail["last_epoch"].as_i64(),
+        ) else {
             continue;
         };
         if hw <= 0 {
@@ -47,7 +50,10 @@ pub fn check(trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
         }
     }
     if let Some((hw, at_ms, node)) = committed {
-        let holding = logs.values().filter(|epochs| epochs.len() as i64 >= hw).count();
+        let holding = logs
+            .values()
+            .filter(|epochs| epochs.len() as i64 >= hw)
+            .count();
         if holding * 2 <= logs.len() {
             found.push(Violation {
                 check: "metadata-lost".into(),
@@ -82,7 +88,10 @@ mod tests {
 
     fn state(logs: &[(&str, &[i32])]) -> FinalState {
         FinalState {
-            metadata_logs: logs.iter().map(|(n, e)| (n.to_string(), e.to_vec())).collect::<BTreeMap<_, _>>(),
+            metadata_logs: logs
+                .iter()
+                .map(|(n, e)| (n.to_string(), e.to_vec()))
+                .collect::<BTreeMap<_, _>>(),
             ..FinalState::default()
         }
     }
@@ -91,15 +100,31 @@ mod tests {
     fn a_committed_entry_overwritten_in_a_later_epoch_fires() {
         // Offset 2 committed in epoch 1, later replaced by an epoch-2 entry on controller-2.
         let trace = [hw(100, "controller-1", 3, 1)];
-        let found = check(&trace, &state(&[("controller-1", &[1, 1, 1]), ("controller-2", &[1, 1, 2]), ("controller-3", &[1, 1, 1])]));
+        let found = check(
+            &trace,
+            &state(&[
+                ("controller-1", &[1, 1, 1]),
+                ("controller-2", &[1, 1, 2]),
+                ("controller-3", &[1, 1, 1]),
+            ]),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].detail.contains("controller-2's final log holds epoch 2"));
+        assert!(found[0]
+            .detail
+            .contains("controller-2's final log holds epoch 2"));
     }
 
     #[test]
     fn a_committed_prefix_gone_from_the_majority_fires() {
         let trace = [hw(100, "controller-1", 4, 1)];
-        let found = check(&trace, &state(&[("controller-1", &[1, 1, 1, 1]), ("controller-2", &[1]), ("controller-3", &[])]));
+        let found = check(
+            &trace,
+            &state(&[
+                ("controller-1", &[1, 1, 1, 1]),
+                ("controller-2", &[1]),
+                ("controller-3", &[]),
+            ]),
+        );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].detail.contains("only 1 of 3"));
     }
@@ -108,7 +133,11 @@ mod tests {
     fn committed_entries_held_by_a_majority_and_uncommitted_divergence_do_not_fire() {
         // Offsets 0..3 committed; controller-3 lags, and its uncommitted tail at 4 differs.
         let trace = [hw(50, "controller-2", 2, 1), hw(100, "controller-1", 3, 2)];
-        let logs = state(&[("controller-1", &[1, 1, 2, 2]), ("controller-2", &[1, 1, 2]), ("controller-3", &[1, 1, 2, 2, 3])]);
+        let logs = state(&[
+            ("controller-1", &[1, 1, 2, 2]),
+            ("controller-2", &[1, 1, 2]),
+            ("controller-3", &[1, 1, 2, 2, 3]),
+        ]);
         assert_eq!(check(&trace, &logs), vec![]);
     }
 }

@@ -14,7 +14,9 @@ pub fn check(trace: &[TraceEvent]) -> Vec<Violation> {
         if event.detail["role"].as_str() != Some("leader") {
             continue;
         }
-        let Some(epoch) = event.detail["epoch"].as_i64() else { continue };
+        let Some(epoch) = event.detail["epoch"].as_i64() else {
+            continue;
+        };
         match leaders.get(&epoch) {
             Some(&(first, at_ms)) if first != event.node => found.push(Violation {
                 check: "split-brain".into(),
@@ -59,7 +61,9 @@ mod tests {
         let found = check(&trace);
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].at_ms, 30);
-        assert!(found[0].detail.contains("controller-2 became leader of epoch 1"));
+        assert!(found[0]
+            .detail
+            .contains("controller-2 became leader of epoch 1"));
     }
 
     #[test]

@@ -1,0 +1,9 @@
+//! Tests of the controller's metadata layer: byte fixtures and round trips of the records,
+//! replay, placement and election. All pure; they run in the default (madsim) build and the
+//! real one alike.
+
+mod election_tests;
+mod image_tests;
+mod placement_tests;
+mod record_fixtures;
+mod record_properties;
