@@ -52,8 +52,8 @@ fn batch(records: usize, value_bytes: usize, rng: &mut ChaCha8Rng) -> Bytes {
     encode_batch(&BatchSpec::default(), &records)
 }
 
-fn open_log(rt: &madsim::runtime::Runtime, dir: &PathBuf) -> Log {
-    let disk = Disk::new(Arc::new(RealDisk::new(dir.clone())));
+fn open_log(rt: &madsim::runtime::Runtime, dir: &std::path::Path) -> Log {
+    let disk = Disk::new(Arc::new(RealDisk::new(dir)));
     rt.block_on(Log::open(disk, "bench-0", LogConfig::default(), 0))
         .unwrap()
         .0

@@ -226,13 +226,13 @@ impl Cluster {
                 let (from, to, message) = self.in_flight.remove(&(at, seq)).unwrap();
                 self.step(to, |core, now| core.receive(now, from, message));
             }
-            if self.now_ms % 5 == 0 {
+            if self.now_ms.is_multiple_of(5) {
                 let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
                 for id in ids {
                     self.step(id, |core, now| core.tick(now));
                 }
             }
-            if self.now_ms % 20 == 0 {
+            if self.now_ms.is_multiple_of(20) {
                 self.propose();
             }
         }
