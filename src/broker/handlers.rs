@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
@@ -296,15 +295,5 @@ impl Broker {
 }
 
 fn api_versions() -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(
-        SUPPORTED
-            .iter()
-            .map(|&(api, min, max)| {
-                ApiVersion::default()
-                    .with_api_key(api as i16)
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect(),
-    )
+    crate::protocol::versions::api_versions_response(SUPPORTED)
 }

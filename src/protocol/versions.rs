@@ -42,3 +42,21 @@ pub fn is_supported_in(table: &[(ApiKey, i16, i16)], api: ApiKey, version: i16) 
         .iter()
         .any(|(key, min, max)| *key == api && (*min..=*max).contains(&version))
 }
+
+/// The `ApiVersions` answer of a listener serving `table`.
+pub fn api_versions_response(
+    table: &[(ApiKey, i16, i16)],
+) -> kafka_protocol::messages::ApiVersionsResponse {
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    kafka_protocol::messages::ApiVersionsResponse::default().with_api_keys(
+        table
+            .iter()
+            .map(|&(api, min, max)| {
+                ApiVersion::default()
+                    .with_api_key(api as i16)
+                    .with_min_version(min)
+                    .with_max_version(max)
+            })
+            .collect(),
+    )
+}

@@ -32,7 +32,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::api_versions_response::ApiVersion;
 use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestKind, ResponseKind};
 use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
@@ -551,17 +550,7 @@ async fn serve_connection(
 }
 
 fn api_versions() -> ApiVersionsResponse {
-    ApiVersionsResponse::default().with_api_keys(
-        CONTROLLER_SUPPORTED
-            .iter()
-            .map(|&(api, min, max)| {
-                ApiVersion::default()
-                    .with_api_key(api as i16)
-                    .with_min_version(min)
-                    .with_max_version(max)
-            })
-            .collect(),
-    )
+    crate::protocol::versions::api_versions_response(CONTROLLER_SUPPORTED)
 }
 
 /// The connection to one other voter, shared by the requests in flight to it.

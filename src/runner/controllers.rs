@@ -10,15 +10,12 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use samsa_sim::disk::{DiskConfig, SimDisk};
-
 use super::world::{NodeState, SimNode, World};
 use super::Slot;
 use crate::raft::driver::{self, ControllerContext};
 use crate::raft::RaftConfig;
 use crate::scenario::Scenario;
-use crate::world::sim_disk::SimDiskBackend;
-use crate::world::{derive_seed, Clock, Disk, SharedRecorder};
+use crate::world::{derive_seed, Clock, SharedRecorder};
 
 /// Kafka's usual controller listener port.
 pub const CONTROLLER_PORT: u16 = 9093;
@@ -33,7 +30,6 @@ pub fn controller_ip(id: u32) -> IpAddr {
 pub fn start(
     scenario: &Scenario,
     seed: u64,
-    disk_config: &DiskConfig,
     clock: &Clock,
     recorder: &SharedRecorder,
     world: &mut World,
@@ -49,13 +45,7 @@ pub fn start(
         .collect();
     for id in 1..=scenario.cluster.controllers {
         let name = format!("controller-{id}");
-        let sim_disk = Arc::new(Mutex::new(SimDisk::new(disk_config.clone())));
-        let disk_clock = clock.clone();
-        let backend = SimDiskBackend::new(
-            sim_disk.clone(),
-            derive_seed(seed, &format!("disk/{name}")),
-            Arc::new(move || disk_clock.elapsed_ms()),
-        );
+        let (sim_disk, disk) = super::node_disk(&name, scenario, seed, clock, slot);
         let mut raft = RaftConfig::new(id as i32, voters.keys().copied());
         raft.check_quorum = scenario.protocol.check_quorum;
         let node_clock = clock.for_node();
@@ -63,7 +53,7 @@ pub fn start(
             id: id as i32,
             voters: voters.clone(),
             listen: voters[&(id as i32)],
-            disk: Disk::new(Arc::new(backend)),
+            disk,
             clock: node_clock.clone(),
             recorder: recorder.clone(),
             raft,
@@ -77,10 +67,6 @@ pub fn start(
             .ip(controller_ip(id))
             .init(move || driver::run(ctx.clone(), None))
             .build();
-        slot.lock()
-            .expect("slot lock")
-            .disks
-            .insert(name.clone(), sim_disk.clone());
         world.nodes.insert(
             name,
             SimNode {

@@ -150,15 +150,7 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     start_brokers(
         &scenario, seed, bug, &clock, &shared, &metadata, &mut world, &slot,
     );
-    controllers::start(
-        &scenario,
-        seed,
-        &disk_config(&scenario),
-        &clock,
-        &shared,
-        &mut world,
-        &slot,
-    );
+    controllers::start(&scenario, seed, &clock, &shared, &mut world, &slot);
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
     tokio::spawn(faults::run_schedule(
@@ -197,21 +189,10 @@ fn start_brokers(
         &scenario.cluster.config,
         std::iter::once(&broker_config).chain(topic_config.values()),
     );
-    let disk_config = DiskConfig {
-        latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
-        writeback_ms: scenario.disk.writeback_ms,
-        sector_bytes: 512,
-    };
     for id in 1..=scenario.cluster.brokers {
         let name = format!("broker-{id}");
-        let sim_disk = Arc::new(Mutex::new(SimDisk::new(disk_config.clone())));
+        let (sim_disk, disk) = node_disk(&name, scenario, seed, clock, slot);
         let node_clock = clock.for_node();
-        let disk_clock = clock.clone();
-        let backend = SimDiskBackend::new(
-            sim_disk.clone(),
-            derive_seed(seed, &format!("disk/{name}")),
-            Arc::new(move || disk_clock.elapsed_ms()),
-        );
         let ctx = Arc::new(BrokerContext {
             id: id as i32,
             name: name.clone(),
@@ -219,7 +200,7 @@ fn start_brokers(
             config: broker_config.clone(),
             topic_config: topic_config.clone(),
             log_manager,
-            disk: Disk::new(Arc::new(backend)),
+            disk,
             clock: node_clock.clone(),
             recorder: recorder.clone(),
             metadata: metadata.clone(),
@@ -231,10 +212,6 @@ fn start_brokers(
             .ip(broker_ip(id))
             .init(move || broker::run(ctx.clone()))
             .build();
-        slot.lock()
-            .expect("slot lock")
-            .disks
-            .insert(name.clone(), sim_disk.clone());
         world.nodes.insert(
             name,
             SimNode {
@@ -303,13 +280,33 @@ fn start_clients(
     }
 }
 
-/// The simulated disk every node of the run gets.
-fn disk_config(scenario: &Scenario) -> DiskConfig {
-    DiskConfig {
+/// A node's simulated disk, kept in the slot (for the final state and `--keep-disks`), and the
+/// `Disk` handle its process reaches it through. The disk's own clock is the run's, unskewed:
+/// the kernel writes back on monotonic time.
+fn node_disk(
+    name: &str,
+    scenario: &Scenario,
+    seed: u64,
+    clock: &Clock,
+    slot: &Arc<Mutex<Slot>>,
+) -> (Arc<Mutex<SimDisk>>, Disk) {
+    let config = DiskConfig {
         latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
         writeback_ms: scenario.disk.writeback_ms,
         sector_bytes: 512,
-    }
+    };
+    let sim_disk = Arc::new(Mutex::new(SimDisk::new(config)));
+    let disk_clock = clock.clone();
+    let backend = SimDiskBackend::new(
+        sim_disk.clone(),
+        derive_seed(seed, &format!("disk/{name}")),
+        Arc::new(move || disk_clock.elapsed_ms()),
+    );
+    slot.lock()
+        .expect("slot lock")
+        .disks
+        .insert(name.to_string(), sim_disk.clone());
+    (sim_disk, Disk::new(Arc::new(backend)))
 }
 
 fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
