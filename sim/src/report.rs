@@ -172,6 +172,10 @@ pub fn describe(event: &TraceEvent) -> String {
         "partition" => format!("the network splits into {}", d["groups"]),
         "isolate" => format!("{node} is cut off from every other node"),
         "heal" => "the network heals".to_string(),
+        "faults-not-fired" => format!(
+            "the run ended before the faults at lines {} of the scenario fired (a `when` that never held?)",
+            d["lines"]
+        ),
         _ => format!(
             "{} {} {}",
             event.node,

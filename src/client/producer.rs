@@ -37,6 +37,9 @@ pub struct ProducerSpec {
     pub acks: i16,
     pub request_timeout: Duration,
     pub start_ms: u64,
+    /// The number of the next record, shared by every incarnation of the producer's process, so
+    /// that a restarted producer never writes a value twice (values identify writes).
+    pub next_record: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Errors after which the record was certainly not appended.
@@ -72,7 +75,8 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
     let mut rng = ChaCha8Rng::seed_from_u64(ctx.seed);
     let mut round_robin = 0u32;
     let started_ms = ctx.clock.elapsed_ms();
-    let mut n = 0u64;
+    let first = spec.next_record.load(std::sync::atomic::Ordering::Relaxed);
+    let mut n = first;
     loop {
         if spec.count.is_some_and(|count| n >= count) {
             return;
@@ -85,7 +89,7 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
         let value = format!("{}-{n}", ctx.id);
         match spec.rate_per_s {
             Some(rate) => {
-                let due_ms = started_ms + ((n as f64) * 1000.0 / rate) as u64;
+                let due_ms = started_ms + (((n - first) as f64) * 1000.0 / rate) as u64;
                 sleep_until_ms(&ctx.clock, due_ms).await;
                 let producer = producer.clone();
                 let rr = round_robin;
@@ -95,6 +99,8 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
         }
         round_robin = round_robin.wrapping_add(1);
         n += 1;
+        spec.next_record
+            .store(n, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -307,6 +307,17 @@ impl RaftCore {
     }
 
     pub fn receive(&mut self, now_ms: u64, from: NodeId, message: Message) -> Vec<Command> {
+        // Only voters take part in elections and lead (Kafka refuses the others' requests).
+        let from_voter = self.config.voters.contains(&from);
+        let voter_only = matches!(
+            message,
+            Message::VoteRequest { .. }
+                | Message::BeginQuorumEpoch { .. }
+                | Message::EndQuorumEpoch { .. }
+        );
+        if voter_only && !from_voter {
+            return Vec::new();
+        }
         match message {
             Message::VoteRequest { epoch, last } => self.on_vote_request(now_ms, from, epoch, last),
             Message::VoteResponse {

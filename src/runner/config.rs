@@ -181,6 +181,7 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
         acks,
         request_timeout: request_timeout(c),
         start_ms: client.start_ms,
+        next_record: Default::default(),
     }
 }
 

@@ -12,7 +12,13 @@ use crate::client::sleep_until_ms;
 use crate::scenario::{Action, Condition, FaultSpec, Figure, Target, Trigger};
 use crate::world::Clock;
 
-pub async fn run_schedule(world: Arc<Mutex<World>>, faults: Vec<FaultSpec>, clock: Clock) {
+/// Runs the schedule; `fired` counts the faults fired so far, so the run can say which never did.
+pub async fn run_schedule(
+    world: Arc<Mutex<World>>,
+    faults: Vec<FaultSpec>,
+    clock: Clock,
+    fired: Arc<std::sync::atomic::AtomicUsize>,
+) {
     for fault in faults {
         match &fault.trigger {
             Trigger::At(at_ms) => sleep_until_ms(&clock, *at_ms).await,
@@ -22,6 +28,7 @@ pub async fn run_schedule(world: Arc<Mutex<World>>, faults: Vec<FaultSpec>, cloc
             tokio::time::sleep(Duration::from_millis(fault.after_ms)).await;
         }
         let affected = fire(&world, &fault);
+        fired.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if let Some(for_ms) = fault.for_ms {
             let world = world.clone();
             let fault = fault.clone();

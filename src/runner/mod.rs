@@ -89,6 +89,9 @@ pub fn check_determinism(scenario: &Scenario, seed: u64) -> Result<Vec<u64>, Str
     // holds nothing between calls (it is emptied before returning).
     static INPUT: Mutex<Option<Scenario>> = Mutex::new(None);
     static DIGESTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+    // One check at a time in a process: the statics above are its only way in and out.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     *INPUT.lock().expect("input lock") = Some(scenario.clone());
     DIGESTS.lock().expect("digests lock").clear();
     fn body() -> impl std::future::Future<Output = ()> {
@@ -153,12 +156,26 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     controllers::start(&scenario, seed, &clock, &shared, &mut world, &slot);
     start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
     let world = Arc::new(Mutex::new(world));
+    let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(faults::run_schedule(
         world.clone(),
         scenario.faults.clone(),
         clock.clone(),
+        fired.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(scenario.duration_ms)).await;
+    // A `when` that never held leaves it and every fault after it unfired: say so, or a run
+    // that tested nothing would look like one that passed.
+    let fired = fired.load(std::sync::atomic::Ordering::Relaxed);
+    if fired < scenario.faults.len() {
+        let lines: Vec<usize> = scenario.faults[fired..].iter().map(|f| f.line).collect();
+        crate::world::Recorder::event(
+            &*recorder,
+            "world",
+            "faults-not-fired",
+            serde_json::json!({ "lines": lines }),
+        );
+    }
     let mut slot = slot.lock().expect("slot lock");
     slot.sim_ms = clock.elapsed_ms();
     slot.messages = madsim::net::NetSim::current().stat().msg_count;
@@ -338,7 +355,7 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
     }
     final_state.metadata_logs = final_state::read_metadata_logs(&disks);
     let violations = check::check_all(&journal.history, &journal.trace, &final_state);
-    journal.digest_extra(format!("{final_state:?}").as_bytes());
+    journal.digest_extra(&serde_json::to_vec(&final_state).expect("the final state serializes"));
     RunOutput {
         journal,
         final_state,

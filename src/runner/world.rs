@@ -135,20 +135,13 @@ impl World {
                     .map(|(name, _)| name.clone());
                 vec![leader.ok_or("no controller leads now")?]
             }
-            Target::Client(id) => {
-                let members: Vec<String> = self
-                    .nodes
-                    .keys()
-                    .filter(|name| {
-                        *name == id
-                            || name
-                                .strip_prefix(id.as_str())
-                                .is_some_and(|rest| rest.starts_with('-'))
-                    })
-                    .cloned()
-                    .collect();
-                members
-            }
+            // A client's node is named by its id, exactly; brokers and controllers never match.
+            Target::Client(id) => self
+                .nodes
+                .get_key_value(id.as_str())
+                .filter(|(_, node)| node.broker.is_none() && node.controller.is_none())
+                .map(|(name, _)| vec![name.clone()])
+                .ok_or_else(|| format!("no client {id}"))?,
             other => return Err(format!("target {other:?} has no node in this cluster")),
         };
         for name in &names {

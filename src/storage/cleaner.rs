@@ -165,11 +165,13 @@ pub fn build_offset_map(dirty_segments: &[&[u8]]) -> Result<BTreeMap<Bytes, i64>
     for segment in dirty_segments {
         let mut iter = batch::batches(segment);
         for (position, header) in iter.by_ref() {
-            assert!(
-                header.base_offset >= next_offset,
-                "dirty segments out of offset order at {}",
-                header.base_offset
-            );
+            // baseOffset is outside the CRC: a flipped bit there is corruption, not a bug.
+            if header.base_offset < next_offset {
+                return Err(BatchError::Corrupt(format!(
+                    "dirty segments out of offset order at {}",
+                    header.base_offset
+                )));
+            }
             next_offset = header.next_offset();
             if header.is_control() {
                 continue;
@@ -247,11 +249,12 @@ pub fn clean_segment(
     let mut next_offset = segment.base_offset;
     let mut iter = batch::batches(bytes);
     for (position, header) in iter.by_ref() {
-        assert!(
-            header.base_offset >= next_offset && header.next_offset() <= segment.next_offset,
-            "batch at {} lies outside segment {segment:?} or out of order",
-            header.base_offset
-        );
+        if header.base_offset < next_offset || header.next_offset() > segment.next_offset {
+            return Err(BatchError::Corrupt(format!(
+                "batch at {} lies outside segment {} ({}..{}) or out of order",
+                header.base_offset, segment.base_offset, segment.base_offset, segment.next_offset
+            )));
+        }
         next_offset = header.next_offset();
         let batch = &bytes[position..position + header.size_in_bytes()];
         clean_batch(batch, &header, round, &mut out)?;

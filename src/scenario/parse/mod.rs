@@ -176,7 +176,10 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 /// No more nodes than this of one kind, nor members in one consumer: a bound, not a Kafka limit.
-const MAX_NODES: u32 = 1_000;
+/// Nodes of one kind at most: each kind's addresses are one octet of 10.0.x.0/24.
+const MAX_NODES: u32 = 250;
+/// The longest simulated run a scenario may ask for.
+const MAX_DURATION_MS: u64 = 24 * 3_600_000;
 /// No more partitions than this per topic.
 const MAX_PARTITIONS: u32 = 10_000;
 
@@ -186,7 +189,17 @@ fn scenario(root: &Node, lines: &Lines) -> Res<Scenario> {
     top.allow(TOP_KEYS, &[], "")?;
     let name = scenario_name(top.req("name")?)?;
     let summary = top.opt("summary", string)?.unwrap_or_default().to_string();
-    let duration_ms = positive_ms(top.req("duration")?, &top.what("duration"))?;
+    let duration_node = top.req("duration")?;
+    let duration_ms = positive_ms(duration_node, &top.what("duration"))?;
+    if duration_ms > MAX_DURATION_MS {
+        return fail(
+            duration_node.pos(),
+            format!(
+                "duration: at most 24h of simulated time, found {}",
+                values::show_ms(duration_ms)
+            ),
+        );
+    }
     let seed = top
         .opt("seed", |n, w| int_in(n, w, 0, i64::MAX))?
         .map_or(1, |s| s as u64);

@@ -262,5 +262,12 @@ pub(super) fn parse_rate(text: &str) -> Result<f64, String> {
             q(text)
         ));
     }
+    // One record an hour to 100 000 a second: beyond that a run is a memory test, not a scenario.
+    if !(1.0 / 3_600.0..=100_000.0).contains(&per_s) {
+        return Err(format!(
+            "a rate must be between 1/h and 100000/s, found {}",
+            q(text)
+        ));
+    }
     Ok(per_s)
 }
