@@ -19,6 +19,8 @@
 
 use std::fmt;
 
+use crate::storage::index_file::{IndexEntry, IndexFile};
+
 /// Bytes per entry (Kafka's `OffsetIndex.ENTRY_SIZE`).
 pub const ENTRY_BYTES: usize = 8;
 
@@ -41,21 +43,33 @@ pub struct OffsetPosition {
     pub position: u64,
 }
 
+/// An entry as stored: (relative offset, position).
+type Entry = (u32, u32);
+
+impl IndexEntry for Entry {
+    const BYTES: usize = ENTRY_BYTES;
+
+    fn relative_offset(&self) -> u32 {
+        self.0
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        out[0..4].copy_from_slice(&self.0.to_be_bytes());
+        out[4..8].copy_from_slice(&self.1.to_be_bytes());
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetIndex {
-    base_offset: i64,
-    max_entries: usize,
     /// (relative offset, position), both strictly increasing.
-    entries: Vec<(u32, u32)>,
+    file: IndexFile<Entry>,
 }
 
 impl OffsetIndex {
     /// An empty index; full at `max_index_bytes / 8` entries (at least one).
     pub fn new(base_offset: i64, max_index_bytes: u64) -> Self {
         OffsetIndex {
-            base_offset,
-            max_entries: ((max_index_bytes as usize) / ENTRY_BYTES).max(1),
-            entries: Vec::new(),
+            file: IndexFile::new(base_offset, max_index_bytes),
         }
     }
 
@@ -67,14 +81,7 @@ impl OffsetIndex {
         max_index_bytes: u64,
         bytes: &[u8],
     ) -> Result<Self, CorruptIndex> {
-        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
-            return Err(CorruptIndex(format!(
-                "size {} is not a multiple of {ENTRY_BYTES}",
-                bytes.len()
-            )));
-        }
-        let mut index = OffsetIndex::new(base_offset, max_index_bytes);
-        for (i, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
+        let file = IndexFile::parse(base_offset, max_index_bytes, bytes, "", |i, chunk, last| {
             let relative = i32::from_be_bytes(chunk[0..4].try_into().expect("4 bytes"));
             let position = i32::from_be_bytes(chunk[4..8].try_into().expect("4 bytes"));
             if relative < 0 || position < 0 {
@@ -82,7 +89,7 @@ impl OffsetIndex {
                     "entry {i} (relative offset {relative}, position {position}) is negative"
                 )));
             }
-            if let Some(&(last_relative, last_position)) = index.entries.last() {
+            if let Some(&(last_relative, last_position)) = last {
                 if relative as u32 <= last_relative || position as u32 <= last_position {
                     return Err(CorruptIndex(format!(
                         "entry {i} (offset {}, position {position}) does not follow entry {} \
@@ -93,49 +100,49 @@ impl OffsetIndex {
                     )));
                 }
             }
-            index.entries.push((relative as u32, position as u32));
-        }
-        Ok(index)
+            Ok((relative as u32, position as u32))
+        })?;
+        Ok(OffsetIndex { file })
     }
 
     pub fn base_offset(&self) -> i64 {
-        self.base_offset
+        self.file.base_offset()
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.file.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.file.is_empty()
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.file.is_full()
     }
 
     /// The file's length: the entries, nothing preallocated.
     pub fn size_bytes(&self) -> u64 {
-        (self.entries.len() * ENTRY_BYTES) as u64
+        self.file.size_bytes()
     }
 
     pub fn entry(&self, i: usize) -> OffsetPosition {
-        let (relative, position) = self.entries[i];
+        let (relative, position) = self.file.entries()[i];
         OffsetPosition {
-            offset: self.base_offset + i64::from(relative),
+            offset: self.base_offset() + i64::from(relative),
             position: u64::from(position),
         }
     }
 
     pub fn entries(&self) -> impl Iterator<Item = OffsetPosition> + '_ {
-        (0..self.entries.len()).map(|i| self.entry(i))
+        (0..self.len()).map(|i| self.entry(i))
     }
 
     /// The last entry, or (base offset, 0) when empty (Kafka's `lastEntry`).
     pub fn last_entry(&self) -> OffsetPosition {
-        match self.entries.len() {
+        match self.len() {
             0 => OffsetPosition {
-                offset: self.base_offset,
+                offset: self.base_offset(),
                 position: 0,
             },
             n => self.entry(n - 1),
@@ -145,7 +152,7 @@ impl OffsetIndex {
     /// Whether `offset` fits the 4-byte relative offset (Kafka's `canAppendOffset` without the
     /// full check, which the segment's roll decision makes separately).
     pub fn can_represent(&self, offset: i64) -> bool {
-        (0..=i64::from(i32::MAX)).contains(&(offset - self.base_offset))
+        (0..=i64::from(i32::MAX)).contains(&(offset - self.base_offset()))
     }
 
     /// Adds an entry and returns its bytes, for the segment to append to the file. Offsets and
@@ -161,30 +168,28 @@ impl OffsetIndex {
             position <= i32::MAX as u32,
             "position {position} overflows the index"
         );
-        let relative = (offset - self.base_offset) as u32;
-        if let Some(&(last_relative, last_position)) = self.entries.last() {
+        let relative = (offset - self.base_offset()) as u32;
+        if let Some(&(last_relative, last_position)) = self.file.entries().last() {
             assert!(
                 relative > last_relative && position > last_position,
                 "offset index entries must increase: ({offset}, {position}) after ({}, {last_position})",
-                self.base_offset + i64::from(last_relative)
+                self.base_offset() + i64::from(last_relative)
             );
         }
-        self.entries.push((relative, position));
-        let mut bytes = [0; ENTRY_BYTES];
-        bytes[0..4].copy_from_slice(&relative.to_be_bytes());
-        bytes[4..8].copy_from_slice(&position.to_be_bytes());
-        bytes
+        self.file.push((relative, position))
     }
 
     /// The largest entry whose offset is at or below `target`, or (base offset, 0) if there is
     /// none (Kafka's `lookup`): a binary search.
     pub fn lookup(&self, target: i64) -> OffsetPosition {
+        let base_offset = self.base_offset();
         let below = self
-            .entries
-            .partition_point(|&(relative, _)| self.base_offset + i64::from(relative) <= target);
+            .file
+            .entries()
+            .partition_point(|&(relative, _)| base_offset + i64::from(relative) <= target);
         match below {
             0 => OffsetPosition {
-                offset: self.base_offset,
+                offset: base_offset,
                 position: 0,
             },
             n => self.entry(n - 1),
@@ -194,32 +199,19 @@ impl OffsetIndex {
     /// Removes every entry whose offset is at or above `offset` (Kafka's `truncateTo`); returns
     /// the file's new length.
     pub fn truncate_to(&mut self, offset: i64) -> u64 {
-        let keep = self
-            .entries
-            .partition_point(|&(relative, _)| self.base_offset + i64::from(relative) < offset);
-        self.entries.truncate(keep);
-        self.size_bytes()
+        self.file.truncate_to(offset)
     }
 
     /// Removes every entry whose position is at or past `position` (only an index that passed
     /// the sanity check while wrong has any after a truncation by offset); returns the file's
     /// new length.
     pub fn truncate_to_position(&mut self, position: u64) -> u64 {
-        let keep = self
-            .entries
-            .partition_point(|&(_, p)| u64::from(p) < position);
-        self.entries.truncate(keep);
-        self.size_bytes()
+        self.file.truncate_while(|&(_, p)| u64::from(p) < position)
     }
 
     /// The whole file.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
-        for &(relative, position) in &self.entries {
-            bytes.extend_from_slice(&relative.to_be_bytes());
-            bytes.extend_from_slice(&position.to_be_bytes());
-        }
-        bytes
+        self.file.to_bytes()
     }
 }
 
@@ -283,7 +275,7 @@ mod tests {
         assert!(!index.is_full());
         index.append(2, 20);
         assert!(index.is_full());
-        assert!(OffsetIndex::new(0, 0).max_entries >= 1);
+        assert!(OffsetIndex::new(0, 0).file.max_entries() >= 1);
     }
 
     #[test]

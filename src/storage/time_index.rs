@@ -12,6 +12,7 @@
 //! Like the offset index, the file holds exactly its entries (no preallocation; see
 //! `offset_index`), and the index is pure state.
 
+use crate::storage::index_file::{IndexEntry, IndexFile};
 use crate::storage::offset_index::CorruptIndex;
 
 /// Bytes per entry (Kafka's `TimeIndex.ENTRY_SIZE`).
@@ -27,21 +28,33 @@ pub struct TimestampOffset {
     pub offset: i64,
 }
 
+/// An entry as stored: (timestamp, relative offset).
+type Entry = (i64, u32);
+
+impl IndexEntry for Entry {
+    const BYTES: usize = ENTRY_BYTES;
+
+    fn relative_offset(&self) -> u32 {
+        self.1
+    }
+
+    fn encode(&self, out: &mut [u8]) {
+        out[0..8].copy_from_slice(&self.0.to_be_bytes());
+        out[8..12].copy_from_slice(&self.1.to_be_bytes());
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TimeIndex {
-    base_offset: i64,
-    max_entries: usize,
     /// (timestamp, relative offset): timestamps strictly increase, offsets never decrease.
-    entries: Vec<(i64, u32)>,
+    file: IndexFile<Entry>,
 }
 
 impl TimeIndex {
     /// An empty index; full at `max_index_bytes / 12` entries (at least one).
     pub fn new(base_offset: i64, max_index_bytes: u64) -> Self {
         TimeIndex {
-            base_offset,
-            max_entries: ((max_index_bytes as usize) / ENTRY_BYTES).max(1),
-            entries: Vec::new(),
+            file: IndexFile::new(base_offset, max_index_bytes),
         }
     }
 
@@ -53,71 +66,70 @@ impl TimeIndex {
         max_index_bytes: u64,
         bytes: &[u8],
     ) -> Result<Self, CorruptIndex> {
-        if !bytes.len().is_multiple_of(ENTRY_BYTES) {
-            return Err(CorruptIndex(format!(
-                "time index size {} is not a multiple of {ENTRY_BYTES}",
-                bytes.len()
-            )));
-        }
-        let mut index = TimeIndex::new(base_offset, max_index_bytes);
-        for (i, chunk) in bytes.chunks_exact(ENTRY_BYTES).enumerate() {
-            let timestamp = i64::from_be_bytes(chunk[0..8].try_into().expect("8 bytes"));
-            let relative = i32::from_be_bytes(chunk[8..12].try_into().expect("4 bytes"));
-            if relative < 0 || timestamp <= NO_TIMESTAMP {
-                return Err(CorruptIndex(format!(
-                    "time index entry {i} (timestamp {timestamp}, relative offset {relative}) is \
-                     negative"
-                )));
-            }
-            if let Some(&(last_timestamp, last_relative)) = index.entries.last() {
-                if timestamp <= last_timestamp || (relative as u32) < last_relative {
+        let file = IndexFile::parse(
+            base_offset,
+            max_index_bytes,
+            bytes,
+            "time index ",
+            |i, chunk, last| {
+                let timestamp = i64::from_be_bytes(chunk[0..8].try_into().expect("8 bytes"));
+                let relative = i32::from_be_bytes(chunk[8..12].try_into().expect("4 bytes"));
+                if relative < 0 || timestamp <= NO_TIMESTAMP {
                     return Err(CorruptIndex(format!(
-                        "time index entry {i} (timestamp {timestamp}, offset {}) does not follow \
-                         (timestamp {last_timestamp}, offset {})",
-                        base_offset + i64::from(relative),
-                        base_offset + i64::from(last_relative)
+                        "time index entry {i} (timestamp {timestamp}, relative offset {relative}) \
+                         is negative"
                     )));
                 }
-            }
-            index.entries.push((timestamp, relative as u32));
-        }
-        Ok(index)
+                if let Some(&(last_timestamp, last_relative)) = last {
+                    if timestamp <= last_timestamp || (relative as u32) < last_relative {
+                        return Err(CorruptIndex(format!(
+                            "time index entry {i} (timestamp {timestamp}, offset {}) does not \
+                             follow (timestamp {last_timestamp}, offset {})",
+                            base_offset + i64::from(relative),
+                            base_offset + i64::from(last_relative)
+                        )));
+                    }
+                }
+                Ok((timestamp, relative as u32))
+            },
+        )?;
+        Ok(TimeIndex { file })
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.file.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.file.is_empty()
     }
 
     pub fn is_full(&self) -> bool {
-        self.entries.len() >= self.max_entries
+        self.file.is_full()
     }
 
     pub fn size_bytes(&self) -> u64 {
-        (self.entries.len() * ENTRY_BYTES) as u64
+        self.file.size_bytes()
     }
 
     pub fn entry(&self, i: usize) -> TimestampOffset {
-        let (timestamp, relative) = self.entries[i];
+        let (timestamp, relative) = self.file.entries()[i];
         TimestampOffset {
             timestamp,
-            offset: self.base_offset + i64::from(relative),
+            offset: self.file.base_offset() + i64::from(relative),
         }
     }
 
     pub fn entries(&self) -> impl Iterator<Item = TimestampOffset> + '_ {
-        (0..self.entries.len()).map(|i| self.entry(i))
+        (0..self.len()).map(|i| self.entry(i))
     }
 
     /// The last entry, or (no timestamp, base offset) when empty (Kafka's `lastEntry`).
     pub fn last_entry(&self) -> TimestampOffset {
-        match self.entries.len() {
+        match self.len() {
             0 => TimestampOffset {
                 timestamp: NO_TIMESTAMP,
-                offset: self.base_offset,
+                offset: self.file.base_offset(),
             },
             n => self.entry(n - 1),
         }
@@ -141,16 +153,12 @@ impl TimeIndex {
             "time index offsets must not decrease: {offset} after {}",
             last.offset
         );
-        let relative = offset - self.base_offset;
+        let relative = offset - self.file.base_offset();
         assert!(
             (0..=i64::from(i32::MAX)).contains(&relative),
             "offset {offset} overflows the time index"
         );
-        self.entries.push((timestamp, relative as u32));
-        let mut bytes = [0; ENTRY_BYTES];
-        bytes[0..8].copy_from_slice(&timestamp.to_be_bytes());
-        bytes[8..12].copy_from_slice(&(relative as u32).to_be_bytes());
-        Some(bytes)
+        Some(self.file.push((timestamp, relative as u32)))
     }
 
     /// The largest entry whose timestamp is strictly below `target`, or (no timestamp, base
@@ -159,10 +167,10 @@ impl TimeIndex {
     /// entry at or below `target`, which with equal timestamps may skip an earlier record of
     /// exactly `target`; strictly below keeps `ListOffsets` exact.
     pub fn lookup_below(&self, target: i64) -> TimestampOffset {
-        match self.entries.partition_point(|&(ts, _)| ts < target) {
+        match self.file.entries().partition_point(|&(ts, _)| ts < target) {
             0 => TimestampOffset {
                 timestamp: NO_TIMESTAMP,
-                offset: self.base_offset,
+                offset: self.file.base_offset(),
             },
             n => self.entry(n - 1),
         }
@@ -171,20 +179,11 @@ impl TimeIndex {
     /// Removes every entry whose offset is at or above `offset` (Kafka's `truncateTo`); returns
     /// the file's new length.
     pub fn truncate_to(&mut self, offset: i64) -> u64 {
-        let keep = self
-            .entries
-            .partition_point(|&(_, relative)| self.base_offset + i64::from(relative) < offset);
-        self.entries.truncate(keep);
-        self.size_bytes()
+        self.file.truncate_to(offset)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::with_capacity(self.entries.len() * ENTRY_BYTES);
-        for &(timestamp, relative) in &self.entries {
-            bytes.extend_from_slice(&timestamp.to_be_bytes());
-            bytes.extend_from_slice(&relative.to_be_bytes());
-        }
-        bytes
+        self.file.to_bytes()
     }
 }
 
