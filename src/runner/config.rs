@@ -20,10 +20,6 @@ fn int(configs: &Configs, name: &str) -> Option<i64> {
     }
 }
 
-fn string(configs: &Configs, name: &str) -> Option<String> {
-    configs.get(name).map(|v| v.to_string())
-}
-
 /// The broker's own configs: those of a topic with no overrides.
 pub fn broker_config(scenario: &Scenario, planted_bug: Option<PlantedBug>) -> BrokerConfig {
     resolve(&Configs::new(), &scenario.cluster.config, planted_bug)
@@ -158,14 +154,19 @@ pub fn log_config(topic: &Configs, broker: &Configs) -> LogConfig {
     }
 }
 
-fn request_timeout(c: &Configs) -> Duration {
-    Duration::from_millis(int(c, "request.timeout.ms").unwrap_or(30_000).max(1) as u64)
+/// A client config's value, or Kafka's default from the config table.
+fn client_int(c: &Configs, name: &str, scope: Scope) -> i64 {
+    configs::get_i64(c, name, scope).expect("the config table gives every client config a default")
+}
+
+fn request_timeout(c: &Configs, scope: Scope) -> Duration {
+    Duration::from_millis(client_int(c, "request.timeout.ms", scope).max(1) as u64)
 }
 
 pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
     let c = &client.config;
     // Kafka's default since 3.0 is acks=all.
-    let acks = match string(c, "acks").as_deref() {
+    let acks = match configs::get_str(c, "acks", Scope::Producer).as_deref() {
         Some("0") => 0,
         Some("1") => 1,
         _ => -1,
@@ -179,7 +180,7 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
         count: client.count,
         keys: client.keys,
         acks,
-        request_timeout: request_timeout(c),
+        request_timeout: request_timeout(c, Scope::Producer),
         start_ms: client.start_ms,
         next_record: Default::default(),
     }
@@ -187,18 +188,20 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
 
 pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
     let c = &client.config;
-    let auto_offset_reset = match string(c, "auto.offset.reset").as_deref() {
-        Some("earliest") => OffsetReset::Earliest,
-        Some("none") => OffsetReset::None,
-        _ => OffsetReset::Latest,
-    };
+    let auto_offset_reset =
+        match configs::get_str(c, "auto.offset.reset", Scope::Consumer).as_deref() {
+            Some("earliest") => OffsetReset::Earliest,
+            Some("none") => OffsetReset::None,
+            _ => OffsetReset::Latest,
+        };
     ConsumerSpec {
         topics: client.topics.clone(),
         auto_offset_reset,
-        fetch_max_wait_ms: int(c, "fetch.max.wait.ms").unwrap_or(500) as i32,
-        fetch_min_bytes: int(c, "fetch.min.bytes").unwrap_or(1) as i32,
-        max_partition_fetch_bytes: int(c, "max.partition.fetch.bytes").unwrap_or(1_048_576) as i32,
-        request_timeout: request_timeout(c),
+        fetch_max_wait_ms: client_int(c, "fetch.max.wait.ms", Scope::Consumer) as i32,
+        fetch_min_bytes: client_int(c, "fetch.min.bytes", Scope::Consumer) as i32,
+        max_partition_fetch_bytes: client_int(c, "max.partition.fetch.bytes", Scope::Consumer)
+            as i32,
+        request_timeout: request_timeout(c, Scope::Consumer),
         start_ms: client.start_ms,
     }
 }
