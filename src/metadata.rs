@@ -1,9 +1,7 @@
-//! The cluster's metadata as brokers and clients see it: brokers and their addresses, topics,
-//! and each partition's replicas, leader, leader epoch and ISR.
-//!
-//! Until the KRaft quorum exists (issue 5) this image is fixed when the cluster starts: each
-//! partition is led by its first replica and its ISR is that leader alone, so `acks=all` waits for
-//! the leader only. Replication (issue 6) makes both move.
+//! The cluster's metadata as a broker serves it to clients: live brokers and their addresses,
+//! topics, and each partition's replicas, leader, leader epoch and ISR. A broker derives it from
+//! the KRaft metadata image it replays (`from_controller_image`), as Kafka's `MetadataCache` is
+//! fed by the broker's `MetadataPublisher`s.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -57,6 +55,39 @@ impl MetadataImage {
                             isr: vec![replicas[0]],
                             replicas,
                         }
+                    })
+                    .collect();
+                (topic.name.clone(), partitions)
+            })
+            .collect();
+        MetadataImage { brokers, topics }
+    }
+
+    /// The view of a replayed metadata image: unfenced brokers (Kafka's `Metadata` answer lists
+    /// only those), and every topic's partitions by index.
+    pub fn from_controller_image(image: &crate::controller::MetadataImage) -> Self {
+        let brokers = image
+            .brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .filter_map(|b| {
+                let endpoint = b.endpoints.first()?;
+                let ip = endpoint.host.parse().ok()?;
+                Some((b.id, SocketAddr::new(ip, endpoint.port)))
+            })
+            .collect();
+        let topics = image
+            .topics
+            .values()
+            .map(|topic| {
+                let partitions = topic
+                    .partitions
+                    .values()
+                    .map(|p| PartitionMeta {
+                        replicas: p.replicas.clone(),
+                        leader: p.leader,
+                        leader_epoch: p.leader_epoch,
+                        isr: p.isr.clone(),
                     })
                     .collect();
                 (topic.name.clone(), partitions)

@@ -125,6 +125,7 @@ impl Quorum {
             let shared: SharedRecorder = recorder.clone();
             let ctx = Arc::new(ControllerContext {
                 id,
+                name: name(id),
                 voters: voters.clone(),
                 listen: voters[&id],
                 disk: Disk::new(Arc::new(backend)),
@@ -142,7 +143,7 @@ impl Quorum {
                 .init(move || {
                     let (tx, rx) = mpsc::channel(64);
                     proposals.lock().unwrap().insert(id, tx);
-                    driver::run(ctx.clone(), Some(rx))
+                    driver::run(ctx.clone(), Some(rx), None)
                 })
                 .build();
             quorum.nodes.insert(id, node.id());

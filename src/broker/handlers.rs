@@ -46,7 +46,7 @@ impl Broker {
     pub(super) async fn handle(&self, api: ApiKey, request: RequestKind) -> Option<ResponseKind> {
         match request {
             RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions())),
-            RequestKind::Metadata(req) => Some(ResponseKind::Metadata(self.metadata(req))),
+            RequestKind::Metadata(req) => Some(ResponseKind::Metadata(self.metadata_response(req))),
             RequestKind::Produce(req) => self.produce(req).await.map(ResponseKind::Produce),
             RequestKind::Fetch(req) => Some(ResponseKind::Fetch(self.fetch(req).await)),
             RequestKind::ListOffsets(req) => {
@@ -60,8 +60,9 @@ impl Broker {
         }
     }
 
-    fn metadata(&self, req: MetadataRequest) -> MetadataResponse {
-        let image = &self.ctx.metadata;
+    fn metadata_response(&self, req: MetadataRequest) -> MetadataResponse {
+        let image = self.metadata();
+        let auto_create = req.allow_auto_topic_creation && self.ctx.auto_create_topics;
         let brokers = image
             .brokers
             .iter()
@@ -85,6 +86,11 @@ impl Broker {
                 let topic = MetadataResponseTopic::default()
                     .with_name(Some(TopicName(StrBytes::from_string(name.clone()))));
                 match image.topics.get(&name) {
+                    // Kafka's `AutoTopicCreationManager`: ask the controller, and tell the client
+                    // the leader is not there yet, so it asks again.
+                    None if auto_create && self.auto_create(&name) => {
+                        topic.with_error_code(code(ResponseError::LeaderNotAvailable))
+                    }
                     None => topic.with_error_code(code(ResponseError::UnknownTopicOrPartition)),
                     Some(partitions) => topic.with_partitions(
                         partitions
@@ -152,7 +158,7 @@ impl Broker {
             return failed(ResponseError::UnknownTopicOrPartition);
         };
         let Some(partition) = self.partition(&tp) else {
-            let known = self.ctx.metadata.partition(&tp).is_some();
+            let known = self.metadata().partition(&tp).is_some();
             return failed(if known {
                 ResponseError::NotLeaderOrFollower
             } else {
@@ -296,4 +302,42 @@ impl Broker {
 
 fn api_versions() -> ApiVersionsResponse {
     crate::protocol::versions::api_versions_response(SUPPORTED)
+}
+
+impl Broker {
+    /// Asks the controller to create `topic` with the cluster's defaults (`num.partitions`,
+    /// `default.replication.factor`), once while it is pending; false for a name Kafka would
+    /// refuse, which the client is told is unknown.
+    fn auto_create(&self, topic: &str) -> bool {
+        use kafka_protocol::messages::create_topics_request::CreatableTopic;
+        use kafka_protocol::messages::CreateTopicsRequest;
+        if crate::controller::quorum_topics::validate_topic_name(topic).is_err() {
+            return false;
+        }
+        let first = self
+            .auto_creating
+            .lock()
+            .expect("auto-creating lock")
+            .insert(topic.to_string());
+        if first {
+            let request = CreateTopicsRequest::default()
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                    .with_num_partitions(-1)
+                    .with_replication_factor(-1)])
+                .with_timeout_ms(30_000);
+            self.event("auto-create", serde_json::json!({ "topic": topic }));
+            let channel = self.controllers.clone();
+            let pending = self.auto_creating.clone();
+            let name = topic.to_string();
+            tokio::spawn(async move {
+                let sent = channel.send(RequestKind::CreateTopics(request)).await;
+                if !matches!(sent, Ok(ResponseKind::CreateTopics(_))) {
+                    // Not created: a later Metadata request may ask again.
+                    pending.lock().expect("auto-creating lock").remove(&name);
+                }
+            });
+        }
+        true
+    }
 }

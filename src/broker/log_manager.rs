@@ -75,10 +75,10 @@ pub(super) fn spawn(broker: &Arc<Broker>) {
         broker.clone(),
         config.retention_check_interval_ms,
     ));
-    let compacted = broker
-        .partitions
-        .keys()
-        .any(|tp| topic_config(broker, tp).retention.cleanup_policy.compact);
+    // Partitions come and go with the metadata; the cleaner runs if any topic may compact.
+    let compacted = std::iter::once(&broker.ctx.config)
+        .chain(broker.ctx.topic_config.values())
+        .any(|config| config.retention.cleanup_policy.compact);
     if config.cleaner_enable && compacted {
         tokio::spawn(cleaner_task(broker.clone(), config.cleaner_backoff_ms));
     }
@@ -123,9 +123,9 @@ fn segment_view(log: &Log) -> Vec<SegmentInfo> {
 async fn retention_task(broker: Arc<Broker>, interval_ms: u64) {
     sleep_ms(INITIAL_TASK_DELAY_MS).await;
     loop {
-        for (tp, partition) in &broker.partitions {
+        for (tp, partition) in broker.partitions() {
             let mut partition = partition.lock().await;
-            retain(&broker, tp, &mut partition).await;
+            retain(&broker, &tp, &mut partition).await;
         }
         sleep_ms(interval_ms).await;
     }
@@ -262,10 +262,10 @@ async fn cleaner_task(broker: Arc<Broker>, backoff_ms: u64) {
 
 fn compacted(
     broker: &Broker,
-) -> impl Iterator<Item = (&TopicPartition, &Arc<tokio::sync::Mutex<Partition>>)> {
+) -> impl Iterator<Item = (TopicPartition, Arc<tokio::sync::Mutex<Partition>>)> + '_ {
     broker
-        .partitions
-        .iter()
+        .partitions()
+        .into_iter()
         .filter(|(tp, _)| topic_config(broker, tp).retention.cleanup_policy.compact)
 }
 
@@ -312,18 +312,19 @@ async fn clean_filthiest(
     checkpoints: &mut BTreeMap<TopicPartition, i64>,
     skip: &BTreeSet<TopicPartition>,
 ) -> Option<TopicPartition> {
-    let mut filthiest: Option<(f64, &TopicPartition)> = None;
-    for (tp, partition) in compacted(broker).filter(|(tp, _)| !skip.contains(*tp)) {
-        let partition = partition.lock().await;
+    let mut filthiest: Option<(f64, TopicPartition, Arc<tokio::sync::Mutex<Partition>>)> = None;
+    for (tp, handle) in compacted(broker).filter(|(tp, _)| !skip.contains(tp)) {
+        let partition = handle.lock().await;
         let now_ms = broker.ctx.clock.now_ms();
-        if let Some(ratio) = dirty_ratio(&partition, checkpoints.get(tp).copied(), now_ms) {
-            if filthiest.is_none_or(|(most, _)| ratio > most) {
-                filthiest = Some((ratio, tp));
+        if let Some(ratio) = dirty_ratio(&partition, checkpoints.get(&tp).copied(), now_ms) {
+            if filthiest.as_ref().is_none_or(|(most, _, _)| ratio > *most) {
+                filthiest = Some((ratio, tp.clone(), handle.clone()));
             }
         }
     }
-    let (_, tp) = filthiest?;
-    let mut partition = broker.partitions[tp].lock().await;
+    let (_, tp, handle) = filthiest?;
+    let tp = &tp;
+    let mut partition = handle.lock().await;
     let now_ms = broker.ctx.clock.now_ms();
     let checkpoint = checkpoints.get(tp).copied();
     let lso = partition.last_stable_offset();
@@ -540,14 +541,14 @@ fn group_segments(
 async fn flush_task(broker: Arc<Broker>, interval_ms: u64) {
     sleep_ms(INITIAL_TASK_DELAY_MS).await;
     loop {
-        for (tp, partition) in &broker.partitions {
+        for (tp, partition) in broker.partitions() {
             let mut partition = partition.lock().await;
             let now_ms = broker.ctx.clock.now_ms();
             if let Err(e) = partition.log_mut().flush_if_due(now_ms).await {
                 trace(
                     broker.as_ref(),
                     "flush-error",
-                    error_json(tp, &broker, &e.to_string()),
+                    error_json(&tp, &broker, &e.to_string()),
                 );
             }
         }

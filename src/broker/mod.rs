@@ -1,16 +1,24 @@
 //! A Kafka broker: it hosts partition logs on its disk and serves `ApiVersions`, `Metadata`,
 //! `Produce`, `Fetch` and `ListOffsets` over Kafka's wire protocol.
 //!
+//! In KRaft mode (KIP-500, KIP-631) the broker registers with the active controller and
+//! heartbeats (`lifecycle`), replicates the metadata log as an observer of the quorum and replays
+//! it (`metadata_loader`), and acts on each new image (`publisher`): it opens the partitions
+//! assigned to it, leads or follows them, and drops those taken away.
+//!
 //! The broker is a plain async program over the world's interfaces (disk, clock, recorder,
 //! `tokio::net`), so the same code runs under madsim and under real tokio.
 
 mod handlers;
+mod lifecycle;
 pub mod log_manager;
+mod metadata_loader;
 mod partition;
+mod publisher;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -18,6 +26,7 @@ use serde_json::json;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::metadata::MetadataImage;
+use crate::protocol::controller_channel::ControllerChannel;
 use crate::protocol::frame::{read_frame, write_frame};
 use crate::protocol::{decode_request, encode_response};
 use crate::scenario::TopicPartition;
@@ -78,42 +87,56 @@ pub struct BrokerContext {
     pub disk: Disk,
     pub clock: Clock,
     pub recorder: SharedRecorder,
-    pub metadata: Arc<MetadataImage>,
+    /// The controllers' listeners by node id (`controller.quorum.voters`).
+    pub controllers: BTreeMap<i32, SocketAddr>,
+    /// `broker.heartbeat.interval.ms` (2000).
+    pub heartbeat_interval_ms: u64,
+    /// `auto.create.topics.enable` (true): a `Metadata` request for an unknown topic creates it.
+    pub auto_create_topics: bool,
+    /// The seed of this broker's own randomness (its incarnation id, drawn anew per start).
+    pub seed: u64,
 }
+
+type PartitionHandle = Arc<tokio::sync::Mutex<Partition>>;
 
 pub struct Broker {
     ctx: Arc<BrokerContext>,
-    partitions: BTreeMap<TopicPartition, Arc<tokio::sync::Mutex<Partition>>>,
+    /// The partitions this broker hosts now, as the last published image assigns them.
+    partitions: Mutex<BTreeMap<TopicPartition, PartitionHandle>>,
+    /// The metadata clients are served (Kafka's `MetadataCache`).
+    metadata: Mutex<Arc<MetadataImage>>,
+    controllers: Arc<ControllerChannel>,
+    lifecycle: lifecycle::Lifecycle,
+    /// Topics whose auto-creation this broker has asked for and not yet seen.
+    auto_creating: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Broker {
-    /// Opens (and recovers) every partition this broker hosts.
-    pub async fn start(ctx: Arc<BrokerContext>) -> std::io::Result<Broker> {
-        let mut partitions = BTreeMap::new();
-        for (tp, meta) in ctx.metadata.partitions() {
-            if !meta.replicas.contains(&ctx.id) {
-                continue;
-            }
-            let config = ctx
-                .topic_config
-                .get(&tp.topic)
-                .unwrap_or(&ctx.config)
-                .clone();
-            let (partition, report) = Partition::open(&ctx, tp.clone(), meta, &config).await?;
-            ctx.recorder.event(
-                &ctx.name,
-                "recovered",
-                json!({
-                    "partition": tp.to_string(),
-                    "leo": report.log_end_offset,
-                    "hw": partition.high_watermark(),
-                    "truncated_bytes": report.truncated_bytes,
-                    "reason": report.reason,
-                }),
-            );
-            partitions.insert(tp, Arc::new(tokio::sync::Mutex::new(partition)));
+    /// A broker with nothing open yet: partitions open as the metadata assigns them.
+    pub fn new(ctx: Arc<BrokerContext>) -> Broker {
+        let controllers = Arc::new(ControllerChannel::new(&ctx.controllers, &ctx.name));
+        Broker {
+            controllers,
+            lifecycle: lifecycle::Lifecycle::new(),
+            partitions: Mutex::new(BTreeMap::new()),
+            metadata: Mutex::new(Arc::new(MetadataImage::default())),
+            auto_creating: Arc::new(Mutex::new(BTreeSet::new())),
+            ctx,
         }
-        Ok(Broker { ctx, partitions })
+    }
+
+    /// The partitions hosted now, in order.
+    pub(crate) fn partitions(&self) -> Vec<(TopicPartition, PartitionHandle)> {
+        let partitions = self.partitions.lock().expect("partitions lock");
+        partitions
+            .iter()
+            .map(|(tp, p)| (tp.clone(), p.clone()))
+            .collect()
+    }
+
+    /// The metadata clients are served now.
+    pub(crate) fn metadata(&self) -> Arc<MetadataImage> {
+        self.metadata.lock().expect("metadata lock").clone()
     }
 
     /// Serves connections until the node dies.
@@ -177,26 +200,39 @@ impl Broker {
             .event(&self.ctx.name, "protocol-error", json!({ "error": what }));
     }
 
-    fn partition(&self, tp: &TopicPartition) -> Option<&Arc<tokio::sync::Mutex<Partition>>> {
-        self.partitions.get(tp)
+    fn partition(&self, tp: &TopicPartition) -> Option<PartitionHandle> {
+        self.partitions
+            .lock()
+            .expect("partitions lock")
+            .get(tp)
+            .cloned()
+    }
+
+    fn event(&self, kind: &str, detail: serde_json::Value) {
+        self.ctx.recorder.event(&self.ctx.name, kind, detail);
     }
 }
 
-/// Starts a broker and serves until the node dies. A broker that cannot open its logs (a full
-/// or broken disk) stops, as Kafka's does when its only log directory fails.
+/// Starts a broker and serves until the node dies: it registers and heartbeats, follows the
+/// metadata log, and serves clients. A broker whose disk fails (full, broken) stops, as Kafka's
+/// does when its only log directory fails.
 pub async fn run(ctx: Arc<BrokerContext>) {
     let name = ctx.name.clone();
     let recorder = ctx.recorder.clone();
-    let result = match Broker::start(ctx).await {
-        Ok(broker) => {
-            let broker = Arc::new(broker);
-            // Spawned on this node: they die with it.
-            log_manager::spawn(&broker);
-            broker.serve().await
-        }
-        Err(e) => Err(e),
+    let broker = Arc::new(Broker::new(ctx));
+    // Spawned on this node: they die with it.
+    log_manager::spawn(&broker);
+    let lifecycle = tokio::spawn(lifecycle::run(broker.clone()));
+    let loader = tokio::spawn(metadata_loader::run(broker.clone()));
+    let serve = tokio::spawn(broker.clone().serve());
+    let result = tokio::select! {
+        result = loader => result.unwrap_or(Ok(())),
+        result = serve => result.unwrap_or(Ok(())),
     };
     if let Err(e) = result {
+        // The process exits: no more heartbeats (the controller fences it), no partitions.
+        lifecycle.abort();
+        broker.partitions.lock().expect("partitions lock").clear();
         recorder.event(&name, "stopped", json!({ "error": e.to_string() }));
     }
 }

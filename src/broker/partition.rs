@@ -95,6 +95,23 @@ impl Partition {
         self.high_watermark
     }
 
+    /// A new image's view of this partition (Kafka's `Partition.makeLeader` / `makeFollower`):
+    /// whether this broker leads, in which epoch, with how large an ISR. Returns whether the
+    /// role or the epoch changed.
+    pub fn apply(&mut self, meta: &PartitionMeta) -> bool {
+        let is_leader = meta.leader == self.broker_id;
+        let changed = is_leader != self.is_leader || meta.leader_epoch != self.leader_epoch;
+        self.is_leader = is_leader;
+        self.leader_epoch = meta.leader_epoch;
+        self.isr_size = meta.isr.len();
+        if changed && is_leader {
+            // Followers do not fetch yet (replication is issue 6): a new leader commits what it
+            // holds, as the leader alone.
+            self.high_watermark = self.log.log_end_offset();
+        }
+        changed
+    }
+
     pub fn log_end_offset(&self) -> i64 {
         self.log.log_end_offset()
     }

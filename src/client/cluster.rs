@@ -60,6 +60,11 @@ impl ClusterView {
         self.disconnect(broker);
     }
 
+    /// Marks the metadata out of date without blaming a broker (a topic or leader not known).
+    pub fn mark_stale(&mut self) {
+        self.stale = true;
+    }
+
     /// Refreshes stale metadata, at most once per `retry.backoff.ms` (as Kafka's `Metadata`
     /// throttles its updates), without ever sleeping: callers that hold the view stay brief.
     pub async fn maybe_refresh(&mut self, topics: &[String]) {

@@ -36,6 +36,8 @@ pub struct ProducerSpec {
     /// `acks`: -1 (all), 0 or 1.
     pub acks: i16,
     pub request_timeout: Duration,
+    /// `max.block.ms`: how long `send` waits for the topic's metadata before failing.
+    pub max_block: Duration,
     pub start_ms: u64,
     /// The number of the next record, shared by every incarnation of the producer's process, so
     /// that a restarted producer never writes a value twice (values identify writes).
@@ -129,6 +131,7 @@ impl Producer {
         let (conn, leader) = {
             let mut view = self.view.lock().await;
             let Some(leader) = view.leader(&tp) else {
+                view.mark_stale();
                 return fail(OpType::Fail, "LEADER_NOT_AVAILABLE".into());
             };
             match view.connection(leader.broker).await {
@@ -207,10 +210,7 @@ impl Producer {
         key: Option<&str>,
         round_robin: u32,
     ) -> Option<TopicPartition> {
-        let mut view = self.view.lock().await;
-        view.maybe_refresh(std::slice::from_ref(&self.spec.topic))
-            .await;
-        let count = view.partition_count(&self.spec.topic)?;
+        let count = self.wait_on_metadata().await?;
         let partition = match key {
             Some(key) => partitioner::partition_for_key(key.as_bytes(), count),
             None => round_robin % count,
@@ -219,6 +219,27 @@ impl Producer {
             topic: self.spec.topic.clone(),
             partition,
         })
+    }
+
+    /// Kafka's `waitOnMetadata`: the topic's partition count, asking for metadata every
+    /// `retry.backoff.ms` until it is known or `max.block.ms` has passed.
+    async fn wait_on_metadata(&self) -> Option<u32> {
+        let topics = std::slice::from_ref(&self.spec.topic);
+        let deadline_ms = self.ctx.clock.elapsed_ms() + self.spec.max_block.as_millis() as u64;
+        loop {
+            {
+                let mut view = self.view.lock().await;
+                view.maybe_refresh(topics).await;
+                if let Some(count) = view.partition_count(&self.spec.topic) {
+                    return Some(count);
+                }
+                view.mark_stale();
+            }
+            if self.ctx.clock.elapsed_ms() >= deadline_ms {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(super::RETRY_BACKOFF_MS)).await;
+        }
     }
 
     fn request(&self, tp: &TopicPartition, key: Option<String>, value: &str) -> RequestKind {

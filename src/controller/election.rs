@@ -19,9 +19,15 @@
 //! not in controlled shutdown" (`ClusterControlManager.isActive`), minus any broker being
 //! removed.
 //!
-//! Not built (yet): reassignment completion (`completeReassignmentIfNeeded`), ELR, directory
-//! assignment, and the leader-epoch bump on ISR shrink that only metadata versions before 3.6
-//! need.
+//! Reassignment (KIP-455 in KRaft): the builder's target replicas, removing and adding default
+//! to the partition's, and `build` completes an ongoing reassignment once the target ISR holds
+//! every replica that stays (`completeReassignmentIfNeeded`): the removing replicas leave the
+//! replica list and the ISR, and a removed leader is replaced. A change that drops replicas
+//! bumps the leader epoch even when the leader stays
+//! (`triggerLeaderEpochBumpForReplicaReassignmentIfNeeded`).
+//!
+//! Not built (yet): ELR, directory assignment (replay derives the directories of a new replica
+//! list), and the leader-epoch bump on ISR shrink that only metadata versions before 3.6 need.
 
 use super::image::{LeaderRecoveryState, PartitionRegistration};
 use super::records::PartitionChangeRecord;
@@ -116,6 +122,9 @@ pub struct PartitionChangeBuilder<'a, F: Fn(i32) -> bool> {
     election: Election,
     target_isr: Vec<i32>,
     target_leader_recovery_state: LeaderRecoveryState,
+    target_replicas: Vec<i32>,
+    target_removing: Vec<i32>,
+    target_adding: Vec<i32>,
 }
 
 impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
@@ -133,7 +142,27 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
             election: Election::Online,
             target_isr: partition.isr.clone(),
             target_leader_recovery_state: partition.leader_recovery_state,
+            target_replicas: partition.replicas.clone(),
+            target_removing: partition.removing_replicas.clone(),
+            target_adding: partition.adding_replicas.clone(),
         }
+    }
+
+    /// The replica list to move to (a reassignment: the target followed by the replicas being
+    /// removed).
+    pub fn set_target_replicas(mut self, replicas: Vec<i32>) -> Self {
+        self.target_replicas = replicas;
+        self
+    }
+
+    pub fn set_target_removing(mut self, removing: Vec<i32>) -> Self {
+        self.target_removing = removing;
+        self
+    }
+
+    pub fn set_target_adding(mut self, adding: Vec<i32>) -> Self {
+        self.target_adding = adding;
+        self
     }
 
     pub fn set_election(mut self, election: Election) -> Self {
@@ -154,9 +183,42 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
         self
     }
 
-    /// `build()`: elect (`tryElection`), then set the ISR if it changes and the election did
-    /// not already set it, then the recovery state; `None` when the record would change nothing.
-    pub fn build(self) -> Option<PartitionChangeRecord> {
+    /// `completeReassignmentIfNeeded` (`PartitionReassignmentReplicas.maybeCompleteReassignment`):
+    /// once the target ISR, less the replicas being removed, is not empty and holds every
+    /// remaining replica, the reassignment is done: the removing replicas leave the replica list
+    /// and the ISR, and removing and adding are cleared.
+    fn complete_reassignment_if_needed(&mut self) {
+        if self.target_removing.is_empty() && self.target_adding.is_empty() {
+            return;
+        }
+        let removing = &self.target_removing;
+        let isr: Vec<i32> = self
+            .target_isr
+            .iter()
+            .copied()
+            .filter(|r| !removing.contains(r))
+            .collect();
+        let replicas: Vec<i32> = self
+            .target_replicas
+            .iter()
+            .copied()
+            .filter(|r| !removing.contains(r))
+            .collect();
+        if isr.is_empty() || replicas.is_empty() || !replicas.iter().all(|r| isr.contains(r)) {
+            return;
+        }
+        self.target_isr = isr;
+        self.target_replicas = replicas;
+        self.target_removing.clear();
+        self.target_adding.clear();
+    }
+
+    /// `build()`: complete a reassignment if it can be, elect over the target replicas
+    /// (`tryElection`), bump the leader epoch if replicas leave, set the ISR if it changes and
+    /// the election did not already set it, the replica lists that change, then the recovery
+    /// state; `None` when the record would change nothing.
+    pub fn build(mut self) -> Option<PartitionChangeRecord> {
+        self.complete_reassignment_if_needed();
         let partition = self.partition;
         let mut record = PartitionChangeRecord {
             partition_id: self.partition_id,
@@ -164,7 +226,7 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
             ..PartitionChangeRecord::default()
         };
         let result = elect_leader(
-            &partition.replicas,
+            &self.target_replicas,
             &self.target_isr,
             partition.leader,
             self.election,
@@ -181,9 +243,28 @@ impl<'a, F: Fn(i32) -> bool> PartitionChangeBuilder<'a, F> {
                 }
             }
         }
+        // A replica leaving the assignment must not keep following under the same leader epoch.
+        if record.leader.is_none()
+            && partition
+                .replicas
+                .iter()
+                .any(|r| !self.target_replicas.contains(r))
+        {
+            record.leader = Some(partition.leader);
+        }
         // Without ELR the ISR is never set empty: the last member stays, leaderless.
         if record.isr.is_none() && !self.target_isr.is_empty() && self.target_isr != partition.isr {
             record.isr = Some(self.target_isr.clone());
+        }
+        // `setAssignmentChanges`.
+        if !self.target_replicas.is_empty() && self.target_replicas != partition.replicas {
+            record.replicas = Some(self.target_replicas.clone());
+        }
+        if self.target_removing != partition.removing_replicas {
+            record.removing_replicas = Some(self.target_removing.clone());
+        }
+        if self.target_adding != partition.adding_replicas {
+            record.adding_replicas = Some(self.target_adding.clone());
         }
         if self.target_leader_recovery_state != partition.leader_recovery_state {
             record.leader_recovery_state = Some(self.target_leader_recovery_state as i8);

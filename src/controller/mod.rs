@@ -11,23 +11,33 @@
 //!   `ClusterControlManager`, `ReplicationControlManager` and `ConfigurationControlManager`.
 //! - `placement`: `assign_replicas_to_brokers`, Kafka's rack-unaware `AdminUtils` placement.
 //! - `election`: `elect_leader` and `PartitionChangeBuilder` (clean, unclean, preferred).
+//! - `quorum`: `QuorumController`, the active controller as a pure state machine: requests
+//!   (`RegisterBroker`, `BrokerHeartbeat`, `CreateTopics`, `DeleteTopics`, `CreatePartitions`,
+//!   `AlterPartition`, `ElectLeaders`, `AlterPartitionReassignments`) and clock ticks in, records
+//!   (already replayed into its active image) and responses out; broker sessions, fencing,
+//!   unfencing and controlled shutdown in `quorum_brokers`, topics in `quorum_topics`, ISR
+//!   changes, elections and reassignments in `quorum_partitions`.
 //!
-//! Still to build, on top of this: the `QuorumController`, a state machine that turns requests
-//! (`BrokerRegistration`, `BrokerHeartbeat`, `CreateTopics`, `AlterPartition`, `DeleteTopics`,
-//! `ElectLeaders`) into records, appends them through `crate::raft` and replays what the quorum
-//! commits; the heartbeat-driven fencing (`BrokerHeartbeatManager`: session timeout, unfence
-//! once caught up, controlled shutdown); the records this layer does not know yet
-//! (`FeatureLevelRecord` for `metadata.version`, `NoOpRecord`, `UnregisterBrokerRecord`,
-//! snapshots). Brokers then follow the committed log into the same image, replacing the fixed
-//! `crate::metadata::MetadataImage`.
+//! Still to build, on top of this: the async driver that feeds the `QuorumController` requests
+//! and ticks, appends its records through `crate::raft` and activates it with the replay of its
+//! log when it wins the controller election; the records this layer does not know yet
+//! (`FeatureLevelRecord` for `metadata.version`, `UnregisterBrokerRecord`, snapshots);
+//! `ListPartitionReassignments`, `IncrementalAlterConfigs`, KIP-966's ELR. Brokers then follow
+//! the committed log into the same image, replacing the fixed `crate::metadata::MetadataImage`.
 
 pub mod codec;
 pub mod election;
 pub mod image;
 pub mod placement;
+mod quorum_brokers;
+mod quorum_partitions;
+pub mod quorum_topics;
 pub mod record_bodies;
 pub mod records;
+pub mod quorum;
+pub mod service;
 pub mod uuid;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
@@ -38,5 +48,12 @@ pub use image::{
     TopicImage,
 };
 pub use placement::{assign_replicas_to_brokers, PlacementError};
+pub use quorum::{
+    error_code, error_response, is_acceptable_leader, is_valid_topic_name, validate_topic_name,
+    AlterPartitionData, AlterPartitionResult,
+    AlterPartitionTopic, AlterPartitionTopicResult, ControllerRequest, ControllerResponse,
+    CreatableTopicResult, CreatePartitionsTopic, CreatePartitionsTopicResult, DeletableTopicResult,
+    NewTopic, PartitionReassignment, PartitionResult, QuorumController, QuorumControllerConfig,
+};
 pub use records::{MetadataRecord, RecordError};
 pub use uuid::Uuid;

@@ -110,3 +110,17 @@ mod tests {
         }
     }
 }
+
+/// The `uuid` crate's type, as `kafka-protocol`'s messages carry it: the same 16 bytes.
+impl From<Uuid> for uuid::Uuid {
+    fn from(id: Uuid) -> uuid::Uuid {
+        uuid::Uuid::from_bytes(id.to_bytes())
+    }
+}
+
+impl From<uuid::Uuid> for Uuid {
+    fn from(id: uuid::Uuid) -> Uuid {
+        let (msb, lsb) = id.as_u64_pair();
+        Uuid::from_parts(msb, lsb)
+    }
+}

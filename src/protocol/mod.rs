@@ -4,6 +4,7 @@
 
 pub mod codec;
 pub mod connection;
+pub mod controller_channel;
 pub mod frame;
 pub mod versions;
 

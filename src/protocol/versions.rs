@@ -14,14 +14,33 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
 
 /// (api, min, max) a KRaft controller serves on its listener (`controller.listener.names`): the
 /// quorum's own APIs (KIP-595: `Vote`, `BeginQuorumEpoch`, `EndQuorumEpoch`, and `Fetch` of
-/// `__cluster_metadata`) and `ApiVersions`.
+/// `__cluster_metadata`, by voters and by brokers as observers), the brokers' lifecycle
+/// (KIP-631: `BrokerRegistration`, `BrokerHeartbeat`), ISR changes (`AlterPartition`), the
+/// admin requests brokers forward (KIP-590), and `ApiVersions`.
 pub const CONTROLLER_SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::Vote, 0, 2),
     (ApiKey::BeginQuorumEpoch, 0, 1),
     (ApiKey::EndQuorumEpoch, 0, 1),
     (ApiKey::Fetch, 4, 12),
+    (ApiKey::BrokerRegistration, 0, 4),
+    (ApiKey::BrokerHeartbeat, 0, 1),
+    (ApiKey::AlterPartition, 2, 3),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::ElectLeaders, 0, 2),
+    (ApiKey::AlterPartitionReassignments, 0, 1),
     (ApiKey::ApiVersions, 0, 3),
 ];
+
+/// The version a client of the controller listener uses for `api`: the newest it serves.
+pub fn controller_version(api: ApiKey) -> i16 {
+    CONTROLLER_SUPPORTED
+        .iter()
+        .find(|(key, _, _)| *key == api)
+        .map(|(_, _, max)| *max)
+        .unwrap_or(0)
+}
 
 /// The version our own clients use for each API: the newest we serve.
 pub fn client_version(api: ApiKey) -> i16 {

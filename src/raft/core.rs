@@ -122,6 +122,15 @@ enum Role {
     Resigned,
 }
 
+/// The largest epoch ≤ `epoch` in `log` and the offset after its last entry (Kafka's
+/// `endOffsetForEpoch`); `(0, 0)` when the log has none. Voters and observers truncate by it.
+pub(crate) fn end_offset_for_epoch(log: &[Entry], epoch: Epoch) -> (Epoch, i64) {
+    match log.iter().rposition(|e| e.epoch <= epoch) {
+        Some(i) => (log[i].epoch, i as i64 + 1),
+        None => (0, 0),
+    }
+}
+
 /// Entries fetched at most per response, a stand-in for `max.bytes`.
 const MAX_ENTRIES_PER_FETCH: usize = 512;
 /// How long a follower's fetch may go unanswered before it is sent again (`fetch.max.wait.ms`).
@@ -220,13 +229,8 @@ impl RaftCore {
         base + self.rng.gen_range(0..base.max(1))
     }
 
-    /// The largest epoch ≤ `epoch` in the log and the offset after its last entry (Kafka's
-    /// `endOffsetForEpoch`); `(0, 0)` when the log has none.
     fn epoch_end(&self, epoch: Epoch) -> (Epoch, i64) {
-        match self.log.iter().rposition(|e| e.epoch <= epoch) {
-            Some(i) => (self.log[i].epoch, i as i64 + 1),
-            None => (0, 0),
-        }
+        end_offset_for_epoch(&self.log, epoch)
     }
 
     fn take(&mut self) -> Vec<Command> {
@@ -308,10 +312,12 @@ impl RaftCore {
 
     pub fn receive(&mut self, now_ms: u64, from: NodeId, message: Message) -> Vec<Command> {
         // Only voters take part in elections and lead (Kafka refuses the others' requests).
+        // Non-voters may fetch: they are observers (KIP-595), brokers following the log.
         let from_voter = self.config.voters.contains(&from);
         let voter_only = matches!(
             message,
             Message::VoteRequest { .. }
+                | Message::VoteResponse { .. }
                 | Message::BeginQuorumEpoch { .. }
                 | Message::EndQuorumEpoch { .. }
         );
@@ -598,8 +604,10 @@ impl RaftCore {
         fetch_offset: i64,
         last_fetched_epoch: Epoch,
     ) {
+        // Anyone but the leader of `epoch` refuses, naming the epoch and leader it knows, so a
+        // stale voter or an observer asking a random voter finds the leader.
         let leading = matches!(self.role, Role::Leader { .. }) && epoch == self.state.epoch;
-        if !leading || !self.config.voters.contains(&follower) {
+        if !leading {
             let response = Message::FetchResponse {
                 epoch: self.state.epoch,
                 leader: self.state.leader,
@@ -622,16 +630,21 @@ impl RaftCore {
                 return self.send(follower, response);
             }
         }
-        if let Role::Leader { progress, .. } = &mut self.role {
-            progress.insert(
-                follower,
-                Progress {
-                    end_offset: fetch_offset,
-                    last_fetch_ms: Some(now_ms),
-                },
-            );
+        // An observer is served like a voter, but its position counts neither toward the high
+        // watermark nor toward check-quorum: Kafka's `LeaderState` keeps observers apart from
+        // its voter states for exactly that.
+        if self.config.voters.contains(&follower) {
+            if let Role::Leader { progress, .. } = &mut self.role {
+                progress.insert(
+                    follower,
+                    Progress {
+                        end_offset: fetch_offset,
+                        last_fetch_ms: Some(now_ms),
+                    },
+                );
+            }
+            self.update_high_watermark(now_ms);
         }
-        self.update_high_watermark(now_ms);
         let from = fetch_offset.clamp(0, self.log_end()) as usize;
         let to = (from + MAX_ENTRIES_PER_FETCH).min(self.log.len());
         let body = FetchBody::Records {

@@ -19,7 +19,7 @@
 //! - A disk that fails (full, broken) stops the controller, as Kafka's raft I/O thread exits on
 //!   a log write error.
 //!
-//! Trace events (node `controller-<id>`): `raft-restored`, `raft-role` `{epoch, role, leader}`,
+//! Trace events (node `ControllerContext::name`): `raft-restored`, `raft-role` `{epoch, role, leader}`,
 //! `raft-hw` `{hw, last_epoch}` (on change; `last_epoch` is the epoch of the entry at `hw - 1`),
 //! `raft-truncate` `{to}`, `raft-propose-dropped`, `raft-unrouted`, `listening`,
 //! `listener-failed`, `protocol-error`, `stopped`.
@@ -39,7 +39,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::core::{Command, RaftConfig, RaftCore, RoleName};
-use super::messages::{Entry, Message, NodeId};
+use super::messages::{Entry, Epoch, Message, NodeId};
 use super::{quorum_state, wire};
 use crate::protocol::codec::{decode_request_with, encode_response};
 use crate::protocol::frame::{read_frame, write_frame};
@@ -68,6 +68,8 @@ const RESTORE_READ_BYTES: usize = 1 << 20;
 /// What a controller process is given.
 pub struct ControllerContext {
     pub id: NodeId,
+    /// The node's name in the trace (`controller-1`).
+    pub name: String,
     /// Every voter's controller listener, this one's included (`controller.quorum.voters`).
     pub voters: BTreeMap<NodeId, SocketAddr>,
     pub listen: SocketAddr,
@@ -90,7 +92,7 @@ pub const NOOP_RECORD: &[u8] = &[0x01, 0x14, 0x00, 0x00];
 impl ControllerContext {
     /// The node's name in the trace.
     pub fn name(&self) -> String {
-        format!("controller-{}", self.id)
+        self.name.clone()
     }
 
     fn event(&self, kind: &str, detail: serde_json::Value) {
@@ -98,11 +100,47 @@ impl ControllerContext {
     }
 }
 
+/// What runs on top of the log: Kafka's `RaftClient.Listener` (commits and leader changes), plus
+/// the requests and timers of the active controller. The driver calls it from its one loop, so
+/// it sees the log's commits, its own leadership and the requests in one order.
+pub trait StateMachine: Send + 'static {
+    /// The entry at `offset` is committed (called in offset order, once per entry per start).
+    fn handle_commit(&mut self, now_ms: u64, offset: i64, entry: &Entry);
+    /// This node starts leading `epoch` (`leading`), or stops. A new leader's log below its
+    /// end will all be committed under it: `uncommitted` is that part above the committed
+    /// prefix, from `first_offset`.
+    fn handle_leader_change(
+        &mut self,
+        now_ms: u64,
+        leading: bool,
+        epoch: Epoch,
+        first_offset: i64,
+        uncommitted: &[Entry],
+    );
+    /// A request that is not the quorum's own. Returns the records to append (from
+    /// `next_offset`; only while leading) and the response, sent once they are committed;
+    /// `None` for a request it cannot serve (its connection is closed).
+    fn handle_request(
+        &mut self,
+        now_ms: u64,
+        next_offset: i64,
+        request: RequestKind,
+    ) -> Option<(Vec<Bytes>, ResponseKind)>;
+    /// Timers; only called while leading. Returns records to append from `next_offset`.
+    fn tick(&mut self, now_ms: u64, next_offset: i64) -> Vec<Bytes>;
+}
+
 /// Runs a controller until its node dies or its disk fails. `proposals` are appended to the
 /// metadata log while this controller leads; one that arrives while it does not is dropped.
-pub async fn run(ctx: Arc<ControllerContext>, proposals: Option<mpsc::Receiver<Bytes>>) {
+/// `machine`, when given, is told every commit and leader change, and answers the requests
+/// that are not the quorum's own (`controller_apis`).
+pub async fn run(
+    ctx: Arc<ControllerContext>,
+    proposals: Option<mpsc::Receiver<Bytes>>,
+    machine: Option<Box<dyn StateMachine>>,
+) {
     let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
-    let result = match Controller::start(ctx.clone(), inbox_tx).await {
+    let result = match Controller::start(ctx.clone(), inbox_tx, machine).await {
         Ok(controller) => controller.serve(inbox, proposals).await,
         Err(e) => Err(e),
     };
@@ -122,6 +160,19 @@ enum Input {
     },
     /// The response to one of our requests.
     Response { from: NodeId, message: Message },
+    /// A request for the state machine (`BrokerRegistration`, `CreateTopics`, …).
+    Machine {
+        request: RequestKind,
+        reply: oneshot::Sender<ResponseKind>,
+    },
+}
+
+/// The state machine's requests whose records are not committed yet, answered once the high
+/// watermark passes `end_offset`.
+struct Waiting {
+    end_offset: i64,
+    reply: oneshot::Sender<ResponseKind>,
+    response: ResponseKind,
 }
 
 /// The request being handled, whose answer the core has not given yet.
@@ -151,11 +202,19 @@ struct Controller {
     peers: BTreeMap<NodeId, Arc<Peer>>,
     /// When the next KIP-835 `NoOpRecord` is due, while leading.
     next_noop_ms: u64,
+    machine: Option<Box<dyn StateMachine>>,
+    /// The log below this offset has been given to the state machine as committed.
+    applied: i64,
+    waiting: Vec<Waiting>,
 }
 
 impl Controller {
     /// Restores the quorum state and the metadata log, and the core from them.
-    async fn start(ctx: Arc<ControllerContext>, inbox: mpsc::Sender<Input>) -> io::Result<Self> {
+    async fn start(
+        ctx: Arc<ControllerContext>,
+        inbox: mpsc::Sender<Input>,
+        machine: Option<Box<dyn StateMachine>>,
+    ) -> io::Result<Self> {
         let voters: BTreeSet<NodeId> = ctx.voters.keys().copied().collect();
         assert_eq!(ctx.raft.id, ctx.id, "the core's id is the controller's");
         assert_eq!(
@@ -221,6 +280,9 @@ impl Controller {
             inbox,
             peers,
             next_noop_ms: now_ms,
+            machine,
+            applied: 0,
+            waiting: Vec::new(),
         })
     }
 
@@ -252,6 +314,7 @@ impl Controller {
                     let commands = self.core.tick(self.now_ms());
                     self.perform(commands, None).await?;
                     self.maybe_append_noop().await?;
+                    self.tick_machine().await?;
                 }
                 Some(input) = inbox.recv() => self.on_input(input).await?,
                 Some(data) = next_proposal(&mut proposals) => self.on_proposal(data).await?,
@@ -276,7 +339,87 @@ impl Controller {
                 let commands = self.core.receive(now_ms, from, message);
                 self.perform(commands, None).await
             }
+            Input::Machine { request, reply } => self.on_machine_request(request, reply).await,
         }
+    }
+
+    /// A state-machine request: answered now when this node does not lead (`NOT_CONTROLLER`,
+    /// by the machine's own answer when inactive) or writes nothing, else once its records
+    /// commit.
+    async fn on_machine_request(
+        &mut self,
+        request: RequestKind,
+        reply: oneshot::Sender<ResponseKind>,
+    ) -> io::Result<()> {
+        let now_ms = self.now_ms();
+        let next_offset = self.core.log().len() as i64;
+        let Some(machine) = self.machine.as_mut() else {
+            return Ok(()); // dropping `reply` closes the connection: nothing here answers it
+        };
+        let Some((records, response)) = machine.handle_request(now_ms, next_offset, request) else {
+            return Ok(()); // dropping `reply` closes the connection
+        };
+        if records.is_empty() {
+            let _ = reply.send(response);
+            return Ok(());
+        }
+        let end_offset = self.propose_all(records).await?;
+        match end_offset {
+            Some(end_offset) if end_offset <= self.high_watermark => {
+                let _ = reply.send(response);
+            }
+            Some(end_offset) => self.waiting.push(Waiting {
+                end_offset,
+                reply,
+                response,
+            }),
+            None => {} // not leading after all: dropped, the connection closes
+        }
+        Ok(())
+    }
+
+    /// The state machine's timers, while leading.
+    async fn tick_machine(&mut self) -> io::Result<()> {
+        if self.core.role() != RoleName::Leader {
+            return Ok(());
+        }
+        let now_ms = self.now_ms();
+        let next_offset = self.core.log().len() as i64;
+        let Some(machine) = self.machine.as_mut() else {
+            return Ok(());
+        };
+        let records = machine.tick(now_ms, next_offset);
+        if !records.is_empty() {
+            self.propose_all(records).await?;
+        }
+        Ok(())
+    }
+
+    /// Appends records as leader, in order; the offset after the last, or `None` when this
+    /// node turned out not to lead.
+    async fn propose_all(&mut self, records: Vec<Bytes>) -> io::Result<Option<i64>> {
+        let mut end_offset = None;
+        for data in records {
+            let expected = self.core.log().len() as i64;
+            match self.core.propose(self.now_ms(), data) {
+                Ok((offset, commands)) => {
+                    assert_eq!(
+                        offset,
+                        expected,
+                        "{}: a proposal lands at the log's end",
+                        self.ctx.name()
+                    );
+                    end_offset = Some(offset + 1);
+                    self.perform(commands, None).await?;
+                }
+                Err(leader) => {
+                    let detail = json!({ "epoch": self.core.epoch(), "leader": leader });
+                    self.ctx.event("raft-propose-dropped", detail);
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(end_offset)
     }
 
     /// KIP-835: while leading, a `NoOpRecord` every `metadata.max.idle.interval.ms`.
@@ -333,9 +476,11 @@ impl Controller {
                     role,
                     epoch,
                     leader,
-                } => self
-                    .ctx
-                    .event("raft-role", role_detail(role, epoch, leader)),
+                } => {
+                    self.ctx
+                        .event("raft-role", role_detail(role, epoch, leader));
+                    self.on_role_changed(role, epoch);
+                }
             }
         }
         if let Some(PendingReply { api, reply, .. }) = pending {
@@ -359,6 +504,46 @@ impl Controller {
             .map(|e| e.epoch);
         self.ctx
             .event("raft-hw", json!({ "hw": hw, "last_epoch": last_epoch }));
+        self.apply_committed();
+        // Answer the requests whose records are now committed, in the order they came.
+        let (done, still): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|w| w.end_offset <= hw);
+        self.waiting = still;
+        for w in done {
+            let _ = w.reply.send(w.response);
+        }
+    }
+
+    /// Gives the state machine every entry newly below the high watermark.
+    fn apply_committed(&mut self) {
+        let now_ms = self.now_ms();
+        let Some(machine) = self.machine.as_mut() else {
+            return;
+        };
+        let hw = self.high_watermark.min(self.core.log().len() as i64);
+        while self.applied < hw {
+            let entry = &self.core.log()[self.applied as usize];
+            machine.handle_commit(now_ms, self.applied, entry);
+            self.applied += 1;
+        }
+    }
+
+    /// Tells the state machine it leads or stops leading; requests still waiting for their
+    /// records are dropped with the leadership (their connections close, and the brokers
+    /// retry with the new leader, as Kafka's answer `NOT_CONTROLLER` makes them).
+    fn on_role_changed(&mut self, role: RoleName, epoch: Epoch) {
+        let now_ms = self.now_ms();
+        let leading = role == RoleName::Leader;
+        if !leading {
+            self.waiting.clear();
+        }
+        let applied = self.applied;
+        let Some(machine) = self.machine.as_mut() else {
+            return;
+        };
+        let uncommitted = &self.core.log()[(applied as usize).min(self.core.log().len())..];
+        machine.handle_leader_change(now_ms, leading, epoch, applied, uncommitted);
     }
 
     async fn append(&mut self, from_offset: i64, entries: &[Entry]) -> io::Result<()> {
@@ -520,15 +705,19 @@ async fn serve_connection(
         let response = if let RequestKind::ApiVersions(_) = request {
             ResponseKind::ApiVersions(api_versions())
         } else {
-            let Some((from, message)) = wire::from_request(&request) else {
-                return protocol_error(format!("{api:?} is not a request for {METADATA_LOG_DIR}"));
-            };
             let (reply, answer) = oneshot::channel();
-            let input = Input::Request {
-                from,
-                api,
-                message,
-                reply,
+            let input = match wire::from_request(&request) {
+                Some((from, message)) => Input::Request {
+                    from,
+                    api,
+                    message,
+                    reply,
+                },
+                None if is_machine_api(api) => Input::Machine { request, reply },
+                None => {
+                    let what = format!("{api:?} is not a request for {METADATA_LOG_DIR}");
+                    return protocol_error(what);
+                }
             };
             if inbox.send(input).await.is_err() {
                 return;
@@ -547,6 +736,18 @@ async fn serve_connection(
             return;
         }
     }
+}
+
+/// The APIs a controller serves beyond the quorum's own, for its state machine.
+fn is_machine_api(api: ApiKey) -> bool {
+    !matches!(
+        api,
+        ApiKey::Vote
+            | ApiKey::BeginQuorumEpoch
+            | ApiKey::EndQuorumEpoch
+            | ApiKey::Fetch
+            | ApiKey::ApiVersions
+    )
 }
 
 fn api_versions() -> ApiVersionsResponse {

@@ -65,3 +65,15 @@ pub enum FetchBody {
     /// The request's epoch is stale (`FENCED_LEADER_EPOCH`) or this node is not the leader.
     Fenced,
 }
+
+/// The data of the entry a new leader appends at the start of its epoch (KIP-595's
+/// `LeaderChangeMessage`, which Kafka writes as a control record): `leader-change:<id>`.
+pub const LEADER_CHANGE_PREFIX: &[u8] = b"leader-change:";
+
+impl Entry {
+    /// Whether this is a leader's start-of-epoch entry rather than a record of the state
+    /// machine (Kafka's control records, which the metadata layer skips).
+    pub fn is_control(&self) -> bool {
+        self.data.starts_with(LEADER_CHANGE_PREFIX)
+    }
+}

@@ -1,7 +1,10 @@
 //! A deterministic cluster of KRaft cores under random faults (delays, drops, partitions,
 //! crashes and restarts from what was persisted), checking after every step the invariants of
 //! Kafka's own raft simulation test: one leader per epoch, and a committed entry never changes
-//! or disappears (from any log's committed prefix, nor from any later leader's log).
+//! or disappears (from any log's committed prefix, nor from any later leader's log). Observers
+//! (non-voters, KIP-595) may join; as in Kafka's `RaftEventSimulationTest`, their committed prefix
+//! must be the voters'. Their traffic and faults draw from a stream of their own, so adding
+//! observers leaves the voters' run unchanged.
 
 use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -23,32 +26,52 @@ struct Node {
     down_until_ms: u64,
 }
 
-struct Cluster {
+/// A broker following the log; it keeps nothing across a crash and restarts from an empty log.
+pub(super) struct Observer {
+    pub(super) core: Option<ObserverCore>,
+    down_until_ms: u64,
+}
+
+/// The first observer's id; observers are numbered on from it, apart from the voters.
+pub(super) const FIRST_OBSERVER: NodeId = 101;
+
+pub(super) struct Cluster {
     nodes: BTreeMap<NodeId, Node>,
+    pub(super) observers: BTreeMap<NodeId, Observer>,
     config: RaftConfig,
     rng: ChaCha8Rng,
+    /// The observers' own stream: their messages' drops and delays, their sides, their crashes.
+    observer_rng: ChaCha8Rng,
     now_ms: u64,
-    /// (deliver at, sequence) → (from, to, message)
-    in_flight: BTreeMap<(u64, u64), (NodeId, NodeId, Message)>,
+    /// (deliver at, sequence) → (from, to, message); no message: the observer `to` learns that
+    /// its fetch to `from` failed.
+    in_flight: BTreeMap<(u64, u64), (NodeId, NodeId, Option<Message>)>,
     seq: u64,
     /// Node → its side of the current partition (nodes on different sides cannot talk).
     side: BTreeMap<NodeId, u8>,
-    leaders: BTreeMap<Epoch, NodeId>,
-    committed: Vec<Entry>,
-    violations: Vec<String>,
+    pub(super) leaders: BTreeMap<Epoch, NodeId>,
+    pub(super) committed: Vec<Entry>,
+    pub(super) violations: Vec<String>,
     proposals: u64,
-    faults_on: bool,
+    pub(super) faults_on: bool,
+    pub(super) proposing: bool,
+    /// Every observer truncation: (observer, end offset, its high watermark then).
+    pub(super) observer_truncations: Vec<(NodeId, i64, i64)>,
 }
 
 impl Cluster {
-    fn new(voters: usize, seed: u64, bugs: RaftBugs) -> Self {
+    pub(super) fn new(voters: usize, seed: u64, bugs: RaftBugs) -> Self {
         let ids: Vec<NodeId> = (1..=voters as NodeId).collect();
         let mut config = RaftConfig::new(0, ids.clone());
         config.bugs = bugs;
+        let mut observer_rng = ChaCha8Rng::seed_from_u64(seed);
+        observer_rng.set_stream(1);
         let mut cluster = Cluster {
             nodes: BTreeMap::new(),
+            observers: BTreeMap::new(),
             config,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            observer_rng,
             now_ms: 0,
             in_flight: BTreeMap::new(),
             seq: 0,
@@ -58,6 +81,8 @@ impl Cluster {
             violations: Vec::new(),
             proposals: 0,
             faults_on: true,
+            proposing: true,
+            observer_truncations: Vec::new(),
         };
         for id in ids {
             let disk = Persisted {
@@ -75,6 +100,71 @@ impl Cluster {
             cluster.start(id);
         }
         cluster
+    }
+
+    /// Adds `count` observers, fetching from now on.
+    pub(super) fn with_observers(mut self, count: usize) -> Self {
+        let first = FIRST_OBSERVER + self.observers.len() as NodeId;
+        for id in first..first + count as NodeId {
+            self.observers.insert(
+                id,
+                Observer {
+                    core: None,
+                    down_until_ms: 0,
+                },
+            );
+            self.start_observer(id);
+        }
+        self
+    }
+
+    fn start_observer(&mut self, id: NodeId) {
+        let seed = self.observer_rng.gen();
+        let core = ObserverCore::new(id, self.config.voters.clone(), seed);
+        self.observers.get_mut(&id).unwrap().core = Some(core);
+    }
+
+    pub(super) fn voter(&self, id: NodeId) -> Option<&RaftCore> {
+        self.nodes[&id].core.as_ref()
+    }
+
+    pub(super) fn observer(&self, id: NodeId) -> &ObserverCore {
+        self.observers[&id]
+            .core
+            .as_ref()
+            .expect("the observer is up")
+    }
+
+    /// The live leader of the highest epoch, if any.
+    pub(super) fn leader(&self) -> Option<NodeId> {
+        self.nodes
+            .iter()
+            .filter_map(|(&id, n)| n.core.as_ref().map(|c| (id, c)))
+            .filter(|(_, c)| c.role() == RoleName::Leader)
+            .max_by_key(|(_, c)| c.epoch())
+            .map(|(id, _)| id)
+    }
+
+    /// Stops a voter for good (until `restart`).
+    pub(super) fn kill(&mut self, id: NodeId) {
+        let node = self.nodes.get_mut(&id).unwrap();
+        node.core = None;
+        node.down_until_ms = 0;
+    }
+
+    /// Cuts the nodes into the given groups; nodes in none are cut off from everyone.
+    pub(super) fn partition(&mut self, groups: &[&[NodeId]]) {
+        let all = self.nodes.keys().chain(self.observers.keys()).copied();
+        self.side = all.map(|id| (id, u8::MAX)).collect();
+        for (side, group) in groups.iter().enumerate() {
+            for &id in group.iter() {
+                self.side.insert(id, side as u8);
+            }
+        }
+    }
+
+    pub(super) fn heal(&mut self) {
+        self.side.clear();
     }
 
     fn start(&mut self, id: NodeId) {
@@ -99,15 +189,92 @@ impl Cluster {
         match catch_unwind(AssertUnwindSafe(|| f(core, now))) {
             Ok(commands) => self.perform(id, commands),
             Err(e) => {
-                let message = e
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .unwrap_or_else(|| "panic".into());
                 self.violations
-                    .push(format!("panic at {now} ms: {message}"));
+                    .push(format!("panic at {now} ms: {}", panic_message(&*e)));
                 self.nodes.get_mut(&id).unwrap().core = None;
             }
         }
+    }
+
+    /// Runs `f` on a live observer; a panic is a violation and stops the observer.
+    fn step_observer<R>(
+        &mut self,
+        id: NodeId,
+        f: impl FnOnce(&mut ObserverCore, u64) -> R,
+    ) -> Option<R> {
+        let now = self.now_ms;
+        let core = self.observers.get_mut(&id)?.core.as_mut()?;
+        match catch_unwind(AssertUnwindSafe(|| f(core, now))) {
+            Ok(out) => Some(out),
+            Err(e) => {
+                self.violations.push(format!(
+                    "panic in observer {id} at {now} ms: {}",
+                    panic_message(&*e)
+                ));
+                self.observers.get_mut(&id).unwrap().core = None;
+                None
+            }
+        }
+    }
+
+    fn poll_observer(&mut self, id: NodeId) {
+        if let Some(Some((to, request))) = self.step_observer(id, |o, now| o.poll(now)) {
+            self.send(id, to, request);
+        }
+    }
+
+    fn answer_observer(&mut self, id: NodeId, from: NodeId, response: Option<Message>) {
+        let Some(events) = self.step_observer(id, |o, now| o.on_response(now, from, response))
+        else {
+            return;
+        };
+        for event in events {
+            match event {
+                ObserverEvent::Appended { .. } => {}
+                ObserverEvent::Truncated { end_offset } => {
+                    let hw = self.observer(id).high_watermark();
+                    self.observer_truncations.push((id, end_offset, hw));
+                }
+                ObserverEvent::HighWatermark(hw) => self.on_observer_commit(id, hw),
+            }
+        }
+    }
+
+    /// An observer's committed prefix is the voters': it commits nothing they did not.
+    fn on_observer_commit(&mut self, id: NodeId, hw: i64) {
+        let log = self.observer(id).log();
+        let hw = hw as usize;
+        if hw > self.committed.len() || log.len() < hw || log[..hw] != self.committed[..hw] {
+            self.violations.push(format!(
+                "metadata-lost: observer {id} committed up to {hw} a log that differs from the \
+                 {} entries the voters committed",
+                self.committed.len()
+            ));
+        }
+    }
+
+    /// Checks every live observer's committed prefix against the voters'.
+    pub(super) fn check_observers(&mut self) {
+        let ids: Vec<NodeId> = self.observers.keys().copied().collect();
+        for id in ids {
+            if let Some(core) = &self.observers[&id].core {
+                let hw = core.high_watermark();
+                self.on_observer_commit(id, hw);
+            }
+        }
+    }
+
+    /// A message reaches `to`: a voter's core, or an observer. An observer's request to a voter
+    /// that is down fails at once, as a refused connection does.
+    fn deliver(&mut self, from: NodeId, to: NodeId, message: Option<Message>) {
+        if self.observers.contains_key(&to) {
+            return self.answer_observer(to, from, message);
+        }
+        if self.observers.contains_key(&from) && self.nodes[&to].core.is_none() {
+            return self.answer_observer(from, to, None);
+        }
+        let message = message.expect("only an observer hears of a failed request");
+        self.step(to, |core, now| core.receive(now, from, message));
     }
 
     fn perform(&mut self, id: NodeId, commands: Vec<Command>) {
@@ -142,11 +309,34 @@ impl Cluster {
         }
     }
 
+    /// Across a partition nothing arrives; otherwise 5% of messages are lost. An observer talks
+    /// to the quorum over a connection, so a lost message of its fetch fails the fetch (as a
+    /// broken connection does in Kafka's `NetworkClient`) rather than leaving it to time out.
     fn send(&mut self, from: NodeId, to: NodeId, message: Message) {
-        if self.side.get(&from) != self.side.get(&to) || self.rng.gen_bool(0.05) {
+        if self.side.get(&from) != self.side.get(&to) {
             return;
         }
-        let at = self.now_ms + self.rng.gen_range(1..20);
+        let observer = [from, to]
+            .into_iter()
+            .find(|id| self.observers.contains_key(id));
+        let Some(observer) = observer else {
+            if self.rng.gen_bool(0.05) {
+                return;
+            }
+            let at = self.now_ms + self.rng.gen_range(1..20);
+            return self.enqueue(at, from, to, Some(message));
+        };
+        let lost = self.observer_rng.gen_bool(0.05);
+        let at = self.now_ms + self.observer_rng.gen_range(1..20);
+        if lost {
+            let voter = if observer == from { to } else { from };
+            self.enqueue(at, voter, observer, None);
+        } else {
+            self.enqueue(at, from, to, Some(message));
+        }
+    }
+
+    fn enqueue(&mut self, at: u64, from: NodeId, to: NodeId, message: Option<Message>) {
         self.seq += 1;
         self.in_flight.insert((at, self.seq), (from, to, message));
     }
@@ -210,12 +400,42 @@ impl Cluster {
                 .iter()
                 .map(|&id| (id, self.rng.gen_range(0..2u8)))
                 .collect();
+            for &id in self.observers.keys() {
+                self.side.insert(id, self.observer_rng.gen_range(0..2u8));
+            }
         } else if !self.side.is_empty() && self.rng.gen_bool(0.0005) {
             self.side.clear();
         }
+        self.observer_faults();
     }
 
-    fn run(&mut self, duration_ms: u64) {
+    /// An observer crashes as often as a voter, and comes back with an empty log.
+    fn observer_faults(&mut self) {
+        if self.observers.is_empty() {
+            return;
+        }
+        let ids: Vec<NodeId> = self.observers.keys().copied().collect();
+        if self.observer_rng.gen_bool(0.0001) {
+            let id = ids[self.observer_rng.gen_range(0..ids.len())];
+            let until = self.now_ms + self.observer_rng.gen_range(100..5000);
+            let observer = self.observers.get_mut(&id).unwrap();
+            if observer.core.is_some() {
+                observer.core = None;
+                observer.down_until_ms = until;
+            }
+        }
+        for id in ids {
+            let observer = &self.observers[&id];
+            let due = observer.down_until_ms > 0 && self.now_ms >= observer.down_until_ms;
+            if observer.core.is_none() && due {
+                self.observers.get_mut(&id).unwrap().down_until_ms = 0;
+                self.start_observer(id);
+            }
+        }
+    }
+
+    /// Runs until `duration_ms` since the start (not from now), or the first violation.
+    pub(super) fn run(&mut self, duration_ms: u64) {
         while self.now_ms < duration_ms && self.violations.is_empty() {
             self.now_ms += 1;
             self.faults();
@@ -224,15 +444,19 @@ impl Cluster {
                     break;
                 }
                 let (from, to, message) = self.in_flight.remove(&(at, seq)).unwrap();
-                self.step(to, |core, now| core.receive(now, from, message));
+                self.deliver(from, to, message);
             }
             if self.now_ms.is_multiple_of(5) {
                 let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
                 for id in ids {
                     self.step(id, |core, now| core.tick(now));
                 }
+                let ids: Vec<NodeId> = self.observers.keys().copied().collect();
+                for id in ids {
+                    self.poll_observer(id);
+                }
             }
-            if self.now_ms.is_multiple_of(20) {
+            if self.proposing && self.now_ms.is_multiple_of(20) {
                 self.propose();
             }
         }
@@ -261,6 +485,14 @@ impl Cluster {
             }
         }
     }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panic".into())
 }
 
 fn first_violation(
@@ -309,17 +541,37 @@ fn three_voters_elect_one_leader_and_commit() {
 fn no_safety_violation_under_random_faults() {
     for (voters, duration_ms) in [(3, 30_000), (5, 20_000)] {
         let (mut epochs, mut committed) = (0, 0);
+        let (mut observed, mut truncations) = (0, 0);
         for seed in 0..40 {
-            let mut cluster = Cluster::new(voters, seed, RaftBugs::default());
+            let mut cluster = Cluster::new(voters, seed, RaftBugs::default()).with_observers(2);
             cluster.run(duration_ms);
+            cluster.check_observers();
             assert_eq!(
                 cluster.violations,
                 Vec::<String>::new(),
-                "{voters} voters, seed {seed}"
+                "{voters} voters, 2 observers, seed {seed}"
             );
             epochs += cluster.leaders.len();
             committed += cluster.committed.len();
+            observed += cluster
+                .observers
+                .values()
+                .filter_map(|o| o.core.as_ref())
+                .map(|o| o.high_watermark() as usize)
+                .sum::<usize>();
+            truncations += cluster.observer_truncations.len();
         }
+        eprintln!(
+            "{voters} voters: {epochs} epochs, {committed} committed, observers at {observed}, \
+             {truncations} observer truncations"
+        );
+        // The observers followed the quorum through the faults (each restarts empty after a
+        // crash), truncating uncommitted entries on the way.
+        assert!(
+            observed > committed,
+            "{voters} voters: 2 observers' high watermarks sum to {observed}, of {committed}"
+        );
+        assert!(truncations > 0, "{voters} voters: no observer ever truncated");
         // The faults did force new elections, and the quorum kept committing through them.
         assert!(
             epochs > 40,

@@ -1,10 +1,11 @@
 //! The KRaft controller quorum of a run: `controllers` voters, each on a node of its own with a
-//! simulated disk, electing a leader and replicating `__cluster_metadata` (see `crate::raft`).
+//! simulated disk, electing a leader and replicating `__cluster_metadata` (see `crate::raft`),
+//! each running the controller (`crate::controller::service`) on top: the active one answers
+//! the brokers and the admin client and writes the metadata records.
 //!
-//! Brokers do not register with the quorum yet: their metadata is still fixed at start. What runs
-//! here is the quorum itself — elections, check-quorum, the metadata log with the active
-//! controller's KIP-835 no-op records — under the scenario's faults, checked by `split-brain`
-//! and `metadata-lost`.
+//! Controller `controller-N` has node id `3000 + N`, as Kafka's test clusters number them, so
+//! that no controller shares an id with a broker (KRaft requires distinct node ids: brokers
+//! fetch the metadata log as observers under their own).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use super::world::{NodeState, SimNode, World};
 use super::Slot;
+use crate::controller::service::ControllerService;
 use crate::raft::driver::{self, ControllerContext};
 use crate::raft::RaftConfig;
 use crate::scenario::Scenario;
@@ -27,32 +29,48 @@ pub fn controller_ip(id: u32) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(10, 0, 1, id as u8))
 }
 
+/// The node id of controller `controller-n`.
+pub fn controller_id(n: u32) -> i32 {
+    CONTROLLER_ID_BASE + n as i32
+}
+
+/// Kafka's test clusters number controllers from 3000.
+pub const CONTROLLER_ID_BASE: i32 = 3000;
+
+/// Every controller's listener by node id (`controller.quorum.voters`).
+pub fn voters(scenario: &Scenario) -> BTreeMap<i32, SocketAddr> {
+    (1..=scenario.cluster.controllers)
+        .map(|n| {
+            (
+                controller_id(n),
+                SocketAddr::new(controller_ip(n), CONTROLLER_PORT),
+            )
+        })
+        .collect()
+}
+
 pub fn start(
     scenario: &Scenario,
     seed: u64,
     clock: &Clock,
     recorder: &SharedRecorder,
+    voters: &BTreeMap<i32, SocketAddr>,
     world: &mut World,
     slot: &Arc<Mutex<Slot>>,
 ) {
-    let voters: BTreeMap<i32, SocketAddr> = (1..=scenario.cluster.controllers)
-        .map(|id| {
-            (
-                id as i32,
-                SocketAddr::new(controller_ip(id), CONTROLLER_PORT),
-            )
-        })
-        .collect();
-    for id in 1..=scenario.cluster.controllers {
-        let name = format!("controller-{id}");
+    let controller_config = super::config::quorum_controller_config(scenario);
+    for n in 1..=scenario.cluster.controllers {
+        let id = controller_id(n);
+        let name = format!("controller-{n}");
         let (sim_disk, disk) = super::node_disk(&name, scenario, seed, clock, slot);
-        let mut raft = RaftConfig::new(id as i32, voters.keys().copied());
+        let mut raft = RaftConfig::new(id, voters.keys().copied());
         raft.check_quorum = scenario.protocol.check_quorum;
         let node_clock = clock.for_node();
         let ctx = Arc::new(ControllerContext {
-            id: id as i32,
+            id,
+            name: name.clone(),
             voters: voters.clone(),
-            listen: voters[&(id as i32)],
+            listen: voters[&id],
             disk,
             clock: node_clock.clone(),
             recorder: recorder.clone(),
@@ -60,19 +78,30 @@ pub fn start(
             seed: derive_seed(seed, &name),
             noop_interval_ms: Some(NOOP_INTERVAL_MS),
         });
+        let config = controller_config.clone();
+        let service_seed = derive_seed(seed, &format!("{name}/controller"));
         let node = world
             .handle
             .create_node()
             .name(&name)
-            .ip(controller_ip(id))
-            .init(move || driver::run(ctx.clone(), None))
+            .ip(controller_ip(n))
+            .init(move || {
+                let start_ms = ctx.clock.elapsed_ms();
+                let service = ControllerService::new(
+                    ctx.name(),
+                    ctx.recorder.clone(),
+                    config.clone(),
+                    derive_seed(service_seed, &format!("start/{start_ms}")),
+                );
+                driver::run(ctx.clone(), None, Some(Box::new(service)))
+            })
             .build();
         world.nodes.insert(
             name,
             SimNode {
                 id: node.id(),
                 broker: None,
-                controller: Some(id as i32),
+                controller: Some(id),
                 clock: node_clock,
                 disk: Some(sim_disk),
                 state: NodeState::Up,

@@ -61,10 +61,11 @@ fn holds(world: &World, condition: &Condition) -> bool {
 /// The current value of a figure; `None` when the cluster does not know it yet.
 pub fn figure(world: &World, figure: &Figure) -> Option<i64> {
     let figures = world.recorder.figures.lock().expect("figures lock");
+    let partition = |tp: &crate::scenario::TopicPartition| figures.partitions.get(&tp.to_string());
     let replica = |tp: &crate::scenario::TopicPartition, broker: Option<u32>| {
         let broker = match broker {
             Some(b) => b as i32,
-            None => world.metadata.partition(tp)?.leader,
+            None => partition(tp)?.leader,
         };
         figures.replicas.get(&tp.to_string())?.get(&broker).copied()
     };
@@ -72,12 +73,9 @@ pub fn figure(world: &World, figure: &Figure) -> Option<i64> {
         Figure::Acked(client) => Some(figures.acked.get(client).copied().unwrap_or(0)),
         Figure::Hw(tp, broker) => replica(tp, *broker).map(|r| r.hw),
         Figure::Leo(tp, broker) => replica(tp, *broker).map(|r| r.leo),
-        Figure::Epoch(tp) => world
-            .metadata
-            .partition(tp)
-            .map(|m| i64::from(m.leader_epoch)),
-        Figure::IsrSize(tp) => world.metadata.partition(tp).map(|m| m.isr.len() as i64),
-        Figure::Leader(tp) => world.metadata.partition(tp).map(|m| i64::from(m.leader)),
+        Figure::Epoch(tp) => partition(tp).map(|m| m.leader_epoch),
+        Figure::IsrSize(tp) => partition(tp).map(|m| m.isr.len() as i64),
+        Figure::Leader(tp) => partition(tp).map(|m| i64::from(m.leader)),
         Figure::Committed(_, _) => None,
     }
 }
@@ -123,6 +121,20 @@ fn act(world: &mut World, fault: &FaultSpec) -> Result<Vec<String>, String> {
         }
         Action::Heal => world.heal(),
         Action::Loss => world.loss(fault.rate.unwrap_or(0.0)),
+        Action::CreateTopic
+        | Action::DeleteTopic
+        | Action::CreatePartitions
+        | Action::Reassign
+        | Action::ElectLeaders => {
+            // The admin client performs it, in order, and records the cluster's answer.
+            let queue = world.admin_steps.as_ref().ok_or("no admin client")?;
+            queue
+                .send(fault.clone())
+                .map_err(|_| "the admin client stopped".to_string())?;
+        }
+        Action::ControlledShutdown => {
+            return Err(format!("the {} step is not supported yet", fault.action));
+        }
         Action::ClogLink => {
             let from = targets(world, fault.from.as_ref())?;
             let to = targets(world, fault.to.as_ref())?;
@@ -157,9 +169,16 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         Action::Corrupt => world.corrupt(name, fault.file.as_deref())?,
         Action::ClockSkew => world.clock_skew(name, fault.by_ms.unwrap_or(0)),
         Action::Delay => return Err("the delay fault is not supported yet".into()),
-        Action::Partition | Action::Heal | Action::Loss | Action::ClogLink => {
-            unreachable!("handled in act")
-        }
+        Action::Partition
+        | Action::Heal
+        | Action::Loss
+        | Action::ClogLink
+        | Action::CreateTopic
+        | Action::DeleteTopic
+        | Action::CreatePartitions
+        | Action::Reassign
+        | Action::ElectLeaders
+        | Action::ControlledShutdown => unreachable!("handled in act"),
     }
     Ok(())
 }

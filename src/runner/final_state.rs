@@ -1,26 +1,34 @@
 //! The final state of the cluster, read off the brokers' disks after the run: for each
-//! partition, the leader's log below its high watermark. With the leader alone in the ISR (until
-//! replication exists) the high watermark is the leader's log end offset.
+//! partition of the committed metadata, its last leader's log below its high watermark. With
+//! the leader alone holding data (until replication exists) the high watermark is the leader's
+//! log end offset.
 
 use std::collections::BTreeMap;
 
 use samsa_sim::check::{FinalPartition, FinalRecord, FinalState};
 
-use crate::metadata::MetadataImage;
+use super::recorder::PartitionFigures;
 use crate::storage::{batch, checkpoint};
 
+/// `partitions`: the committed metadata's partitions at the end, by name (`orders-0`).
 pub fn read(
-    metadata: &MetadataImage,
+    partitions: &BTreeMap<String, PartitionFigures>,
     disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
 ) -> FinalState {
     let mut state = FinalState::default();
-    for (tp, meta) in metadata.partitions() {
-        let name = tp.to_string();
-        let partition = disks
-            .get(&format!("broker-{}", meta.leader))
-            .map(|files| read_partition(files, &tp.topic, tp.partition as i32))
+    for (name, meta) in partitions {
+        let Some((topic, index)) = name.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(index) = index.parse::<i32>() else {
+            continue;
+        };
+        let partition = meta
+            .last_leader
+            .and_then(|leader| disks.get(&format!("broker-{leader}")))
+            .map(|files| read_partition(files, topic, index))
             .unwrap_or_default();
-        state.partitions.insert(name, partition);
+        state.partitions.insert(name.clone(), partition);
     }
     state
 }

@@ -2,6 +2,7 @@
 //! of their own, each broker with its simulated disk), fires the fault schedule, lets the run
 //! last its duration, then reads the final state off the disks and checks the history.
 
+mod admin;
 mod config;
 mod controllers;
 mod faults;
@@ -24,7 +25,8 @@ use samsa_sim::history::Journal;
 
 use crate::broker::{self, BrokerContext, PlantedBug};
 use crate::client::{self, ClientContext};
-use crate::metadata::{MetadataImage, BROKER_PORT};
+use crate::metadata::BROKER_PORT;
+use crate::scenario::configs::{self, Scope};
 use crate::scenario::{ClientKind, Scenario};
 use crate::world::clock::SIM_EPOCH_MS;
 use crate::world::sim_disk::SimDiskBackend;
@@ -49,7 +51,6 @@ pub struct RunOutput {
 struct Slot {
     recorder: Option<Arc<RunRecorder>>,
     disks: BTreeMap<String, Arc<Mutex<SimDisk>>>,
-    metadata: Option<Arc<MetadataImage>>,
     sim_ms: u64,
     messages: u64,
 }
@@ -132,29 +133,22 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: Arc<Mutex<Slot>>) {
     let clock = Clock::starting_at(SIM_EPOCH_MS);
     let recorder = RunRecorder::new(clock.clone());
-    let metadata = Arc::new(MetadataImage::from_scenario(&scenario, |id| {
-        SocketAddr::new(broker_ip(id), BROKER_PORT)
-    }));
-    {
-        let mut slot = slot.lock().expect("slot lock");
-        slot.recorder = Some(recorder.clone());
-        slot.metadata = Some(metadata.clone());
-    }
+    slot.lock().expect("slot lock").recorder = Some(recorder.clone());
     let handle = madsim::runtime::Handle::current();
     let fault_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "faults"));
     let mut world = World::new(
         handle.clone(),
-        metadata.clone(),
         recorder.clone(),
         fault_rng,
         scenario.network.loss,
     );
     let shared: SharedRecorder = recorder.clone();
+    let voters = controllers::voters(&scenario);
     start_brokers(
-        &scenario, seed, bug, &clock, &shared, &metadata, &mut world, &slot,
+        &scenario, seed, bug, &clock, &shared, &voters, &mut world, &slot,
     );
-    controllers::start(&scenario, seed, &clock, &shared, &mut world, &slot);
-    start_clients(&scenario, seed, &clock, &shared, &metadata, &mut world);
+    controllers::start(&scenario, seed, &clock, &shared, &voters, &mut world, &slot);
+    let ready = start_admin(&scenario, &clock, &shared, &voters, &mut world);
     let world = Arc::new(Mutex::new(world));
     let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(faults::run_schedule(
@@ -163,7 +157,17 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
         clock.clone(),
         fired.clone(),
     ));
-    tokio::time::sleep(Duration::from_millis(scenario.duration_ms)).await;
+    // Clients start once the scenario's topics exist, as a test creates its topics first.
+    let end = Duration::from_millis(scenario.duration_ms);
+    let mut ready = ready;
+    let created = tokio::time::timeout(end, ready.wait_for(|&done| done)).await;
+    if created.is_ok() {
+        crate::world::Recorder::event(&*recorder, "world", "topics-created", serde_json::json!({}));
+        let mut world = world.lock().expect("world lock");
+        start_clients(&scenario, seed, &clock, &shared, &mut world);
+    }
+    let elapsed = Duration::from_millis(clock.elapsed_ms());
+    tokio::time::sleep(end.saturating_sub(elapsed)).await;
     // A `when` that never held leaves it and every fault after it unfired: say so, or a run
     // that tested nothing would look like one that passed.
     let fired = fired.load(std::sync::atomic::Ordering::Relaxed);
@@ -181,6 +185,63 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     slot.messages = madsim::net::NetSim::current().stat().msg_count;
 }
 
+/// The admin client's node: it creates the scenario's topics and then says so on the returned
+/// channel.
+fn start_admin(
+    scenario: &Scenario,
+    clock: &Clock,
+    recorder: &SharedRecorder,
+    voters: &admin::Voters,
+    world: &mut World,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
+    let ready_tx = Arc::new(ready_tx);
+    let (steps_tx, steps_rx) = tokio::sync::mpsc::unbounded_channel();
+    world.admin_steps = Some(steps_tx);
+    let steps_rx = Arc::new(Mutex::new(Some(steps_rx)));
+    let topics = scenario.topics.clone();
+    let voters = voters.clone();
+    let recorder = recorder.clone();
+    let node = world
+        .handle
+        .create_node()
+        .name(admin::ADMIN_NODE)
+        .ip(admin::admin_ip())
+        .init(move || {
+            let admin = admin::Admin {
+                channel: crate::protocol::controller_channel::ControllerChannel::new(
+                    &voters,
+                    admin::ADMIN_NODE,
+                ),
+                recorder: recorder.clone(),
+            };
+            let topics = topics.clone();
+            let ready_tx = ready_tx.clone();
+            // The admin node never restarts: its one start takes the steps.
+            let steps = steps_rx.lock().expect("steps lock").take();
+            async move {
+                admin.create_scenario_topics(&topics).await;
+                let _ = ready_tx.send(true);
+                if let Some(steps) = steps {
+                    admin.perform_steps(steps).await;
+                }
+            }
+        })
+        .build();
+    world.nodes.insert(
+        admin::ADMIN_NODE.to_string(),
+        SimNode {
+            id: node.id(),
+            broker: None,
+            controller: None,
+            clock: clock.for_node(),
+            disk: None,
+            state: NodeState::Up,
+        },
+    );
+    ready_rx
+}
+
 #[allow(clippy::too_many_arguments)]
 fn start_brokers(
     scenario: &Scenario,
@@ -188,10 +249,15 @@ fn start_brokers(
     bug: Option<PlantedBug>,
     clock: &Clock,
     recorder: &SharedRecorder,
-    metadata: &Arc<MetadataImage>,
+    voters: &admin::Voters,
     world: &mut World,
     slot: &Arc<Mutex<Slot>>,
 ) {
+    let cluster = &scenario.cluster.config;
+    let heartbeat_interval_ms =
+        configs::get_i64(cluster, "broker.heartbeat.interval.ms", Scope::Broker).unwrap_or(2_000);
+    let auto_create_topics =
+        configs::get_bool(cluster, "auto.create.topics.enable", Scope::Broker).unwrap_or(true);
     let broker_config = config::broker_config(scenario, bug);
     let topic_config: BTreeMap<_, _> = scenario
         .topics
@@ -220,7 +286,10 @@ fn start_brokers(
             disk,
             clock: node_clock.clone(),
             recorder: recorder.clone(),
-            metadata: metadata.clone(),
+            controllers: voters.clone(),
+            heartbeat_interval_ms: heartbeat_interval_ms as u64,
+            auto_create_topics,
+            seed: derive_seed(seed, &name),
         });
         let node = world
             .handle
@@ -248,10 +317,11 @@ fn start_clients(
     seed: u64,
     clock: &Clock,
     recorder: &SharedRecorder,
-    metadata: &Arc<MetadataImage>,
     world: &mut World,
 ) {
-    let bootstrap: Vec<SocketAddr> = metadata.brokers.values().copied().collect();
+    let bootstrap: Vec<SocketAddr> = (1..=scenario.cluster.brokers)
+        .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
+        .collect();
     for (index, spec) in scenario.clients.iter().enumerate() {
         let node_clock = clock.for_node();
         let ctx = ClientContext {
@@ -345,8 +415,13 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
             (name.clone(), files)
         })
         .collect();
-    let metadata = slot.metadata.expect("set with the recorder");
-    let mut final_state = final_state::read(&metadata, &disks);
+    let partitions = recorder
+        .figures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .partitions
+        .clone();
+    let mut final_state = final_state::read(&partitions, &disks);
     let last_ms = journal.trace.last().map(|e| e.at_ms).unwrap_or(0);
     if let Some(message) = panic {
         final_state

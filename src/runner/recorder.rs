@@ -17,6 +17,20 @@ pub struct ReplicaFigures {
     pub hw: i64,
 }
 
+/// One partition's state as the active controller last committed it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PartitionFigures {
+    pub topic_id: String,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    /// -1 when offline.
+    pub leader: i32,
+    pub leader_epoch: i64,
+    pub partition_epoch: i64,
+    /// The last broker that led it (the final state reads its log).
+    pub last_leader: Option<i32>,
+}
+
 /// The figures of the cluster that conditions compare.
 #[derive(Debug, Default)]
 pub struct Figures {
@@ -26,6 +40,57 @@ pub struct Figures {
     pub replicas: BTreeMap<String, BTreeMap<i32, ReplicaFigures>>,
     /// Each controller's last reported (epoch, role).
     pub controller_roles: BTreeMap<String, (i64, String)>,
+    /// Every partition of the committed metadata, by name (`orders-0`).
+    pub partitions: BTreeMap<String, PartitionFigures>,
+}
+
+impl Figures {
+    /// A committed `partition` event (controllers trace each partition's state as its change
+    /// commits; a new active controller may trace one again, so older states are ignored).
+    fn partition_committed(&mut self, detail: &Value) {
+        let Some(name) = detail["partition"].as_str() else {
+            return;
+        };
+        let ints = |key: &str| -> Vec<i32> {
+            detail[key]
+                .as_array()
+                .map(|a| a.iter().filter_map(|v| v.as_i64()).map(|v| v as i32).collect())
+                .unwrap_or_default()
+        };
+        let topic_id = detail["topic_id"].as_str().unwrap_or_default().to_string();
+        let partition_epoch = detail["partition_epoch"].as_i64().unwrap_or(0);
+        let previous = self.partitions.get(name);
+        let same_topic = previous.is_some_and(|p| p.topic_id == topic_id);
+        if same_topic && previous.is_some_and(|p| p.partition_epoch > partition_epoch) {
+            return;
+        }
+        let leader = detail["leader"].as_i64().unwrap_or(-1) as i32;
+        let last_leader = if leader >= 0 {
+            Some(leader)
+        } else {
+            previous.filter(|_| same_topic).and_then(|p| p.last_leader)
+        };
+        self.partitions.insert(
+            name.to_string(),
+            PartitionFigures {
+                topic_id,
+                replicas: ints("replicas"),
+                isr: ints("isr"),
+                leader,
+                leader_epoch: detail["leader_epoch"].as_i64().unwrap_or(0),
+                partition_epoch,
+                last_leader,
+            },
+        );
+    }
+
+    /// A committed `topic-removed` event: its partitions are gone.
+    fn topic_removed(&mut self, detail: &Value) {
+        let Some(topic_id) = detail["topic_id"].as_str() else {
+            return;
+        };
+        self.partitions.retain(|_, p| p.topic_id != topic_id);
+    }
 }
 
 pub struct RunRecorder {
@@ -51,6 +116,15 @@ impl RunRecorder {
     }
 
     fn update_figures(&self, node: &str, kind: &str, detail: &Value) {
+        if kind == "partition" || kind == "topic-removed" {
+            let mut figures = self.figures.lock().expect("figures lock");
+            if kind == "partition" {
+                figures.partition_committed(detail);
+            } else {
+                figures.topic_removed(detail);
+            }
+            return;
+        }
         if kind == "raft-role" {
             let role = detail["role"].as_str().unwrap_or("unknown").to_string();
             let epoch = detail["epoch"].as_i64().unwrap_or(0);

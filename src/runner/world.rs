@@ -14,7 +14,6 @@ use samsa_sim::disk::SimDisk;
 use serde_json::json;
 
 use super::recorder::RunRecorder;
-use crate::metadata::MetadataImage;
 use crate::scenario::Target;
 use crate::world::{Clock, Recorder};
 
@@ -48,7 +47,6 @@ pub fn client_ip(index: usize) -> IpAddr {
 pub struct World {
     pub handle: Handle,
     pub nodes: BTreeMap<String, SimNode>,
-    pub metadata: Arc<MetadataImage>,
     pub recorder: Arc<RunRecorder>,
     /// The faults' own random stream (which byte to corrupt, how a crash tears).
     pub rng: ChaCha8Rng,
@@ -56,6 +54,8 @@ pub struct World {
     clogged: BTreeSet<(String, String)>,
     isolated: BTreeSet<String>,
     pub base_loss: f64,
+    /// The admin client's queue of script steps (`create-topic`, `reassign`, …).
+    pub admin_steps: Option<tokio::sync::mpsc::UnboundedSender<crate::scenario::FaultSpec>>,
 }
 
 /// A fault that cannot act (its target does not exist at this moment): recorded, not fatal.
@@ -64,7 +64,6 @@ pub type FaultResult = Result<(), String>;
 impl World {
     pub fn new(
         handle: Handle,
-        metadata: Arc<MetadataImage>,
         recorder: Arc<RunRecorder>,
         rng: ChaCha8Rng,
         base_loss: f64,
@@ -72,17 +71,30 @@ impl World {
         World {
             handle,
             nodes: BTreeMap::new(),
-            metadata,
             recorder,
             rng,
             clogged: BTreeSet::new(),
             isolated: BTreeSet::new(),
             base_loss,
+            admin_steps: None,
         }
     }
 
     pub fn event(&self, kind: &str, detail: serde_json::Value) {
         self.recorder.event("world", kind, detail);
+    }
+
+    /// A partition's committed state now, as the controllers traced it.
+    fn committed_partition(
+        &self,
+        tp: &crate::scenario::TopicPartition,
+    ) -> Result<super::recorder::PartitionFigures, String> {
+        let figures = self.recorder.figures.lock().expect("figures lock");
+        figures
+            .partitions
+            .get(&tp.to_string())
+            .cloned()
+            .ok_or_else(|| format!("no partition {tp} in the committed metadata"))
     }
 
     /// The node names a target names now.
@@ -97,20 +109,14 @@ impl World {
                 .map(|(name, _)| name.clone())
                 .collect(),
             Target::Leader(tp) => {
-                let meta = self
-                    .metadata
-                    .partition(tp)
-                    .ok_or_else(|| format!("no partition {tp}"))?;
+                let meta = self.committed_partition(tp)?;
                 if meta.leader < 0 {
                     return Err(format!("{tp} has no leader"));
                 }
                 vec![broker(meta.leader)]
             }
             Target::Follower(tp) => {
-                let meta = self
-                    .metadata
-                    .partition(tp)
-                    .ok_or_else(|| format!("no partition {tp}"))?;
+                let meta = self.committed_partition(tp)?;
                 let follower = meta
                     .replicas
                     .iter()

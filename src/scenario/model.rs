@@ -279,10 +279,20 @@ pub enum Action {
     Corrupt,
     ClockSkew,
     Delay,
+    /// Admin steps: what `kafka-topics`, `kafka-reassign-partitions` and `kafka-leader-election`
+    /// ask of the cluster, through its Admin API.
+    CreateTopic,
+    DeleteTopic,
+    CreatePartitions,
+    Reassign,
+    ElectLeaders,
+    /// The broker shuts down cleanly (KIP-631's controlled shutdown): like `kill`, but announced,
+    /// so the controller moves its leaderships first.
+    ControlledShutdown,
 }
 
 impl Action {
-    pub const ALL: [Action; 16] = [
+    pub const ALL: [Action; 22] = [
         Action::Kill,
         Action::Crash,
         Action::Restart,
@@ -299,6 +309,12 @@ impl Action {
         Action::Corrupt,
         Action::ClockSkew,
         Action::Delay,
+        Action::CreateTopic,
+        Action::DeleteTopic,
+        Action::CreatePartitions,
+        Action::Reassign,
+        Action::ElectLeaders,
+        Action::ControlledShutdown,
     ];
 
     /// The action's name in a scenario file (`CONTRACT.md`'s table of actions).
@@ -320,11 +336,36 @@ impl Action {
             Action::Corrupt => "corrupt",
             Action::ClockSkew => "clock-skew",
             Action::Delay => "delay",
+            Action::CreateTopic => "create-topic",
+            Action::DeleteTopic => "delete-topic",
+            Action::CreatePartitions => "create-partitions",
+            Action::Reassign => "reassign",
+            Action::ElectLeaders => "elect-leaders",
+            Action::ControlledShutdown => "controlled-shutdown",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Action> {
         Action::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+/// `elect-leaders`: which replicas may become leader (Kafka's `ElectionType`, KIP-460).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Election {
+    /// The first live replica of the assignment that is in the ISR.
+    Preferred,
+    /// Any live replica, even one outside the ISR: acknowledged writes may be lost.
+    Unclean,
+}
+
+impl Election {
+    /// The election's name in a scenario file.
+    pub fn name(self) -> &'static str {
+        match self {
+            Election::Preferred => "preferred",
+            Election::Unclean => "unclean",
+        }
     }
 }
 
@@ -375,6 +416,26 @@ pub struct FaultSpec {
     pub api: Option<String>,
     /// `corrupt`: which file of the target's disk (a path or a glob like `orders-0/*.log`).
     pub file: Option<String>,
+    /// `create-topic`, `delete-topic`, `create-partitions`: the topic.
+    pub topic: Option<String>,
+    /// `create-topic`: as written (`None`: the assignment's count, else the broker's
+    /// `num.partitions`); `create-partitions`: the new total.
+    pub partitions: Option<u32>,
+    /// `create-topic`: as written (`None`: the assignment's, else `default.replication.factor`).
+    /// Not checked against the broker count: more than the brokers is Kafka's
+    /// INVALID_REPLICATION_FACTOR, which a scenario may want to show.
+    pub replication_factor: Option<u32>,
+    /// `create-topic`: replicas (broker ids) per partition, preferred leader first; consistent
+    /// with `partitions` and `replication_factor` when those are also written.
+    pub assignment: Option<Vec<Vec<u32>>>,
+    /// `create-topic`: topic configs, checked like a `[[topic]]`'s.
+    pub config: Configs,
+    /// `reassign`: the partition moved; `elect-leaders`: the partition (`None`: every partition).
+    pub partition: Option<TopicPartition>,
+    /// `reassign`: the new replicas (broker ids, distinct, at least one), preferred leader first.
+    pub replicas: Vec<u32>,
+    /// `elect-leaders`: which kind of election.
+    pub election: Option<Election>,
     /// Line of the `[[fault]]` header, for messages.
     pub line: usize,
 }

@@ -5,5 +5,6 @@
 mod election_tests;
 mod image_tests;
 mod placement_tests;
+mod quorum_tests;
 mod record_fixtures;
 mod record_properties;

@@ -1,12 +1,13 @@
 //! `[[client]]`: producers, consumers, transactional producers and pipelines.
 
+use super::known::KnownTopics;
 use super::sections::kafka_configs;
 use super::table::{array_of_tables, int_in, q, string, strings, u32_in, Table};
 use super::tree::Node;
 use super::values::{ms_at_least, rate_per_s, show_ms};
 use super::{fail, Fail, Lines, Res, MAX_NODES};
 use crate::scenario::configs::Scope;
-use crate::scenario::model::{ClientKind, ClientSpec, Configs, Keys, TopicSpec};
+use crate::scenario::model::{ClientKind, ClientSpec, Configs, Keys};
 
 const CLIENT_KEYS: &[&str] = &[
     "type", "id", "topic", "topics", "group", "members", "rate", "count", "keys", "at", "config",
@@ -35,7 +36,7 @@ fn client_kind_name(kind: ClientKind) -> &'static str {
 
 pub(super) fn clients(
     node: Option<&Node>,
-    topics: &[TopicSpec],
+    topics: &mut KnownTopics,
     duration_ms: u64,
     lines: &Lines,
 ) -> Res<Vec<ClientSpec>> {
@@ -77,7 +78,7 @@ fn lines_pos(lines: &Lines, line: usize) -> Option<usize> {
 fn client(
     node: &Node,
     index: usize,
-    topics: &[TopicSpec],
+    topics: &mut KnownTopics,
     duration_ms: u64,
     lines: &Lines,
 ) -> Res<ClientSpec> {
@@ -169,11 +170,11 @@ fn client_start_ms(t: &Table, id: &str, duration_ms: u64) -> Res<u64> {
     Ok(start_ms)
 }
 
-/// `topic`: the declared topic a producing client writes to.
-fn topic_written(t: &Table, topics: &[TopicSpec]) -> Res<Option<String>> {
+/// `topic`: the known (or auto-created) topic a producing client writes to.
+fn topic_written(t: &Table, topics: &mut KnownTopics) -> Res<Option<String>> {
     t.opt("topic", |n, w| {
         let name = string(n, w)?;
-        declared_topic(topics, name).map_err(|m| Fail {
+        topics.for_client(name).map_err(|m| Fail {
             pos: n.pos(),
             message: format!("{w}: {m}"),
         })?;
@@ -181,15 +182,15 @@ fn topic_written(t: &Table, topics: &[TopicSpec]) -> Res<Option<String>> {
     })
 }
 
-/// `topics`: the declared topics a consuming client reads, at least one, each once.
-fn topics_read(t: &Table, topics: &[TopicSpec]) -> Res<Vec<String>> {
+/// `topics`: the known (or auto-created) topics a consuming client reads, at least one, each once.
+fn topics_read(t: &Table, topics: &mut KnownTopics) -> Res<Vec<String>> {
     let mut topics_read = Vec::new();
     let Some(n) = t.get("topics") else {
         return Ok(topics_read);
     };
     let what = t.what("topics");
     for (name, item) in strings(n, &what)? {
-        declared_topic(topics, name).map_err(|m| Fail {
+        topics.for_client(name).map_err(|m| Fail {
             pos: item.pos(),
             message: format!("{what}: {m}"),
         })?;
@@ -238,21 +239,6 @@ fn check_client_id(id: &str) -> Result<(), String> {
         ));
     }
     Ok(())
-}
-
-pub(super) fn declared_topic<'t>(
-    topics: &'t [TopicSpec],
-    name: &str,
-) -> Result<&'t TopicSpec, String> {
-    topics.iter().find(|t| t.name == name).ok_or_else(|| {
-        let known: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-        let known = if known.is_empty() {
-            "none are declared".to_string()
-        } else {
-            format!("declared: {}", known.join(", "))
-        };
-        format!("unknown topic {} ({known})", q(name))
-    })
 }
 
 fn keys(node: &Node, what: &str) -> Res<Keys> {

@@ -1,5 +1,6 @@
 //! `[[fault]]`: the action, when it fires (`at` or `when`), and what it acts on.
 
+use super::admin::admin_keys;
 use super::condition::parse_condition;
 use super::table::{array, array_of_tables, found, q, string, strings, Table};
 use super::targets::Names;
@@ -10,26 +11,57 @@ use crate::scenario::configs;
 use crate::scenario::model::{Action, FaultSpec, Target, Trigger};
 
 const FAULT_KEYS: &[&str] = &[
-    "at", "when", "after", "action", "target", "groups", "from", "to", "for", "rate", "by",
-    "factor", "api", "file",
+    "at",
+    "when",
+    "after",
+    "action",
+    "target",
+    "groups",
+    "from",
+    "to",
+    "for",
+    "rate",
+    "by",
+    "factor",
+    "api",
+    "file",
+    "topic",
+    "partitions",
+    "replication-factor",
+    "assignment",
+    "config",
+    "partition",
+    "replicas",
+    "election",
 ];
 const FAULT_COMMON: &[&str] = &["at", "when", "after", "action"];
 
-/// The keys an action takes beyond the common ones; all but `for` and `file` are required.
-fn action_keys(action: Action) -> &'static [&'static str] {
+/// The keys an action takes beyond the common ones: those it needs, and those it may have.
+fn action_keys(action: Action) -> (&'static [&'static str], &'static [&'static str]) {
     match action {
-        Action::Kill | Action::Crash | Action::Pause | Action::Isolate | Action::DiskFull => {
-            &["target", "for"]
-        }
-        Action::Restart | Action::Resume | Action::Wipe => &["target"],
-        Action::Partition => &["groups", "for"],
-        Action::Heal => &[],
-        Action::ClogLink => &["from", "to", "for"],
-        Action::Loss => &["rate", "for"],
-        Action::SlowDisk => &["target", "factor", "for"],
-        Action::Corrupt => &["target", "file"],
-        Action::ClockSkew => &["target", "by", "for"],
-        Action::Delay => &["target", "api", "by", "for"],
+        Action::Kill
+        | Action::Crash
+        | Action::Pause
+        | Action::Isolate
+        | Action::DiskFull
+        | Action::ControlledShutdown => (&["target"], &["for"]),
+        Action::Restart | Action::Resume | Action::Wipe => (&["target"], &[]),
+        Action::Partition => (&["groups"], &["for"]),
+        Action::Heal => (&[], &[]),
+        Action::ClogLink => (&["from", "to"], &["for"]),
+        Action::Loss => (&["rate"], &["for"]),
+        Action::SlowDisk => (&["target", "factor"], &["for"]),
+        Action::Corrupt => (&["target"], &["file"]),
+        Action::ClockSkew => (&["target", "by"], &["for"]),
+        Action::Delay => (&["target", "api", "by"], &["for"]),
+        Action::CreateTopic => (
+            &["topic"],
+            &["partitions", "replication-factor", "assignment", "config"],
+        ),
+        Action::DeleteTopic => (&["topic"], &[]),
+        Action::CreatePartitions => (&["topic", "partitions"], &[]),
+        Action::Reassign => (&["partition", "replicas"], &[]),
+        Action::ElectLeaders => (&["election"], &["partition"]),
     }
 }
 
@@ -70,6 +102,7 @@ fn fault(
         );
     }
     let by_ms = t.opt("by", |n, w| fault_by_ms(n, w, action))?;
+    let admin = admin_keys(&t, action, names)?;
     Ok(FaultSpec {
         trigger,
         after_ms: t.opt("after", |n, w| ms_at_least(n, w, 0))?.unwrap_or(0),
@@ -86,6 +119,14 @@ fn fault(
         factor: t.opt("factor", slowdown)?,
         api: t.opt("api", api_name)?,
         file: t.opt("file", file_pattern)?,
+        topic: admin.topic,
+        partitions: admin.partitions,
+        replication_factor: admin.replication_factor,
+        assignment: admin.assignment,
+        config: admin.config,
+        partition: admin.partition,
+        replicas: admin.replicas,
+        election: admin.election,
         line: lines.line_of(node),
     })
 }
@@ -112,14 +153,19 @@ fn fault_action(t: &Table) -> Res<Action> {
 
 /// Refuses the keys the action does not take, and requires those it needs.
 fn allow_action_keys(t: &Table, action: Action) -> Res<()> {
-    let takes = action_keys(action);
-    let allowed: Vec<&str> = FAULT_COMMON.iter().chain(takes).copied().collect();
+    let (needs, may) = action_keys(action);
+    let allowed: Vec<&str> = FAULT_COMMON
+        .iter()
+        .chain(needs)
+        .chain(may)
+        .copied()
+        .collect();
     t.allow(
         &allowed,
         FAULT_KEYS,
         &format!("does not apply to action {}", q(action.name())),
     )?;
-    for key in takes.iter().filter(|k| !matches!(**k, "for" | "file")) {
+    for key in needs {
         t.req(key)?;
     }
     Ok(())
@@ -188,6 +234,24 @@ fn target_at(node: &Node, what: &str, names: &Names) -> Res<Target> {
 
 fn fault_target(node: &Node, what: &str, names: &Names, action: Action) -> Res<Target> {
     let target = target_at(node, what, names)?;
+    let broker = matches!(
+        target,
+        Target::Broker(_)
+            | Target::AllBrokers
+            | Target::Leader(_)
+            | Target::Follower(_)
+            | Target::Coordinator(_)
+    );
+    if action == Action::ControlledShutdown && !broker {
+        return fail(
+            node.pos(),
+            format!(
+                "{what}: only a broker shuts down in a controlled way (broker-N, broker-*, \
+                 leader(TOPIC-P), follower(TOPIC-P), coordinator(GROUP)), found {}",
+                q(&target.to_string())
+            ),
+        );
+    }
     let on_disk = matches!(
         action,
         Action::Wipe | Action::SlowDisk | Action::DiskFull | Action::Corrupt

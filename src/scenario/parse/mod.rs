@@ -8,15 +8,18 @@
 //! It reads the document into a tree that keeps the position of every key and value (`tree`),
 //! then walks it section by section into the model, in the order the sections depend on each
 //! other: the cluster, the topics (which need the broker count), the clients (which need the
-//! topics), the faults (which need all of them).
+//! topics, including those the script's admin steps create), the faults (which need all of them).
 //!
 //! One file per concept: `table` reads tables and typed values, `values` durations, ranges and
 //! rates, `sections` the single tables and Kafka configs, `topics`, `clients` and `faults` the
-//! arrays of tables, `targets` and `condition` what a fault refers to and waits for.
+//! arrays of tables, `admin` the script's admin steps, `known` the topics a scenario may name,
+//! `targets` and `condition` what a fault refers to and waits for.
 
+mod admin;
 mod clients;
 mod condition;
 mod faults;
+mod known;
 mod sections;
 mod table;
 mod targets;
@@ -32,6 +35,7 @@ use std::path::Path;
 use super::model::Scenario;
 use clients::clients;
 use faults::faults;
+use known::KnownTopics;
 use sections::{cluster, disk, expect, network, protocol};
 use table::{int_in, q, string, Table, TOP_LEVEL};
 use targets::Names;
@@ -209,11 +213,12 @@ fn scenario(root: &Node, lines: &Lines) -> Res<Scenario> {
     let network = network(top.get("network"))?;
     let disk = disk(top.get("disk"))?;
     let topics = topics(top.get("topic"), &cluster)?;
-    let clients = clients(top.get("client"), &topics, duration_ms, lines)?;
+    let mut known = KnownTopics::new(&topics, top.get("fault"), &cluster);
+    let clients = clients(top.get("client"), &mut known, duration_ms, lines)?;
     let names = Names {
         brokers: cluster.brokers,
         controllers: cluster.controllers,
-        topics: &topics,
+        topics: &known,
         clients: &clients,
     };
     let faults = faults(top.get("fault"), &names, duration_ms, lines)?;

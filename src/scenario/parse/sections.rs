@@ -15,7 +15,7 @@ pub(super) fn cluster(node: Option<&Node>) -> Res<ClusterSpec> {
     let Some(node) = node else {
         return Ok(ClusterSpec {
             brokers: 1,
-            controllers: 0,
+            controllers: 1,
             config: Configs::new(),
         });
     };
@@ -25,9 +25,10 @@ pub(super) fn cluster(node: Option<&Node>) -> Res<ClusterSpec> {
         brokers: t
             .opt("brokers", |n, w| u32_in(n, w, 1, MAX_NODES))?
             .unwrap_or(1),
+        // KRaft has no cluster without a controller quorum: at least one voter.
         controllers: t
-            .opt("controllers", |n, w| u32_in(n, w, 0, MAX_NODES))?
-            .unwrap_or(0),
+            .opt("controllers", |n, w| u32_in(n, w, 1, MAX_NODES))?
+            .unwrap_or(1),
         config: t
             .opt("config", |n, _| {
                 kafka_configs(n, &[Scope::Broker], "[cluster.config]")

@@ -3,15 +3,15 @@
 
 use std::collections::BTreeSet;
 
-use super::clients::declared_topic;
+use super::known::{KnownTopic, KnownTopics};
 use super::table::{plural, q};
-use crate::scenario::model::{ClientSpec, Target, TopicPartition, TopicSpec};
+use crate::scenario::model::{ClientSpec, Target, TopicPartition};
 
 /// What a fault's references resolve against.
 pub(super) struct Names<'a> {
     pub(super) brokers: u32,
     pub(super) controllers: u32,
-    pub(super) topics: &'a [TopicSpec],
+    pub(super) topics: &'a KnownTopics,
     pub(super) clients: &'a [ClientSpec],
 }
 
@@ -24,8 +24,8 @@ fn node_id(n: &str) -> Result<u32, ()> {
 }
 
 impl Names<'_> {
-    fn topic(&self, name: &str) -> Result<&TopicSpec, String> {
-        declared_topic(self.topics, name)
+    pub(super) fn topic(&self, name: &str) -> Result<&KnownTopic, String> {
+        self.topics.get(name)
     }
 
     pub(super) fn group_declared(&self, group: &str) -> Result<(), String> {
@@ -67,12 +67,12 @@ impl Names<'_> {
                 q(text)
             )
         })?;
-        if partition >= spec.partitions {
-            let last = spec.partitions - 1;
+        if let Some(count) = spec.partitions.filter(|&count| partition >= count) {
+            let last = count - 1;
             return Err(format!(
                 "unknown partition {}: topic {topic} has {} ({topic}-0 to {topic}-{last})",
                 q(text),
-                plural(spec.partitions, "partition")
+                plural(count, "partition")
             ));
         }
         Ok(TopicPartition {
@@ -141,7 +141,8 @@ impl Names<'_> {
         }
         if let Some(tp) = inner("follower(") {
             let tp = self.partition(tp)?;
-            if self.topic(&tp.topic)?.replication_factor < 2 {
+            let rf = self.topic(&tp.topic)?.replication_factor;
+            if rf.is_some_and(|rf| rf < 2) {
                 return Err(format!(
                     "target {}: topic {} has replication-factor 1, so no followers",
                     q(text),

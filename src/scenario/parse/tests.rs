@@ -1,6 +1,7 @@
 //! The parser's tests: the contract's example and every feature read into the model (here),
-//! refusals with their line and message (`refusals`, `fault_refusals`), and random inputs that
-//! must never make it panic (`fuzz`).
+//! refusals with their line and message (`refusals`, `fault_refusals`), the script's admin steps
+//! and the topics they make known (`admin`), and random inputs that must never make it panic
+//! (`fuzz`).
 
 use std::path::Path;
 
@@ -8,6 +9,7 @@ use super::values::{parse_duration_us, parse_range_us, parse_rate};
 use super::*;
 use crate::scenario::model::*;
 
+mod admin;
 mod fault_refusals;
 mod fuzz;
 mod refusals;
@@ -231,7 +233,7 @@ fn defaults_fill_what_is_left_out() {
     let s = parse_str("t.toml", "name = \"tiny\"\nduration = \"1s\"\n").unwrap();
     assert_eq!(
         (s.seed, s.cluster.brokers, s.cluster.controllers),
-        (1, 1, 0)
+        (1, 1, 1)
     );
     assert_eq!(
         s.network.latency_us,

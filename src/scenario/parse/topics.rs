@@ -75,7 +75,7 @@ fn topic(node: &Node, index: usize, cluster: &ClusterSpec) -> Res<TopicSpec> {
 }
 
 /// Kafka's rule for topic names (`Topic.validate`), and its internal topics kept out.
-fn check_topic_name(name: &str) -> Result<(), String> {
+pub(super) fn check_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() || name == "." || name == ".." {
         return Err(format!("{} is not a legal topic name", q(name)));
     }
@@ -97,7 +97,7 @@ fn check_topic_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn assignment(
+pub(super) fn assignment(
     node: &Node,
     what: &str,
     partitions: u32,

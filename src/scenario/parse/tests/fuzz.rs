@@ -42,6 +42,14 @@ const SPLICES: &[&str] = &[
     "at = \"1s\"\n",
     "action = \"kill\"\n",
     "target = \"p1\"\n",
+    "action = \"create-topic\"\n",
+    "action = \"reassign\"\n",
+    "topic = \"t\"\n",
+    "partitions = 3\n",
+    "assignment = [[1], []]\n",
+    "replicas = [1, 1]\n",
+    "partition = \"orders-0\"\n",
+    "[[fault]]\nat = \"1s\"\naction = \"create-topic\"\ntopic = \"t\"\n",
 ];
 
 fn mutate(mut text: String, edits: &[(usize, u8, usize)]) -> String {

@@ -75,7 +75,13 @@ fn bad_duration() {
 fn producer_without_topic() {
     let text = BASE.replace("topic = \"my-orders\"\n", "");
     refused(&text, "[[client]]", &["producer \"p1\" needs a `topic`"]);
-    let text = BASE.replace("topic = \"my-orders\"\nrate", "topic = \"nope\"\nrate");
+    // An unknown topic is one the brokers may not create on first use (see `admin` for the rest).
+    let text = BASE
+        .replace("topic = \"my-orders\"\nrate", "topic = \"nope\"\nrate")
+        .replace(
+            "controllers = 1\n",
+            "controllers = 1\nconfig = { \"auto.create.topics.enable\" = false }\n",
+        );
     refused(&text, "\"nope\"", &["unknown topic \"nope\""]);
     let text = BASE.replace("rate = \"100/s\"\n", "");
     refused(&text, "[[client]]", &["needs a `rate`", "`count`"]);

@@ -1,0 +1,85 @@
+//! The broker's copy of the metadata: it fetches `__cluster_metadata` from the quorum's leader as
+//! an observer (KIP-595; `crate::raft::observer`), replays every committed record into its
+//! `MetadataImage` (Kafka's `MetadataLoader`), and publishes the image when a record changed it.
+//!
+//! The broker keeps the log in memory: a restarted broker fetches it again from offset 0 (Kafka
+//! keeps it on disk and loads the latest snapshot first; Samsa's quorum writes no snapshots yet).
+//!
+//! A committed record that does not decode or replay is a controller bug: the broker panics,
+//! and the run reports the panic with its seed.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::controller::{MetadataImage, MetadataRecord};
+use crate::raft::observer::ObserverCore;
+use crate::raft::{wire, Message};
+use crate::world::derive_seed;
+
+use super::{publisher, Broker};
+
+/// How often the loader looks for a fetch to send when none is due.
+const POLL_MS: u64 = 10;
+
+pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
+    let ctx = &broker.ctx;
+    let voters: BTreeSet<i32> = ctx.controllers.keys().copied().collect();
+    let start_ms = ctx.clock.elapsed_ms();
+    let seed = derive_seed(ctx.seed, &format!("observer/{start_ms}"));
+    let mut observer = ObserverCore::new(ctx.id, voters, seed);
+    let mut image = MetadataImage::default();
+    let mut applied = 0i64;
+    let mut changed = false;
+    loop {
+        let Some((to, fetch)) = observer.poll(ctx.clock.elapsed_ms()) else {
+            tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+            continue;
+        };
+        let (_, version, request) =
+            wire::to_request(ctx.id, &fetch).expect("an observer sends fetches, which are requests");
+        let response = broker
+            .controllers
+            .send_at(to, version, request)
+            .await
+            .ok()
+            .and_then(|r| wire::from_response(&r));
+        if let Some(Message::FetchResponse {
+            leader: Some(leader),
+            ..
+        }) = &response
+        {
+            // The quorum's leader is the active controller: the lifecycle's requests go there.
+            broker.controllers.set_active(*leader);
+        }
+        observer.on_response(ctx.clock.elapsed_ms(), to, response);
+        // What is committed and here; the rest of the committed log comes with later fetches.
+        let hw = observer.high_watermark();
+        let end = hw.min(observer.log().len() as i64);
+        if end <= applied {
+            continue;
+        }
+        for (offset, entry) in observer.log()[applied as usize..end as usize].iter().enumerate() {
+            let offset = applied + offset as i64;
+            if entry.is_control() {
+                continue; // a leader's start-of-epoch entry, a control record in Kafka
+            }
+            let record = MetadataRecord::decode(&entry.data).unwrap_or_else(|e| {
+                panic!("{}: committed metadata record {offset} does not decode: {e}", ctx.name)
+            });
+            image.replay(&record).unwrap_or_else(|e| {
+                panic!("{}: committed metadata record {offset} ({record:?}) does not replay: {e}", ctx.name)
+            });
+            changed |= record != MetadataRecord::NoOp;
+        }
+        applied = end;
+        // Publish only caught up with the committed log (Kafka's loader catches up before it
+        // publishes): a restarted broker must not act on the image of an hour ago.
+        if changed && applied >= hw {
+            publisher::publish(&broker, &image).await?;
+            changed = false;
+        }
+        broker.lifecycle.replayed(applied - 1);
+    }
+}

@@ -1,0 +1,668 @@
+//! Kafka's active KRaft controller (`QuorumController`) as a pure state machine: a request (or a
+//! tick of the clock) in, the metadata records to append and the response out. No I/O, no clock
+//! of its own, no randomness but its seeded stream; the async driver appends the records through
+//! the metadata quorum and sends the response.
+//!
+//! The controller keeps the ACTIVE view: the replay of its whole log, its own uncommitted records
+//! included, as Kafka's active controller applies its records as it writes them (its timeline
+//! data structures). Every record `handle` and `tick` return is already replayed into
+//! [`QuorumController::image`]; a record the image refuses is a controller bug and panics.
+//!
+//! The parts of Kafka's controller it plays, split by concern:
+//! - here: the request and response types, `error_code`, activation and the dispatch;
+//! - `quorum_brokers`: `ClusterControlManager` registration and `BrokerHeartbeatManager`'s
+//!   sessions (fencing on expiry, unfencing once caught up, controlled shutdown);
+//! - `quorum_topics`: `ReplicationControlManager`'s `createTopics`, `deleteTopics`,
+//!   `createPartitions`;
+//! - `quorum_partitions`: `alterPartition`, `electLeaders`, `alterPartitionReassignments`, the
+//!   auto leader rebalance and the periodic unclean elections.
+//!
+//! Volatile state, lost on failover as in Kafka: the broker sessions (last contact, reported
+//! metadata offset, controlled-shutdown offset) and the rebalance timer. `activate` starts every
+//! registered broker's session afresh.
+
+use std::collections::BTreeMap;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use super::election::{Election, NO_LEADER};
+use super::image::{
+    MetadataImage, PartitionRegistration, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
+};
+use super::records::MetadataRecord;
+use super::uuid::Uuid;
+
+pub use super::quorum_topics::validate_topic_name;
+
+/// Kafka's error codes (`org.apache.kafka.common.protocol.Errors`) the controller answers with.
+pub mod error_code {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+    pub const INVALID_TOPIC_EXCEPTION: i16 = 17;
+    pub const TOPIC_ALREADY_EXISTS: i16 = 36;
+    pub const INVALID_PARTITIONS: i16 = 37;
+    pub const INVALID_REPLICATION_FACTOR: i16 = 38;
+    pub const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
+    pub const NOT_CONTROLLER: i16 = 41;
+    pub const INVALID_REQUEST: i16 = 42;
+    pub const FENCED_LEADER_EPOCH: i16 = 74;
+    pub const STALE_BROKER_EPOCH: i16 = 77;
+    pub const PREFERRED_LEADER_NOT_AVAILABLE: i16 = 80;
+    pub const ELIGIBLE_LEADERS_NOT_AVAILABLE: i16 = 83;
+    pub const ELECTION_NOT_NEEDED: i16 = 84;
+    pub const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
+    pub const INVALID_UPDATE_VERSION: i16 = 95;
+    pub const UNKNOWN_TOPIC_ID: i16 = 100;
+    pub const DUPLICATE_BROKER_REGISTRATION: i16 = 101;
+    pub const BROKER_ID_NOT_REGISTERED: i16 = 102;
+    pub const INELIGIBLE_REPLICA: i16 = 107;
+    /// `AlterPartition` (v2+) whose change completed a reassignment and moved the leadership
+    /// away from the requester: the record is written AND this error returned.
+    pub const NEW_LEADER_ELECTED: i16 = 108;
+}
+
+/// The topic config (and cluster default) that allows unclean leader election.
+pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+
+/// The controller's configuration, with Kafka's names and defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumControllerConfig {
+    /// `broker.session.timeout.ms`.
+    pub session_timeout_ms: u64,
+    /// `num.partitions`: `CreateTopics` with -1 partitions.
+    pub num_partitions: i32,
+    /// `default.replication.factor`: `CreateTopics` with replication factor -1.
+    pub default_replication_factor: i16,
+    /// `unclean.leader.election.enable`, the cluster default; a topic's `ConfigRecord` of that
+    /// name (and a cluster-wide dynamic broker config) overrides it.
+    pub unclean_leader_election: bool,
+    /// `auto.leader.rebalance.enable`.
+    pub auto_leader_rebalance: bool,
+    /// `leader.imbalance.check.interval.seconds`, in ms.
+    pub leader_imbalance_check_interval_ms: u64,
+    /// KIP-903: `AlterPartition` refuses an ISR member whose quoted broker epoch is not its
+    /// registration's (a broker that restarted since). Off is the pre-KIP-903 behaviour.
+    pub broker_epoch_check: bool,
+}
+
+impl Default for QuorumControllerConfig {
+    fn default() -> Self {
+        QuorumControllerConfig {
+            session_timeout_ms: 9_000,
+            num_partitions: 1,
+            default_replication_factor: 1,
+            unclean_leader_election: false,
+            auto_leader_rebalance: true,
+            leader_imbalance_check_interval_ms: 300_000,
+            broker_epoch_check: true,
+        }
+    }
+}
+
+/// `CreateTopicsRequest`'s `CreatableTopic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1 for `num.partitions`.
+    pub num_partitions: i32,
+    /// -1 for `default.replication.factor`.
+    pub replication_factor: i16,
+    /// Partition id → replicas; then both counts must be -1.
+    pub assignment: Option<BTreeMap<i32, Vec<i32>>>,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// `CreatePartitionsRequest`'s `CreatePartitionsTopic`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatePartitionsTopic {
+    pub name: String,
+    /// The new total partition count.
+    pub count: i32,
+    /// The replicas of each new partition, in partition order.
+    pub assignment: Option<Vec<Vec<i32>>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterPartitionTopic {
+    pub topic_id: Uuid,
+    pub partitions: Vec<AlterPartitionData>,
+}
+
+/// `AlterPartitionRequest`'s `PartitionData` (v3: the new ISR with broker epochs).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterPartitionData {
+    pub partition_index: i32,
+    pub leader_epoch: i32,
+    /// (broker id, broker epoch); epoch -1 means not given (not checked).
+    pub new_isr: Vec<(i32, i64)>,
+    pub leader_recovery_state: i8,
+    pub partition_epoch: i32,
+}
+
+/// One partition of `AlterPartitionReassignmentsRequest`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionReassignment {
+    pub topic: String,
+    pub partition: i32,
+    /// `None` cancels the ongoing reassignment.
+    pub replicas: Option<Vec<i32>>,
+}
+
+/// One request to the controller, per API.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerRequest {
+    RegisterBroker {
+        broker_id: i32,
+        incarnation_id: Uuid,
+        host: String,
+        port: u16,
+        log_dir: Uuid,
+    },
+    BrokerHeartbeat {
+        broker_id: i32,
+        broker_epoch: i64,
+        current_metadata_offset: i64,
+        want_fence: bool,
+        want_shutdown: bool,
+    },
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        validate_only: bool,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+    },
+    CreatePartitions {
+        topics: Vec<CreatePartitionsTopic>,
+        validate_only: bool,
+    },
+    AlterPartition {
+        broker_id: i32,
+        broker_epoch: i64,
+        topics: Vec<AlterPartitionTopic>,
+    },
+    /// `election`: `Preferred` or `Unclean` (Kafka's `ElectionType`); `partitions: None` means
+    /// every partition.
+    ElectLeaders {
+        election: Election,
+        partitions: Option<Vec<(String, i32)>>,
+    },
+    AlterPartitionReassignments {
+        reassignments: Vec<PartitionReassignment>,
+    },
+}
+
+/// `CreateTopicsResponse`'s `CreatableTopicResult`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatableTopicResult {
+    pub name: String,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+    /// `Uuid::ZERO` on error.
+    pub topic_id: Uuid,
+    /// -1 on error.
+    pub num_partitions: i32,
+    /// -1 on error.
+    pub replication_factor: i16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeletableTopicResult {
+    pub name: String,
+    /// `Uuid::ZERO` when unknown.
+    pub topic_id: Uuid,
+    pub error_code: i16,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CreatePartitionsTopicResult {
+    pub name: String,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterPartitionTopicResult {
+    pub topic_id: Uuid,
+    pub partitions: Vec<AlterPartitionResult>,
+}
+
+/// The partition's state after the change (or the error, with the other fields zero).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlterPartitionResult {
+    pub partition_index: i32,
+    pub error_code: i16,
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub isr: Vec<i32>,
+    pub partition_epoch: i32,
+    pub leader_recovery_state: i8,
+}
+
+/// A per-partition result of `ElectLeaders` and `AlterPartitionReassignments`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartitionResult {
+    pub topic: String,
+    pub partition: i32,
+    pub error_code: i16,
+    pub error_message: Option<String>,
+}
+
+/// The response to one `ControllerRequest`, same variant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ControllerResponse {
+    /// `broker_epoch` -1 on error.
+    RegisterBroker {
+        error_code: i16,
+        broker_epoch: i64,
+    },
+    BrokerHeartbeat {
+        error_code: i16,
+        is_caught_up: bool,
+        is_fenced: bool,
+        should_shut_down: bool,
+    },
+    CreateTopics {
+        topics: Vec<CreatableTopicResult>,
+    },
+    DeleteTopics {
+        topics: Vec<DeletableTopicResult>,
+    },
+    CreatePartitions {
+        topics: Vec<CreatePartitionsTopicResult>,
+    },
+    AlterPartition {
+        error_code: i16,
+        topics: Vec<AlterPartitionTopicResult>,
+    },
+    /// With `partitions: None`, the partitions whose election was not needed are left out.
+    ElectLeaders {
+        error_code: i16,
+        results: Vec<PartitionResult>,
+    },
+    AlterPartitionReassignments {
+        error_code: i16,
+        results: Vec<PartitionResult>,
+    },
+}
+
+/// An error code and Kafka's message for it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ApiError {
+    pub(super) code: i16,
+    pub(super) message: Option<String>,
+}
+
+impl ApiError {
+    pub(super) fn new(code: i16, message: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            message: Some(message.into()),
+        }
+    }
+
+    pub(super) fn code(code: i16) -> ApiError {
+        ApiError {
+            code,
+            message: None,
+        }
+    }
+}
+
+/// `BrokerHeartbeatManager`'s per-broker soft state: volatile, started afresh on activation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct BrokerSession {
+    pub(super) last_contact_ms: u64,
+    /// The metadata offset the broker last reported; -1 before its first heartbeat.
+    pub(super) metadata_offset: i64,
+    /// Set when the broker enters controlled shutdown: the end offset of the records that moved
+    /// its leaderships away.
+    pub(super) controlled_shutdown_offset: Option<i64>,
+}
+
+impl BrokerSession {
+    pub(super) fn new(now_ms: u64) -> BrokerSession {
+        BrokerSession {
+            last_contact_ms: now_ms,
+            metadata_offset: -1,
+            controlled_shutdown_offset: None,
+        }
+    }
+}
+
+/// The active controller's state machine.
+#[derive(Clone, Debug)]
+pub struct QuorumController {
+    pub(super) config: QuorumControllerConfig,
+    /// The active view, own uncommitted records included.
+    pub(super) image: MetadataImage,
+    pub(super) active: bool,
+    pub(super) sessions: BTreeMap<i32, BrokerSession>,
+    /// Placement and topic ids.
+    pub(super) rng: ChaCha8Rng,
+    pub(super) next_rebalance_ms: u64,
+}
+
+impl QuorumController {
+    pub fn new(config: QuorumControllerConfig, seed: u64) -> Self {
+        QuorumController {
+            config,
+            image: MetadataImage::default(),
+            active: false,
+            sessions: BTreeMap::new(),
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            next_rebalance_ms: 0,
+        }
+    }
+
+    /// Becoming the active controller: `image` is the replay of this controller's whole log.
+    /// Every registered broker's session starts afresh at `now_ms` (Kafka rebuilds the
+    /// heartbeat manager on failover), and so does the rebalance timer.
+    pub fn activate(&mut self, now_ms: u64, image: MetadataImage) {
+        self.sessions = image
+            .brokers
+            .keys()
+            .map(|&id| (id, BrokerSession::new(now_ms)))
+            .collect();
+        self.image = image;
+        self.active = true;
+        self.next_rebalance_ms =
+            now_ms.saturating_add(self.config.leader_imbalance_check_interval_ms);
+    }
+
+    /// No longer active: sessions are dropped; the image stays as it was (with records that may
+    /// never commit) until the next `activate` replaces it.
+    pub fn deactivate(&mut self) {
+        self.active = false;
+        self.sessions.clear();
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active
+    }
+
+    pub fn image(&self) -> &MetadataImage {
+        &self.image
+    }
+
+    pub fn config(&self) -> &QuorumControllerConfig {
+        &self.config
+    }
+
+    /// One request. `next_offset` is the metadata-log offset the first returned record will get
+    /// (the rest follow consecutively); a broker's epoch is the offset of its
+    /// `RegisterBrokerRecord`. The records are already replayed into `image()`. An inactive
+    /// controller answers `NOT_CONTROLLER` and writes nothing.
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        next_offset: i64,
+        request: ControllerRequest,
+    ) -> (Vec<MetadataRecord>, ControllerResponse) {
+        if !self.active {
+            return (
+                Vec::new(),
+                error_response(&request, error_code::NOT_CONTROLLER),
+            );
+        }
+        let mut records = Vec::new();
+        let response = match request {
+            ControllerRequest::RegisterBroker {
+                broker_id,
+                incarnation_id,
+                host,
+                port,
+                log_dir,
+            } => self.register_broker(
+                now_ms,
+                next_offset,
+                (broker_id, incarnation_id, host, port, log_dir),
+                &mut records,
+            ),
+            ControllerRequest::BrokerHeartbeat {
+                broker_id,
+                broker_epoch,
+                current_metadata_offset,
+                want_fence,
+                want_shutdown,
+            } => self.broker_heartbeat(
+                now_ms,
+                next_offset,
+                (broker_id, broker_epoch, current_metadata_offset),
+                (want_fence, want_shutdown),
+                &mut records,
+            ),
+            ControllerRequest::CreateTopics {
+                topics,
+                validate_only,
+            } => self.create_topics(&topics, validate_only, &mut records),
+            ControllerRequest::DeleteTopics { names } => self.delete_topics(&names, &mut records),
+            ControllerRequest::CreatePartitions {
+                topics,
+                validate_only,
+            } => self.create_partitions(&topics, validate_only, &mut records),
+            ControllerRequest::AlterPartition {
+                broker_id,
+                broker_epoch,
+                topics,
+            } => self.alter_partition(broker_id, broker_epoch, &topics, &mut records),
+            ControllerRequest::ElectLeaders {
+                election,
+                partitions,
+            } => self.elect_leaders(election, partitions.as_deref(), &mut records),
+            ControllerRequest::AlterPartitionReassignments { reassignments } => {
+                self.alter_partition_reassignments(&reassignments, &mut records)
+            }
+        };
+        (records, response)
+    }
+
+    /// The timers, in Kafka's order of concern: fence the brokers whose session expired
+    /// (`maybeFenceStaleBroker`), elect unclean leaders for leaderless partitions of topics that
+    /// allow it (`maybeElectUncleanLeaders`, here every tick), and when due the auto leader
+    /// rebalance (`maybeBalancePartitionLeaders`). Records already replayed. No records and no
+    /// timer changes when inactive.
+    pub fn tick(&mut self, now_ms: u64, _next_offset: i64) -> Vec<MetadataRecord> {
+        let mut records = Vec::new();
+        if !self.active {
+            return records;
+        }
+        self.fence_stale_brokers(now_ms, &mut records);
+        self.elect_unclean_leaders(&mut records);
+        if self.config.auto_leader_rebalance && now_ms >= self.next_rebalance_ms {
+            self.balance_partition_leaders(&mut records);
+            self.next_rebalance_ms =
+                now_ms.saturating_add(self.config.leader_imbalance_check_interval_ms);
+        }
+        records
+    }
+
+    /// Replays `record` into the active image and adds it to the batch. A refusal is a
+    /// controller bug: the record was built from this very image.
+    pub(super) fn append(&mut self, records: &mut Vec<MetadataRecord>, record: MetadataRecord) {
+        if let Err(error) = self.image.replay(&record) {
+            panic!("the controller wrote a record its own image refuses ({error}): {record:?}");
+        }
+        if let MetadataRecord::PartitionChange(change) = &record {
+            let partition = self
+                .image
+                .partition(change.topic_id, change.partition_id)
+                .expect("a replayed change has its partition");
+            assert_partition_invariants(partition, &record);
+        }
+        records.push(record);
+    }
+
+    /// `ConfigurationControlManager.uncleanLeaderElectionEnabledForTopic`: the topic's config,
+    /// else the cluster-wide dynamic default, else the static one.
+    pub(super) fn unclean_enabled(&self, topic_name: &str) -> bool {
+        let lookup = |resource: (i8, String)| {
+            self.image
+                .configs
+                .get(&resource)
+                .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
+                .map(|value| value.trim().eq_ignore_ascii_case("true"))
+        };
+        lookup((CONFIG_RESOURCE_TOPIC, topic_name.to_owned()))
+            .or_else(|| lookup((CONFIG_RESOURCE_BROKER, String::new())))
+            .unwrap_or(self.config.unclean_leader_election)
+    }
+
+    /// The election a partition change of this topic runs: unclean when the topic allows it.
+    pub(super) fn topic_election(&self, topic_id: Uuid) -> Election {
+        let unclean = self
+            .image
+            .topics
+            .get(&topic_id)
+            .is_some_and(|topic| self.unclean_enabled(&topic.name));
+        if unclean {
+            Election::Unclean
+        } else {
+            Election::Online
+        }
+    }
+
+    /// Every (topic id, partition id) whose registration matches, in id order.
+    pub(super) fn partitions_where(
+        &self,
+        matches: impl Fn(&PartitionRegistration) -> bool,
+    ) -> Vec<(Uuid, i32)> {
+        self.image
+            .topics
+            .values()
+            .flat_map(|topic| {
+                topic
+                    .partitions
+                    .iter()
+                    .filter(|(_, p)| matches(p))
+                    .map(move |(&id, _)| (topic.id, id))
+            })
+            .collect()
+    }
+}
+
+/// `ClusterControlManager.isActive`, the leader acceptor's test: registered, unfenced and not in
+/// controlled shutdown.
+pub fn is_acceptable_leader(image: &MetadataImage, broker_id: i32) -> bool {
+    image
+        .brokers
+        .get(&broker_id)
+        .is_some_and(|b| !b.fenced && !b.in_controlled_shutdown)
+}
+
+/// Whether Kafka's `Topic.validate` accepts `name` (see `validate_topic_name` for the reason).
+pub fn is_valid_topic_name(name: &str) -> bool {
+    validate_topic_name(name).is_ok()
+}
+
+/// The response that refuses `request` whole with `code` (e.g. `NOT_CONTROLLER`): the top-level
+/// error where the API has one, else each item's.
+pub fn error_response(request: &ControllerRequest, code: i16) -> ControllerResponse {
+    match request {
+        ControllerRequest::RegisterBroker { .. } => ControllerResponse::RegisterBroker {
+            error_code: code,
+            broker_epoch: -1,
+        },
+        ControllerRequest::BrokerHeartbeat { .. } => heartbeat_error(code),
+        ControllerRequest::CreateTopics { topics, .. } => ControllerResponse::CreateTopics {
+            topics: topics
+                .iter()
+                .map(|t| CreatableTopicResult::error(&t.name, &ApiError::code(code)))
+                .collect(),
+        },
+        ControllerRequest::DeleteTopics { names } => ControllerResponse::DeleteTopics {
+            topics: names
+                .iter()
+                .map(|name| DeletableTopicResult {
+                    name: name.clone(),
+                    topic_id: Uuid::ZERO,
+                    error_code: code,
+                })
+                .collect(),
+        },
+        ControllerRequest::CreatePartitions { topics, .. } => {
+            ControllerResponse::CreatePartitions {
+                topics: topics
+                    .iter()
+                    .map(|t| CreatePartitionsTopicResult {
+                        name: t.name.clone(),
+                        error_code: code,
+                        error_message: None,
+                    })
+                    .collect(),
+            }
+        }
+        ControllerRequest::AlterPartition { .. } => ControllerResponse::AlterPartition {
+            error_code: code,
+            topics: Vec::new(),
+        },
+        ControllerRequest::ElectLeaders { .. } => ControllerResponse::ElectLeaders {
+            error_code: code,
+            results: Vec::new(),
+        },
+        ControllerRequest::AlterPartitionReassignments { .. } => {
+            ControllerResponse::AlterPartitionReassignments {
+                error_code: code,
+                results: Vec::new(),
+            }
+        }
+    }
+}
+
+/// `BrokerHeartbeatResponse`'s defaults with an error: not caught up, fenced, no shutdown.
+pub(super) fn heartbeat_error(code: i16) -> ControllerResponse {
+    ControllerResponse::BrokerHeartbeat {
+        error_code: code,
+        is_caught_up: false,
+        is_fenced: true,
+        should_shut_down: false,
+    }
+}
+
+impl CreatableTopicResult {
+    pub(super) fn error(name: &str, error: &ApiError) -> CreatableTopicResult {
+        CreatableTopicResult {
+            name: name.to_owned(),
+            error_code: error.code,
+            error_message: error.message.clone(),
+            topic_id: Uuid::ZERO,
+            num_partitions: -1,
+            replication_factor: -1,
+        }
+    }
+}
+
+impl PartitionResult {
+    pub(super) fn new(topic: &str, partition: i32, error: ApiError) -> PartitionResult {
+        PartitionResult {
+            topic: topic.to_owned(),
+            partition,
+            error_code: error.code,
+            error_message: error.message,
+        }
+    }
+}
+
+/// The write-side check of what every partition change must keep: the leader (if any) is in
+/// the ISR, the ISR is a non-empty subset of the replicas, no replica twice.
+fn assert_partition_invariants(p: &PartitionRegistration, record: &MetadataRecord) {
+    let mut replicas = p.replicas.clone();
+    replicas.sort_unstable();
+    replicas.dedup();
+    assert_eq!(
+        replicas.len(),
+        p.replicas.len(),
+        "duplicate replicas after {record:?}: {p:?}"
+    );
+    assert!(!p.isr.is_empty(), "empty ISR after {record:?}: {p:?}");
+    assert!(
+        p.isr.iter().all(|r| p.replicas.contains(r)),
+        "ISR not within the replicas after {record:?}: {p:?}"
+    );
+    assert!(
+        p.leader == NO_LEADER || p.isr.contains(&p.leader),
+        "leader outside the ISR after {record:?}: {p:?}"
+    );
+}
