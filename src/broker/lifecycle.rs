@@ -74,12 +74,16 @@ pub(super) async fn run(broker: Arc<Broker>) {
     let ctx = &broker.ctx;
     let start_ms = ctx.clock.elapsed_ms();
     // A fresh incarnation per process start, as Kafka draws one at startup.
-    let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &format!("incarnation/{start_ms}")));
+    let mut rng =
+        ChaCha8Rng::seed_from_u64(derive_seed(ctx.seed, &format!("incarnation/{start_ms}")));
     let incarnation = Uuid::random(&mut rng);
     let log_dir = Uuid::random(&mut rng);
     loop {
         let epoch = register(&broker, incarnation, log_dir).await;
-        broker.lifecycle.broker_epoch.store(epoch, Ordering::Relaxed);
+        broker
+            .lifecycle
+            .broker_epoch
+            .store(epoch, Ordering::Relaxed);
         broker.event("registered", json!({ "broker": ctx.id, "epoch": epoch }));
         heartbeat_until_stale(&broker, epoch).await;
     }
@@ -148,8 +152,11 @@ async fn heartbeat_until_stale(broker: &Broker, epoch: i64) {
         let fenced = *lifecycle.fenced.lock().expect("fenced lock");
         if fenced {
             // Report catching up as soon as the replay moves, not a whole interval later.
-            let _ = tokio::time::timeout(Duration::from_millis(wait_ms), lifecycle.progress.notified())
-                .await;
+            let _ = tokio::time::timeout(
+                Duration::from_millis(wait_ms),
+                lifecycle.progress.notified(),
+            )
+            .await;
         } else {
             sleep_ms(wait_ms).await;
         }

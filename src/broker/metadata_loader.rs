@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use crate::controller::{MetadataImage, MetadataRecord};
 use crate::raft::observer::ObserverCore;
-use crate::raft::{wire, Message};
+use crate::raft::wire;
 use crate::world::derive_seed;
 
 use super::{publisher, Broker};
@@ -37,39 +37,44 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
             tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
             continue;
         };
-        let (_, version, request) =
-            wire::to_request(ctx.id, &fetch).expect("an observer sends fetches, which are requests");
+        let (_, version, request) = wire::to_request(ctx.id, &fetch)
+            .expect("an observer sends fetches, which are requests");
         let response = broker
             .controllers
             .send_at(to, version, request)
             .await
             .ok()
             .and_then(|r| wire::from_response(&r));
-        if let Some(Message::FetchResponse {
-            leader: Some(leader),
-            ..
-        }) = &response
-        {
-            // The quorum's leader is the active controller: the lifecycle's requests go there.
-            broker.controllers.set_active(*leader);
-        }
         observer.on_response(ctx.clock.elapsed_ms(), to, response);
+        if let Some(leader) = observer.leader() {
+            // The quorum's leader is the active controller: the lifecycle's requests go there.
+            broker.controllers.set_active(leader);
+        }
         // What is committed and here; the rest of the committed log comes with later fetches.
         let hw = observer.high_watermark();
         let end = hw.min(observer.log().len() as i64);
         if end <= applied {
             continue;
         }
-        for (offset, entry) in observer.log()[applied as usize..end as usize].iter().enumerate() {
+        for (offset, entry) in observer.log()[applied as usize..end as usize]
+            .iter()
+            .enumerate()
+        {
             let offset = applied + offset as i64;
             if entry.is_control() {
                 continue; // a leader's start-of-epoch entry, a control record in Kafka
             }
             let record = MetadataRecord::decode(&entry.data).unwrap_or_else(|e| {
-                panic!("{}: committed metadata record {offset} does not decode: {e}", ctx.name)
+                panic!(
+                    "{}: committed metadata record {offset} does not decode: {e}",
+                    ctx.name
+                )
             });
             image.replay(&record).unwrap_or_else(|e| {
-                panic!("{}: committed metadata record {offset} ({record:?}) does not replay: {e}", ctx.name)
+                panic!(
+                    "{}: committed metadata record {offset} ({record:?}) does not replay: {e}",
+                    ctx.name
+                )
             });
             changed |= record != MetadataRecord::NoOp;
         }

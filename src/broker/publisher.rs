@@ -67,7 +67,11 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
 }
 
 fn trace_role(broker: &Broker, partition: &Partition) {
-    let role = if partition.is_leader() { "leader" } else { "follower" };
+    let role = if partition.is_leader() {
+        "leader"
+    } else {
+        "follower"
+    };
     broker.event(
         "partition-role",
         json!({

@@ -14,27 +14,26 @@
 //! - `quorum`: `QuorumController`, the active controller as a pure state machine: requests
 //!   (`RegisterBroker`, `BrokerHeartbeat`, `CreateTopics`, `DeleteTopics`, `CreatePartitions`,
 //!   `AlterPartition`, `ElectLeaders`, `AlterPartitionReassignments`) and clock ticks in, records
-//!   (already replayed into its active image) and responses out; broker sessions, fencing,
-//!   unfencing and controlled shutdown in `quorum_brokers`, topics in `quorum_topics`, ISR
-//!   changes, elections and reassignments in `quorum_partitions`.
+//!   (already replayed into its active image) and responses out. Its types are in `quorum_api`;
+//!   broker sessions, fencing, unfencing and controlled shutdown in `quorum_brokers`; topics in
+//!   `quorum_topics`; ISR changes, elections and reassignments in `quorum_partitions`.
 //!
-//! Still to build, on top of this: the async driver that feeds the `QuorumController` requests
-//! and ticks, appends its records through `crate::raft` and activates it with the replay of its
-//! log when it wins the controller election; the records this layer does not know yet
-//! (`FeatureLevelRecord` for `metadata.version`, `UnregisterBrokerRecord`, snapshots);
-//! `ListPartitionReassignments`, `IncrementalAlterConfigs`, KIP-966's ELR. Brokers then follow
-//! the committed log into the same image, replacing the fixed `crate::metadata::MetadataImage`.
+//! Still to build in this layer: the records it does not know yet (`FeatureLevelRecord` for
+//! `metadata.version`, `UnregisterBrokerRecord`, snapshots), the requests the `QuorumController`
+//! does not serve yet (`ListPartitionReassignments`, `IncrementalAlterConfigs`,
+//! `UnregisterBroker`), racks in placement, and KIP-966's eligible leader replicas.
 
 pub mod codec;
 pub mod election;
 pub mod image;
 pub mod placement;
+pub mod quorum;
+mod quorum_api;
 mod quorum_brokers;
 mod quorum_partitions;
 pub mod quorum_topics;
 pub mod record_bodies;
 pub mod records;
-pub mod quorum;
 pub mod service;
 pub mod uuid;
 pub mod wire;
@@ -50,10 +49,10 @@ pub use image::{
 pub use placement::{assign_replicas_to_brokers, PlacementError};
 pub use quorum::{
     error_code, error_response, is_acceptable_leader, is_valid_topic_name, validate_topic_name,
-    AlterPartitionData, AlterPartitionResult,
-    AlterPartitionTopic, AlterPartitionTopicResult, ControllerRequest, ControllerResponse,
-    CreatableTopicResult, CreatePartitionsTopic, CreatePartitionsTopicResult, DeletableTopicResult,
-    NewTopic, PartitionReassignment, PartitionResult, QuorumController, QuorumControllerConfig,
+    AlterPartitionData, AlterPartitionResult, AlterPartitionTopic, AlterPartitionTopicResult,
+    ControllerRequest, ControllerResponse, CreatableTopicResult, CreatePartitionsTopic,
+    CreatePartitionsTopicResult, DeletableTopicResult, NewTopic, PartitionReassignment,
+    PartitionResult, QuorumController, QuorumControllerConfig,
 };
 pub use records::{MetadataRecord, RecordError};
 pub use uuid::Uuid;

@@ -107,7 +107,8 @@ impl ControllerService {
                 self.trace_partition(offset, r.topic_id, r.partition_id, false)
             }
             MetadataRecord::PartitionChange(r) => {
-                let unclean = r.leader_recovery_state == Some(LeaderRecoveryState::Recovering as i8)
+                let unclean = r.leader_recovery_state
+                    == Some(LeaderRecoveryState::Recovering as i8)
                     && r.leader.is_some();
                 self.trace_partition(offset, r.topic_id, r.partition_id, unclean)
             }
@@ -128,7 +129,13 @@ impl ControllerService {
         }
     }
 
-    fn trace_partition(&self, offset: i64, topic_id: super::Uuid, partition_id: i32, unclean: bool) {
+    fn trace_partition(
+        &self,
+        offset: i64,
+        topic_id: super::Uuid,
+        partition_id: i32,
+        unclean: bool,
+    ) {
         let Some(topic) = self.committed.topics.get(&topic_id) else {
             return;
         };
@@ -159,9 +166,11 @@ impl StateMachine for ControllerService {
     fn handle_commit(&mut self, _now_ms: u64, offset: i64, entry: &Entry) {
         let record = self.decode(offset, entry);
         let removed = match &record {
-            MetadataRecord::RemoveTopic(r) => {
-                self.committed.topics.get(&r.topic_id).map(|t| t.name.clone())
-            }
+            MetadataRecord::RemoveTopic(r) => self
+                .committed
+                .topics
+                .get(&r.topic_id)
+                .map(|t| t.name.clone()),
             _ => None,
         };
         if let Err(e) = self.committed.replay(&record) {

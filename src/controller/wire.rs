@@ -13,10 +13,12 @@ use kafka_protocol::messages::alter_partition_response::{
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult as WireCreatePartitionsResult;
 use kafka_protocol::messages::create_topics_response::CreatableTopicResult as WireCreatableTopicResult;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult as WireDeletableTopicResult;
-use kafka_protocol::messages::elect_leaders_response::{PartitionResult as WirePartitionResult, ReplicaElectionResult};
+use kafka_protocol::messages::elect_leaders_response::{
+    PartitionResult as WirePartitionResult, ReplicaElectionResult,
+};
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsResponse, AlterPartitionResponse, BrokerHeartbeatResponse,
-    BrokerId, BrokerRegistrationResponse, CreatePartitionsResponse, CreateTopicsResponse,
+    AlterPartitionReassignmentsResponse, AlterPartitionResponse, BrokerHeartbeatResponse, BrokerId,
+    BrokerRegistrationResponse, CreatePartitionsResponse, CreateTopicsResponse,
     DeleteTopicsResponse, ElectLeadersResponse, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -88,7 +90,11 @@ pub fn from_request(request: RequestKind) -> Option<ControllerRequest> {
         },
         RequestKind::DeleteTopics(r) => {
             let mut names: Vec<String> = r.topic_names.iter().map(|n| string(&n.0)).collect();
-            names.extend(r.topics.iter().filter_map(|t| Some(string(&t.name.as_ref()?.0))));
+            names.extend(
+                r.topics
+                    .iter()
+                    .filter_map(|t| Some(string(&t.name.as_ref()?.0))),
+            );
             ControllerRequest::DeleteTopics { names }
         }
         RequestKind::CreatePartitions(r) => ControllerRequest::CreatePartitions {
@@ -292,7 +298,9 @@ pub fn to_response(response: ControllerResponse) -> ResponseKind {
                                                 .with_partition_id(p.partition)
                                                 .with_error_code(p.error_code)
                                                 .with_error_message(
-                                                    p.error_message.clone().map(StrBytes::from_string),
+                                                    p.error_message
+                                                        .clone()
+                                                        .map(StrBytes::from_string),
                                                 )
                                         })
                                         .collect(),
@@ -321,7 +329,9 @@ pub fn to_response(response: ControllerResponse) -> ResponseKind {
                                                 .with_partition_index(p.partition)
                                                 .with_error_code(p.error_code)
                                                 .with_error_message(
-                                                    p.error_message.clone().map(StrBytes::from_string),
+                                                    p.error_message
+                                                        .clone()
+                                                        .map(StrBytes::from_string),
                                                 )
                                         })
                                         .collect(),

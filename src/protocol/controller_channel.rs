@@ -71,7 +71,11 @@ impl ControllerChannel {
     }
 
     /// Sends to one controller, at the newest version the controllers serve.
-    pub async fn send_to(&self, to: i32, request: RequestKind) -> Result<ResponseKind, ClientError> {
+    pub async fn send_to(
+        &self,
+        to: i32,
+        request: RequestKind,
+    ) -> Result<ResponseKind, ClientError> {
         let version = controller_version(api_of(&request));
         self.send_at(to, version, request).await
     }
@@ -86,9 +90,7 @@ impl ControllerChannel {
         let api = api_of(&request);
         let connection = self.connection(to).await?;
         let timeout = Duration::from_millis(CONTROLLER_REQUEST_TIMEOUT_MS);
-        let result = connection
-            .send(api, version, &request, timeout)
-            .await;
+        let result = connection.send(api, version, &request, timeout).await;
         if result.is_err() {
             self.connections
                 .lock()
@@ -116,10 +118,11 @@ impl ControllerChannel {
             .map(|(_, addr)| *addr)
             .ok_or_else(|| ClientError::NotSent(format!("no controller {to}")))?;
         let timeout = Duration::from_millis(CONTROLLER_REQUEST_TIMEOUT_MS);
-        let connection = match tokio::time::timeout(timeout, Connection::connect(addr, &self.client_id)).await {
-            Ok(connected) => Arc::new(connected?),
-            Err(_) => return Err(ClientError::Timeout),
-        };
+        let connection =
+            match tokio::time::timeout(timeout, Connection::connect(addr, &self.client_id)).await {
+                Ok(connected) => Arc::new(connected?),
+                Err(_) => return Err(ClientError::Timeout),
+            };
         self.connections
             .lock()
             .expect("connections lock")

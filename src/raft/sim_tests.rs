@@ -571,7 +571,10 @@ fn no_safety_violation_under_random_faults() {
             observed > committed,
             "{voters} voters: 2 observers' high watermarks sum to {observed}, of {committed}"
         );
-        assert!(truncations > 0, "{voters} voters: no observer ever truncated");
+        assert!(
+            truncations > 0,
+            "{voters} voters: no observer ever truncated"
+        );
         // The faults did force new elections, and the quorum kept committing through them.
         assert!(
             epochs > 40,

@@ -11,13 +11,13 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::create_topics_request::{
-    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
-};
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{
+    CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
+};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
 use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, BrokerId, CreatePartitionsRequest, CreateTopicsRequest,
@@ -128,7 +128,9 @@ impl Admin {
             .with_topics(vec![topic])
             .with_timeout_ms(30_000);
         let code = match self.channel.send(RequestKind::CreateTopics(request)).await {
-            Ok(ResponseKind::CreateTopics(response)) => response.topics.first().map(|t| t.error_code),
+            Ok(ResponseKind::CreateTopics(response)) => {
+                response.topics.first().map(|t| t.error_code)
+            }
             _ => None,
         };
         if code == Some(41) {
@@ -184,7 +186,11 @@ impl Admin {
                 let request = DeleteTopicsRequest::default()
                     .with_topic_names(vec![TopicName(StrBytes::from_string(topic.clone()))])
                     .with_timeout_ms(30_000);
-                ("delete-topic", json!({ "topic": topic }), RequestKind::DeleteTopics(request))
+                (
+                    "delete-topic",
+                    json!({ "topic": topic }),
+                    RequestKind::DeleteTopics(request),
+                )
             }
             Action::CreatePartitions => {
                 let count = step.partitions.unwrap_or(0) as i32;
@@ -194,11 +200,18 @@ impl Admin {
                         .with_count(count)])
                     .with_timeout_ms(30_000);
                 let value = json!({ "topic": topic, "count": count });
-                ("create-partitions", value, RequestKind::CreatePartitions(request))
+                (
+                    "create-partitions",
+                    value,
+                    RequestKind::CreatePartitions(request),
+                )
             }
             Action::Reassign => {
-                let Some(tp) = step.partition.as_ref() else { return };
-                let replicas: Vec<BrokerId> = step.replicas.iter().map(|&b| BrokerId(b as i32)).collect();
+                let Some(tp) = step.partition.as_ref() else {
+                    return;
+                };
+                let replicas: Vec<BrokerId> =
+                    step.replicas.iter().map(|&b| BrokerId(b as i32)).collect();
                 let request = AlterPartitionReassignmentsRequest::default()
                     .with_topics(vec![ReassignableTopic::default()
                         .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
@@ -207,7 +220,11 @@ impl Admin {
                             .with_replicas(Some(replicas))])])
                     .with_timeout_ms(30_000);
                 let value = json!({ "partition": tp.to_string(), "replicas": step.replicas });
-                ("reassign", value, RequestKind::AlterPartitionReassignments(request))
+                (
+                    "reassign",
+                    value,
+                    RequestKind::AlterPartitionReassignments(request),
+                )
             }
             Action::ElectLeaders => {
                 let election_type = match step.election {
@@ -256,10 +273,16 @@ fn first_error(response: &ResponseKind) -> i16 {
     match response {
         ResponseKind::CreateTopics(r) => first(r.topics.iter().map(|t| t.error_code).collect()),
         ResponseKind::DeleteTopics(r) => first(r.responses.iter().map(|t| t.error_code).collect()),
-        ResponseKind::CreatePartitions(r) => first(r.results.iter().map(|t| t.error_code).collect()),
+        ResponseKind::CreatePartitions(r) => {
+            first(r.results.iter().map(|t| t.error_code).collect())
+        }
         ResponseKind::AlterPartitionReassignments(r) => {
             let mut codes = vec![r.error_code];
-            codes.extend(r.responses.iter().flat_map(|t| t.partitions.iter().map(|p| p.error_code)));
+            codes.extend(
+                r.responses
+                    .iter()
+                    .flat_map(|t| t.partitions.iter().map(|p| p.error_code)),
+            );
             first(codes)
         }
         ResponseKind::ElectLeaders(r) => {

@@ -181,7 +181,9 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
         keys: client.keys,
         acks,
         request_timeout: request_timeout(c, Scope::Producer),
-        max_block: Duration::from_millis(client_int(c, "max.block.ms", Scope::Producer).max(0) as u64),
+        max_block: Duration::from_millis(
+            client_int(c, "max.block.ms", Scope::Producer).max(0) as u64
+        ),
         start_ms: client.start_ms,
         next_record: Default::default(),
     }
@@ -358,7 +360,9 @@ mod tests {
 
 /// The controller's configs from `[cluster.config]` (KRaft controllers read the same
 /// `server.properties` keys), and the `broker-epoch-check` protocol variant.
-pub fn quorum_controller_config(scenario: &Scenario) -> crate::controller::quorum::QuorumControllerConfig {
+pub fn quorum_controller_config(
+    scenario: &Scenario,
+) -> crate::controller::quorum::QuorumControllerConfig {
     let cluster = &scenario.cluster.config;
     let default = crate::controller::quorum::QuorumControllerConfig::default();
     let long = |name: &str| configs::get_i64(cluster, name, Scope::Broker);
@@ -374,7 +378,9 @@ pub fn quorum_controller_config(scenario: &Scenario) -> crate::controller::quoru
         auto_leader_rebalance: flag("auto.leader.rebalance.enable")
             .unwrap_or(default.auto_leader_rebalance),
         leader_imbalance_check_interval_ms: long("leader.imbalance.check.interval.seconds")
-            .map_or(default.leader_imbalance_check_interval_ms, |s| s as u64 * 1000),
+            .map_or(default.leader_imbalance_check_interval_ms, |s| {
+                s as u64 * 1000
+            }),
         broker_epoch_check: scenario.protocol.broker_epoch_check,
     }
 }

@@ -54,7 +54,12 @@ impl Figures {
         let ints = |key: &str| -> Vec<i32> {
             detail[key]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_i64()).map(|v| v as i32).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_i64())
+                        .map(|v| v as i32)
+                        .collect()
+                })
                 .unwrap_or_default()
         };
         let topic_id = detail["topic_id"].as_str().unwrap_or_default().to_string();

@@ -1887,3 +1887,44 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn error_codes_are_kafkas() {
+    use error_code::*;
+    use kafka_protocol::error::ResponseError as E;
+    let pairs = [
+        (UNKNOWN_TOPIC_OR_PARTITION, E::UnknownTopicOrPartition),
+        (NOT_LEADER_OR_FOLLOWER, E::NotLeaderOrFollower),
+        (INVALID_TOPIC_EXCEPTION, E::InvalidTopicException),
+        (TOPIC_ALREADY_EXISTS, E::TopicAlreadyExists),
+        (INVALID_PARTITIONS, E::InvalidPartitions),
+        (INVALID_REPLICATION_FACTOR, E::InvalidReplicationFactor),
+        (INVALID_REPLICA_ASSIGNMENT, E::InvalidReplicaAssignment),
+        (NOT_CONTROLLER, E::NotController),
+        (INVALID_REQUEST, E::InvalidRequest),
+        (FENCED_LEADER_EPOCH, E::FencedLeaderEpoch),
+        (STALE_BROKER_EPOCH, E::StaleBrokerEpoch),
+        (
+            PREFERRED_LEADER_NOT_AVAILABLE,
+            E::PreferredLeaderNotAvailable,
+        ),
+        (
+            ELIGIBLE_LEADERS_NOT_AVAILABLE,
+            E::EligibleLeadersNotAvailable,
+        ),
+        (ELECTION_NOT_NEEDED, E::ElectionNotNeeded),
+        (NO_REASSIGNMENT_IN_PROGRESS, E::NoReassignmentInProgress),
+        (INVALID_UPDATE_VERSION, E::InvalidUpdateVersion),
+        (UNKNOWN_TOPIC_ID, E::UnknownTopicId),
+        (
+            DUPLICATE_BROKER_REGISTRATION,
+            E::DuplicateBrokerRegistration,
+        ),
+        (BROKER_ID_NOT_REGISTERED, E::BrokerIdNotRegistered),
+        (INELIGIBLE_REPLICA, E::IneligibleReplica),
+        (NEW_LEADER_ELECTED, E::NewLeaderElected),
+    ];
+    for (ours, kafkas) in pairs {
+        assert_eq!(ours, kafkas.code(), "{kafkas:?}");
+    }
+}
