@@ -108,6 +108,7 @@ pub fn from_request(request: RequestKind) -> Option<ControllerRequest> {
                     assignment: t
                         .assignments
                         .as_ref()
+                        .filter(|a| !a.is_empty())
                         .map(|a| a.iter().map(|p| ids(&p.broker_ids)).collect()),
                 })
                 .collect(),

@@ -15,6 +15,7 @@ use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::create_topics_request::{
     CreatableReplicaAssignment, CreatableTopic, CreatableTopicConfig,
 };
@@ -183,8 +184,10 @@ impl Admin {
                 ("create-topic", value, RequestKind::CreateTopics(request))
             }
             Action::DeleteTopic => {
+                // v6 names topics in `topics` (by name or id); `topic_names` is v1-5.
                 let request = DeleteTopicsRequest::default()
-                    .with_topic_names(vec![TopicName(StrBytes::from_string(topic.clone()))])
+                    .with_topics(vec![DeleteTopicState::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))])
                     .with_timeout_ms(30_000);
                 (
                     "delete-topic",
@@ -197,7 +200,8 @@ impl Admin {
                 let request = CreatePartitionsRequest::default()
                     .with_topics(vec![CreatePartitionsTopic::default()
                         .with_name(TopicName(StrBytes::from_string(topic.clone())))
-                        .with_count(count)])
+                        .with_count(count)
+                        .with_assignments(None)])
                     .with_timeout_ms(30_000);
                 let value = json!({ "topic": topic, "count": count });
                 (
