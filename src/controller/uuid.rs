@@ -79,6 +79,20 @@ impl fmt::Debug for Uuid {
     }
 }
 
+/// The `uuid` crate's type, as `kafka-protocol`'s messages carry it: the same 16 bytes.
+impl From<Uuid> for uuid::Uuid {
+    fn from(id: Uuid) -> uuid::Uuid {
+        uuid::Uuid::from_bytes(id.to_bytes())
+    }
+}
+
+impl From<uuid::Uuid> for Uuid {
+    fn from(id: uuid::Uuid) -> Uuid {
+        let (msb, lsb) = id.as_u64_pair();
+        Uuid::from_parts(msb, lsb)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,19 +122,5 @@ mod tests {
             assert!(!uuid.to_string().starts_with('-'));
             assert_eq!(uuid.to_string().len(), 22);
         }
-    }
-}
-
-/// The `uuid` crate's type, as `kafka-protocol`'s messages carry it: the same 16 bytes.
-impl From<Uuid> for uuid::Uuid {
-    fn from(id: Uuid) -> uuid::Uuid {
-        uuid::Uuid::from_bytes(id.to_bytes())
-    }
-}
-
-impl From<uuid::Uuid> for Uuid {
-    fn from(id: uuid::Uuid) -> Uuid {
-        let (msb, lsb) = id.as_u64_pair();
-        Uuid::from_parts(msb, lsb)
     }
 }

@@ -162,7 +162,7 @@ enum Input {
     Response { from: NodeId, message: Message },
     /// A request for the state machine (`BrokerRegistration`, `CreateTopics`, …).
     Machine {
-        request: RequestKind,
+        request: Box<RequestKind>,
         reply: oneshot::Sender<ResponseKind>,
     },
 }
@@ -339,7 +339,7 @@ impl Controller {
                 let commands = self.core.receive(now_ms, from, message);
                 self.perform(commands, None).await
             }
-            Input::Machine { request, reply } => self.on_machine_request(request, reply).await,
+            Input::Machine { request, reply } => self.on_machine_request(*request, reply).await,
         }
     }
 
@@ -713,7 +713,10 @@ async fn serve_connection(
                     message,
                     reply,
                 },
-                None if is_machine_api(api) => Input::Machine { request, reply },
+                None if is_machine_api(api) => Input::Machine {
+                    request: Box::new(request),
+                    reply,
+                },
                 None => {
                     let what = format!("{api:?} is not a request for {METADATA_LOG_DIR}");
                     return protocol_error(what);

@@ -209,6 +209,33 @@ pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
     }
 }
 
+/// The controller's configs from `[cluster.config]` (KRaft controllers read the same
+/// `server.properties` keys), and the `broker-epoch-check` protocol variant.
+pub fn quorum_controller_config(
+    scenario: &Scenario,
+) -> crate::controller::quorum::QuorumControllerConfig {
+    let cluster = &scenario.cluster.config;
+    let default = crate::controller::quorum::QuorumControllerConfig::default();
+    let long = |name: &str| configs::get_i64(cluster, name, Scope::Broker);
+    let flag = |name: &str| configs::get_bool(cluster, name, Scope::Broker);
+    crate::controller::quorum::QuorumControllerConfig {
+        session_timeout_ms: long("broker.session.timeout.ms")
+            .map_or(default.session_timeout_ms, |v| v as u64),
+        num_partitions: long("num.partitions").map_or(default.num_partitions, |v| v as i32),
+        default_replication_factor: long("default.replication.factor")
+            .map_or(default.default_replication_factor, |v| v as i16),
+        unclean_leader_election: flag("unclean.leader.election.enable")
+            .unwrap_or(default.unclean_leader_election),
+        auto_leader_rebalance: flag("auto.leader.rebalance.enable")
+            .unwrap_or(default.auto_leader_rebalance),
+        leader_imbalance_check_interval_ms: long("leader.imbalance.check.interval.seconds")
+            .map_or(default.leader_imbalance_check_interval_ms, |s| {
+                s as u64 * 1000
+            }),
+        broker_epoch_check: scenario.protocol.broker_epoch_check,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -355,32 +382,5 @@ mod tests {
             log_manager_config(&broker, [&plain]).flush_check_interval_ms,
             Some(250)
         );
-    }
-}
-
-/// The controller's configs from `[cluster.config]` (KRaft controllers read the same
-/// `server.properties` keys), and the `broker-epoch-check` protocol variant.
-pub fn quorum_controller_config(
-    scenario: &Scenario,
-) -> crate::controller::quorum::QuorumControllerConfig {
-    let cluster = &scenario.cluster.config;
-    let default = crate::controller::quorum::QuorumControllerConfig::default();
-    let long = |name: &str| configs::get_i64(cluster, name, Scope::Broker);
-    let flag = |name: &str| configs::get_bool(cluster, name, Scope::Broker);
-    crate::controller::quorum::QuorumControllerConfig {
-        session_timeout_ms: long("broker.session.timeout.ms")
-            .map_or(default.session_timeout_ms, |v| v as u64),
-        num_partitions: long("num.partitions").map_or(default.num_partitions, |v| v as i32),
-        default_replication_factor: long("default.replication.factor")
-            .map_or(default.default_replication_factor, |v| v as i16),
-        unclean_leader_election: flag("unclean.leader.election.enable")
-            .unwrap_or(default.unclean_leader_election),
-        auto_leader_rebalance: flag("auto.leader.rebalance.enable")
-            .unwrap_or(default.auto_leader_rebalance),
-        leader_imbalance_check_interval_ms: long("leader.imbalance.check.interval.seconds")
-            .map_or(default.leader_imbalance_check_interval_ms, |s| {
-                s as u64 * 1000
-            }),
-        broker_epoch_check: scenario.protocol.broker_epoch_check,
     }
 }
