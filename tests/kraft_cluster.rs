@@ -34,7 +34,7 @@ fn events<'a>(output: &'a RunOutput, kind: &'a str) -> impl Iterator<Item = &'a 
 
 /// The committed states of one partition, in commit order.
 fn partition_states<'a>(output: &'a RunOutput, name: &'a str) -> Vec<&'a TraceEvent> {
-    events(output, "partition")
+    events(output, "partition-state")
         .filter(|e| e.detail["partition"] == name)
         .collect()
 }

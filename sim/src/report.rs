@@ -160,15 +160,55 @@ pub fn describe(event: &TraceEvent) -> String {
             let epoch = &d["epoch"];
             match (role, d["leader"].as_i64()) {
                 ("follower", Some(leader)) => {
-                    format!(
-                        "{} follows controller-{leader} in epoch {epoch}",
-                        event.node
-                    )
+                    format!("{} follows node {leader} in epoch {epoch}", event.node)
                 }
                 _ => format!("{} is {role} in epoch {epoch}", event.node),
             }
         }
         "raft-truncate" => format!("{} cut its metadata log to offset {}", event.node, d["to"]),
+        "broker-registered" => format!(
+            "broker {} registered (broker epoch {}), fenced until it catches up",
+            d["broker"], d["epoch"]
+        ),
+        "broker-fenced" => format!(
+            "broker {} fenced: out of every ISR, its leaderships moved",
+            d["broker"]
+        ),
+        "broker-unfenced" => format!("broker {} unfenced", d["broker"]),
+        "topic-created" => format!("topic {} created", d["topic"].as_str().unwrap_or("?")),
+        "topic-removed" => format!("topic {} deleted", d["topic"].as_str().unwrap_or("?")),
+        "partition-state" => {
+            let unclean = if d["unclean"] == true {
+                " (UNCLEAN: elected from outside the ISR)"
+            } else {
+                ""
+            };
+            format!(
+                "{}: leader {} in epoch {}, ISR {}, replicas {}{unclean}",
+                d["partition"].as_str().unwrap_or("?"),
+                d["leader"],
+                d["leader_epoch"],
+                d["isr"],
+                d["replicas"]
+            )
+        }
+        "partition-role" => format!(
+            "{} is {} of {} in leader epoch {}",
+            event.node,
+            d["role"].as_str().unwrap_or("?"),
+            d["partition"].as_str().unwrap_or("?"),
+            d["leader_epoch"]
+        ),
+        "partition-removed" => format!(
+            "{} deleted its replica of {}",
+            event.node,
+            d["partition"].as_str().unwrap_or("?")
+        ),
+        "auto-create" => format!(
+            "{} asks the controller to create topic {}",
+            event.node,
+            d["topic"].as_str().unwrap_or("?")
+        ),
         "partition" => format!("the network splits into {}", d["groups"]),
         "isolate" => format!("{node} is cut off from every other node"),
         "heal" => "the network heals".to_string(),

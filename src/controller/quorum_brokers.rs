@@ -273,18 +273,7 @@ impl QuorumController {
         self.append(records, registration_change(broker_id, epoch, UNFENCE, 0));
         for (topic_id, partition_id) in self.partitions_where(|p| !p.has_leader()) {
             let election = self.topic_election(topic_id);
-            let partition = self
-                .image
-                .partition(topic_id, partition_id)
-                .expect("listed above");
-            let change = PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
-                is_acceptable_leader(&self.image, r)
-            })
-            .set_election(election)
-            .build();
-            if let Some(change) = change {
-                self.append(records, MetadataRecord::PartitionChange(change));
-            }
+            self.elect_by(topic_id, partition_id, election, records);
         }
     }
 

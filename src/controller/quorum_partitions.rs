@@ -437,7 +437,9 @@ impl QuorumController {
         }
     }
 
-    fn elect_by(
+    /// An election of `election`'s kind for one partition: a `PartitionChangeRecord` if it
+    /// changes anything.
+    pub(super) fn elect_by(
         &mut self,
         topic_id: Uuid,
         partition_id: i32,

@@ -75,24 +75,51 @@ impl QuorumController {
         validate_only: bool,
         records: &mut Vec<MetadataRecord>,
     ) -> ControllerResponse {
+        let created = self.each_topic(
+            topics,
+            |t| t.name.as_str(),
+            validate_only,
+            records,
+            Self::create_topic,
+        );
+        let results = created
+            .into_iter()
+            .zip(topics)
+            .map(|(created, topic)| {
+                created.unwrap_or_else(|error| CreatableTopicResult::error(&topic.name, &error))
+            })
+            .collect();
+        ControllerResponse::CreateTopics { topics: results }
+    }
+
+    /// What `createTopics` and `createPartitions` share: each topic stands alone, a name given
+    /// more than once is refused, and with `validate_only` the image goes back to what it was
+    /// and the records are dropped.
+    fn each_topic<T, R>(
+        &mut self,
+        topics: &[T],
+        name: impl Fn(&T) -> &str,
+        validate_only: bool,
+        records: &mut Vec<MetadataRecord>,
+        mut one: impl FnMut(&mut Self, &T, &mut Vec<MetadataRecord>) -> Result<R, ApiError>,
+    ) -> Vec<Result<R, ApiError>> {
         let before = validate_only.then(|| self.image.clone());
-        let duplicates = duplicate_names(topics.iter().map(|t| t.name.as_str()));
+        let duplicates = duplicate_names(topics.iter().map(&name));
         let results = topics
             .iter()
             .map(|topic| {
-                let created = if duplicates.contains(topic.name.as_str()) {
+                if duplicates.contains(name(topic)) {
                     Err(duplicate_name_error())
                 } else {
-                    self.create_topic(topic, records)
-                };
-                created.unwrap_or_else(|error| CreatableTopicResult::error(&topic.name, &error))
+                    one(self, topic, records)
+                }
             })
             .collect();
         if let Some(before) = before {
             self.image = before;
             records.clear();
         }
-        ControllerResponse::CreateTopics { topics: results }
+        results
     }
 
     /// `createTopic`: validate, place, then `TopicRecord`, the `ConfigRecord`s, the
@@ -156,10 +183,7 @@ impl QuorumController {
             };
             self.append(records, MetadataRecord::Config(config));
         }
-        for (partition_id, (replicas, isr)) in partitions {
-            let record = new_partition_record(topic_id, partition_id, replicas, isr);
-            self.append(records, record);
-        }
+        self.append_new_partitions(topic_id, partitions, records);
         Ok(result)
     }
 
@@ -187,19 +211,9 @@ impl QuorumController {
         let mut replication_factor = None;
         let mut partitions = BTreeMap::new();
         for (&partition_id, replicas) in assignment {
-            self.validate_manual_assignment(replicas, replication_factor)?;
+            let partition = self.manual_partition(partition_id, replicas, replication_factor)?;
             replication_factor = Some(replicas.len());
-            let isr = self.active_replicas(replicas);
-            if isr.is_empty() {
-                return Err(ApiError::new(
-                    error_code::INVALID_REPLICA_ASSIGNMENT,
-                    format!(
-                        "All brokers specified in the manual partition assignment for partition \
-                         {partition_id} are fenced or in controlled shutdown."
-                    ),
-                ));
-            }
-            partitions.insert(partition_id, (replicas.clone(), isr));
+            partitions.insert(partition_id, partition);
         }
         if !partitions.keys().copied().eq(0..partitions.len() as i32) {
             return Err(ApiError::new(
@@ -362,16 +376,17 @@ impl QuorumController {
         validate_only: bool,
         records: &mut Vec<MetadataRecord>,
     ) -> ControllerResponse {
-        let before = validate_only.then(|| self.image.clone());
-        let duplicates = duplicate_names(topics.iter().map(|t| t.name.as_str()));
-        let results = topics
-            .iter()
-            .map(|topic| {
-                let created = if duplicates.contains(topic.name.as_str()) {
-                    Err(duplicate_name_error())
-                } else {
-                    self.create_partitions_of(topic, records)
-                };
+        let created = self.each_topic(
+            topics,
+            |t| t.name.as_str(),
+            validate_only,
+            records,
+            Self::create_partitions_of,
+        );
+        let results = created
+            .into_iter()
+            .zip(topics)
+            .map(|(created, topic)| {
                 let error = created.err().unwrap_or(ApiError::code(error_code::NONE));
                 CreatePartitionsTopicResult {
                     name: topic.name.clone(),
@@ -380,10 +395,6 @@ impl QuorumController {
                 }
             })
             .collect();
-        if let Some(before) = before {
-            self.image = before;
-            records.clear();
-        }
         ControllerResponse::CreatePartitions { topics: results }
     }
 
@@ -428,10 +439,7 @@ impl QuorumController {
             }
             None => self.place(current, additional, replication_factor as i16)?,
         };
-        for (partition_id, (replicas, isr)) in partitions {
-            let record = new_partition_record(topic_id, partition_id, replicas, isr);
-            self.append(records, record);
-        }
+        self.append_new_partitions(topic_id, partitions, records);
         Ok(())
     }
 
@@ -454,20 +462,46 @@ impl QuorumController {
         }
         let mut partitions = BTreeMap::new();
         for (partition_id, replicas) in (start_partition_id..).zip(assignment) {
-            self.validate_manual_assignment(replicas, Some(replication_factor))?;
-            let isr = self.active_replicas(replicas);
-            if isr.is_empty() {
-                return Err(ApiError::new(
-                    error_code::INVALID_REPLICA_ASSIGNMENT,
-                    format!(
-                        "All brokers specified in the manual partition assignment for partition \
-                         {partition_id} are fenced or in controlled shutdown."
-                    ),
-                ));
-            }
-            partitions.insert(partition_id, (replicas.clone(), isr));
+            let partition =
+                self.manual_partition(partition_id, replicas, Some(replication_factor))?;
+            partitions.insert(partition_id, partition);
         }
         Ok(partitions)
+    }
+
+    /// One partition of a manual assignment: its replicas valid (and `replication_factor` of
+    /// them when given), its ISR their active ones, which must not be none.
+    fn manual_partition(
+        &self,
+        partition_id: i32,
+        replicas: &[i32],
+        replication_factor: Option<usize>,
+    ) -> Result<(Vec<i32>, Vec<i32>), ApiError> {
+        self.validate_manual_assignment(replicas, replication_factor)?;
+        let isr = self.active_replicas(replicas);
+        if isr.is_empty() {
+            return Err(ApiError::new(
+                error_code::INVALID_REPLICA_ASSIGNMENT,
+                format!(
+                    "All brokers specified in the manual partition assignment for partition \
+                     {partition_id} are fenced or in controlled shutdown."
+                ),
+            ));
+        }
+        Ok((replicas.to_vec(), isr))
+    }
+
+    /// A `PartitionRecord` for each new partition, in partition order.
+    fn append_new_partitions(
+        &mut self,
+        topic_id: Uuid,
+        partitions: NewPartitions,
+        records: &mut Vec<MetadataRecord>,
+    ) {
+        for (partition_id, (replicas, isr)) in partitions {
+            let record = new_partition_record(topic_id, partition_id, replicas, isr);
+            self.append(records, record);
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 //! Trace events (node `controller-N`, by the active controller, as each record commits):
 //! `broker-registered` `{broker, epoch}`, `broker-fenced` / `broker-unfenced` /
 //! `broker-controlled-shutdown` `{broker, epoch}`, `topic-created` `{topic, topic_id}`,
-//! `partition` `{partition, topic_id, replicas, isr, leader, leader_epoch, partition_epoch,
+//! `partition-state` `{partition, topic_id, replicas, isr, leader, leader_epoch, partition_epoch,
 //! adding, removing, recovering, unclean, offset}` (a partition created or changed; `unclean`
 //! when the change elected a leader from outside the ISR), `topic-removed` `{topic, topic_id}`,
 //! `config` `{resource, name, value}`. A leader change may repeat the last few (the new leader
@@ -143,7 +143,7 @@ impl ControllerService {
             return;
         };
         self.event(
-            "partition",
+            "partition-state",
             json!({
                 "partition": format!("{}-{partition_id}", topic.name),
                 "topic_id": topic_id.to_string(),

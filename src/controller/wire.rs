@@ -174,16 +174,27 @@ pub fn from_request(request: RequestKind) -> Option<ControllerRequest> {
     })
 }
 
-/// Per-partition results grouped by topic, in the order they came.
-fn by_topic(results: &[PartitionResult]) -> Vec<(String, Vec<&PartitionResult>)> {
-    let mut grouped: Vec<(String, Vec<&PartitionResult>)> = Vec::new();
+/// Per-partition results grouped by topic, in the order they came, as wire entries: `topic`
+/// makes a topic's of its name and partitions, `partition` a partition's of its index, error
+/// code and message (ElectLeaders and AlterPartitionReassignments answer alike).
+fn by_topic<T, P>(
+    results: Vec<PartitionResult>,
+    topic: impl Fn(TopicName, Vec<P>) -> T,
+    partition: impl Fn(i32, i16, Option<StrBytes>) -> P,
+) -> Vec<T> {
+    let mut grouped: Vec<(String, Vec<P>)> = Vec::new();
     for result in results {
+        let message = result.error_message.map(StrBytes::from_string);
+        let entry = partition(result.partition, result.error_code, message);
         match grouped.last_mut() {
-            Some((topic, list)) if *topic == result.topic => list.push(result),
-            _ => grouped.push((result.topic.clone(), vec![result])),
+            Some((name, list)) if *name == result.topic => list.push(entry),
+            _ => grouped.push((result.topic, vec![entry])),
         }
     }
     grouped
+        .into_iter()
+        .map(|(name, partitions)| topic(topic_name(&name), partitions))
+        .collect()
 }
 
 /// The wire response of a controller response.
@@ -285,30 +296,20 @@ pub fn to_response(response: ControllerResponse) -> ResponseKind {
         } => ResponseKind::ElectLeaders(
             ElectLeadersResponse::default()
                 .with_error_code(error_code)
-                .with_replica_election_results(
-                    by_topic(&results)
-                        .into_iter()
-                        .map(|(topic, partitions)| {
-                            ReplicaElectionResult::default()
-                                .with_topic(topic_name(&topic))
-                                .with_partition_result(
-                                    partitions
-                                        .into_iter()
-                                        .map(|p| {
-                                            WirePartitionResult::default()
-                                                .with_partition_id(p.partition)
-                                                .with_error_code(p.error_code)
-                                                .with_error_message(
-                                                    p.error_message
-                                                        .clone()
-                                                        .map(StrBytes::from_string),
-                                                )
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                .with_replica_election_results(by_topic(
+                    results,
+                    |name, partitions| {
+                        ReplicaElectionResult::default()
+                            .with_topic(name)
+                            .with_partition_result(partitions)
+                    },
+                    |id, code, message| {
+                        WirePartitionResult::default()
+                            .with_partition_id(id)
+                            .with_error_code(code)
+                            .with_error_message(message)
+                    },
+                )),
         ),
         ControllerResponse::AlterPartitionReassignments {
             error_code,
@@ -316,30 +317,20 @@ pub fn to_response(response: ControllerResponse) -> ResponseKind {
         } => ResponseKind::AlterPartitionReassignments(
             AlterPartitionReassignmentsResponse::default()
                 .with_error_code(error_code)
-                .with_responses(
-                    by_topic(&results)
-                        .into_iter()
-                        .map(|(topic, partitions)| {
-                            ReassignableTopicResponse::default()
-                                .with_name(topic_name(&topic))
-                                .with_partitions(
-                                    partitions
-                                        .into_iter()
-                                        .map(|p| {
-                                            ReassignablePartitionResponse::default()
-                                                .with_partition_index(p.partition)
-                                                .with_error_code(p.error_code)
-                                                .with_error_message(
-                                                    p.error_message
-                                                        .clone()
-                                                        .map(StrBytes::from_string),
-                                                )
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
+                .with_responses(by_topic(
+                    results,
+                    |name, partitions| {
+                        ReassignableTopicResponse::default()
+                            .with_name(name)
+                            .with_partitions(partitions)
+                    },
+                    |index, code, message| {
+                        ReassignablePartitionResponse::default()
+                            .with_partition_index(index)
+                            .with_error_code(code)
+                            .with_error_message(message)
+                    },
+                )),
         ),
     }
 }

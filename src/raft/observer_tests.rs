@@ -44,8 +44,8 @@ fn records(from_offset: i64, entries: Vec<Entry>, high_watermark: i64) -> FetchB
     }
 }
 
-/// Voter 1 of {1, 2, 3} elected by 2's vote alone; returns when (ms) it became leader.
-fn leader_of_three() -> (RaftCore, u64) {
+/// Voter 1 of {1, 2, 3} once its election timer has made it a candidate; returns when (ms).
+fn candidate_of_three() -> (RaftCore, u64) {
     let config = RaftConfig::new(1, [1, 2, 3]);
     let mut core = RaftCore::restore(config, QuorumStateRecord::default(), Vec::new(), 0, 1);
     let mut now_ms = 0;
@@ -53,12 +53,21 @@ fn leader_of_three() -> (RaftCore, u64) {
         now_ms += 5;
         core.tick(now_ms);
     }
-    let vote = Message::VoteResponse {
+    (core, now_ms)
+}
+
+fn granted(core: &RaftCore) -> Message {
+    Message::VoteResponse {
         epoch: core.epoch(),
         granted: true,
         leader: None,
-    };
-    core.receive(now_ms, 2, vote);
+    }
+}
+
+/// Voter 1 of {1, 2, 3} elected by 2's vote alone; returns when (ms) it became leader.
+fn leader_of_three() -> (RaftCore, u64) {
+    let (mut core, now_ms) = candidate_of_three();
+    core.receive(now_ms, 2, granted(&core));
     assert_eq!(core.role(), RoleName::Leader);
     (core, now_ms)
 }
@@ -169,18 +178,8 @@ fn a_voter_that_does_not_lead_refuses_an_observer_naming_the_leader_it_knows() {
 
 #[test]
 fn an_observer_cannot_vote() {
-    let config = RaftConfig::new(1, [1, 2, 3]);
-    let mut core = RaftCore::restore(config, QuorumStateRecord::default(), Vec::new(), 0, 1);
-    let mut now_ms = 0;
-    while core.role() != RoleName::Candidate {
-        now_ms += 5;
-        core.tick(now_ms);
-    }
-    let vote = Message::VoteResponse {
-        epoch: core.epoch(),
-        granted: true,
-        leader: None,
-    };
+    let (mut core, now_ms) = candidate_of_three();
+    let vote = granted(&core);
     assert_eq!(core.receive(now_ms, OBSERVER, vote), Vec::new());
     assert_eq!(core.role(), RoleName::Candidate);
 }
@@ -191,13 +190,17 @@ fn observer() -> ObserverCore {
     ObserverCore::new(OBSERVER, BTreeSet::from([1, 2, 3]), 7)
 }
 
-/// An observer that has learnt at 0 ms that voter 1 leads epoch 2, its fetch not yet sent.
-fn following_1() -> ObserverCore {
+/// An observer that has learnt at 0 ms that voter 1 leads `epoch`, its fetch not yet sent.
+fn following_1_in(epoch: Epoch) -> ObserverCore {
     let mut o = observer();
     let (to, _) = o.poll(0).unwrap();
-    o.on_response(0, to, Some(answer(2, 1, FetchBody::Fenced)));
-    assert_eq!((o.epoch(), o.leader()), (2, Some(1)));
+    o.on_response(0, to, Some(answer(epoch, 1, FetchBody::Fenced)));
+    assert_eq!((o.epoch(), o.leader()), (epoch, Some(1)));
     o
+}
+
+fn following_1() -> ObserverCore {
+    following_1_in(2)
 }
 
 #[test]
@@ -292,9 +295,7 @@ fn a_leader_that_refuses_in_its_own_epoch_is_forgotten() {
 /// An observer that holds `epochs`, committed below `high_watermark`, following voter 1 in
 /// epoch 3 with its next fetch in flight.
 fn holding(epochs: &[Epoch], high_watermark: i64) -> ObserverCore {
-    let mut o = observer();
-    let (to, _) = o.poll(0).unwrap();
-    o.on_response(0, to, Some(answer(3, 1, FetchBody::Fenced)));
+    let mut o = following_1_in(3);
     o.poll(0).unwrap();
     let entries = epochs.iter().map(|&e| entry(e, &format!("e{e}"))).collect();
     o.on_response(

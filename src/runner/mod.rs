@@ -148,7 +148,15 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
         &scenario, seed, bug, &clock, &shared, &voters, &mut world, &slot,
     );
     controllers::start(&scenario, seed, &clock, &shared, &voters, &mut world, &slot);
-    let ready = start_admin(&scenario, &clock, &shared, &voters, &mut world);
+    let brokers_ready = wait_for_brokers(&scenario, &recorder);
+    let ready = start_admin(
+        &scenario,
+        &clock,
+        &shared,
+        &voters,
+        brokers_ready,
+        &mut world,
+    );
     let world = Arc::new(Mutex::new(world));
     let fired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     tokio::spawn(faults::run_schedule(
@@ -185,13 +193,54 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
     slot.messages = madsim::net::NetSim::current().stat().msg_count;
 }
 
-/// The admin client's node: it creates the scenario's topics and then says so on the returned
-/// channel.
+/// How long the run waits for every broker to be registered and unfenced before it creates the
+/// scenario's topics anyway (a broker may be down from the start).
+const BROKERS_READY_TIMEOUT_MS: u64 = 10_000;
+
+/// Says when every broker is registered and unfenced (or the wait timed out), as a test
+/// harness waits for its brokers before creating topics (Kafka's `KafkaClusterTestKit`
+/// `waitForReadyBrokers`): a topic created while a broker is still fenced leaves it out of
+/// the ISR, and the scenario's leaders would not be the ones its assignment names.
+fn wait_for_brokers(
+    scenario: &Scenario,
+    recorder: &Arc<RunRecorder>,
+) -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let recorder = recorder.clone();
+    let brokers = scenario.cluster.brokers as usize;
+    tokio::spawn(async move {
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(BROKERS_READY_TIMEOUT_MS);
+        loop {
+            let changed = recorder.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let ready = recorder
+                .figures
+                .lock()
+                .expect("figures lock")
+                .unfenced
+                .len()
+                >= brokers;
+            if ready || tokio::time::Instant::now() >= deadline {
+                let _ = tx.send(true);
+                return;
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let _ = tokio::time::timeout(left, changed).await;
+        }
+    });
+    rx
+}
+
+/// The admin client's node: once the brokers are ready, it creates the scenario's topics and
+/// then says so on the returned channel.
 fn start_admin(
     scenario: &Scenario,
     clock: &Clock,
     recorder: &SharedRecorder,
     voters: &admin::Voters,
+    brokers_ready: tokio::sync::watch::Receiver<bool>,
     world: &mut World,
 ) -> tokio::sync::watch::Receiver<bool> {
     let (ready_tx, ready_rx) = tokio::sync::watch::channel(false);
@@ -219,7 +268,9 @@ fn start_admin(
             let ready_tx = ready_tx.clone();
             // The admin node never restarts: its one start takes the steps.
             let steps = steps_rx.lock().expect("steps lock").take();
+            let mut brokers_ready = brokers_ready.clone();
             async move {
+                let _ = brokers_ready.wait_for(|&ready| ready).await;
                 admin.create_scenario_topics(&topics).await;
                 let _ = ready_tx.send(true);
                 if let Some(steps) = steps {
@@ -415,13 +466,12 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
             (name.clone(), files)
         })
         .collect();
-    let partitions = recorder
-        .figures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .partitions
-        .clone();
+    let (partitions, deleted) = {
+        let figures = recorder.figures.lock().unwrap_or_else(|p| p.into_inner());
+        (figures.partitions.clone(), figures.deleted.clone())
+    };
     let mut final_state = final_state::read(&partitions, &disks);
+    final_state.deleted = deleted;
     let last_ms = journal.trace.last().map(|e| e.at_ms).unwrap_or(0);
     if let Some(message) = panic {
         final_state

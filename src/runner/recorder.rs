@@ -42,10 +42,14 @@ pub struct Figures {
     pub controller_roles: BTreeMap<String, (i64, String)>,
     /// Every partition of the committed metadata, by name (`orders-0`).
     pub partitions: BTreeMap<String, PartitionFigures>,
+    /// Partitions whose topic was deleted, with when the last broker holding one dropped it.
+    pub deleted: BTreeMap<String, u64>,
+    /// The brokers the committed metadata has registered and unfenced.
+    pub unfenced: std::collections::BTreeSet<i64>,
 }
 
 impl Figures {
-    /// A committed `partition` event (controllers trace each partition's state as its change
+    /// A committed `partition-state` event (controllers trace each partition's state as its change
     /// commits; a new active controller may trace one again, so older states are ignored).
     fn partition_committed(&mut self, detail: &Value) {
         let Some(name) = detail["partition"].as_str() else {
@@ -90,11 +94,20 @@ impl Figures {
     }
 
     /// A committed `topic-removed` event: its partitions are gone.
-    fn topic_removed(&mut self, detail: &Value) {
+    fn topic_removed(&mut self, detail: &Value, now_ms: u64) {
         let Some(topic_id) = detail["topic_id"].as_str() else {
             return;
         };
-        self.partitions.retain(|_, p| p.topic_id != topic_id);
+        let gone: Vec<String> = self
+            .partitions
+            .iter()
+            .filter(|(_, p)| p.topic_id == topic_id)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in gone {
+            self.partitions.remove(&name);
+            self.deleted.insert(name, now_ms);
+        }
     }
 }
 
@@ -121,12 +134,37 @@ impl RunRecorder {
     }
 
     fn update_figures(&self, node: &str, kind: &str, detail: &Value) {
-        if kind == "partition" || kind == "topic-removed" {
+        if matches!(
+            kind,
+            "broker-registered" | "broker-fenced" | "broker-unfenced"
+        ) {
             let mut figures = self.figures.lock().expect("figures lock");
-            if kind == "partition" {
+            let broker = detail["broker"].as_i64().unwrap_or(-1);
+            if kind == "broker-unfenced" {
+                figures.unfenced.insert(broker);
+            } else {
+                figures.unfenced.remove(&broker);
+            }
+            return;
+        }
+        if kind == "partition-removed" {
+            // A broker dropped its replica of a deleted topic: until then it could still
+            // acknowledge writes to it (deletion reaches brokers as they replay the metadata).
+            let mut figures = self.figures.lock().expect("figures lock");
+            let name = detail["partition"].as_str().unwrap_or_default();
+            if !figures.partitions.contains_key(name) {
+                if let Some(deleted_ms) = figures.deleted.get_mut(name) {
+                    *deleted_ms = self.clock.elapsed_ms();
+                }
+            }
+            return;
+        }
+        if kind == "partition-state" || kind == "topic-removed" {
+            let mut figures = self.figures.lock().expect("figures lock");
+            if kind == "partition-state" {
                 figures.partition_committed(detail);
             } else {
-                figures.topic_removed(detail);
+                figures.topic_removed(detail, self.now_ms());
             }
             return;
         }

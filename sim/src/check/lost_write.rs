@@ -15,6 +15,9 @@
 //!   offset: fine;
 //! - the acknowledged offset is below the partition's final `log_start_offset`: the record may
 //!   have been deleted by retention (or `DeleteRecords`), which Kafka allows: skipped;
+//! - the partition's topic was deleted (`DeleteTopics`) after the acknowledgement: its records
+//!   went with it, as asked: skipped (a write acknowledged after the deletion is checked
+//!   against the final log like any other, e.g. that of a topic re-created under the name);
 //! - the final log has a gap at that offset (below the high watermark) and a later committed
 //!   record was written with the same key: log compaction removed it, which Kafka allows for a
 //!   compacted topic: skipped;
@@ -79,6 +82,13 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
                     continue;
                 };
                 if offset < 0 {
+                    continue;
+                }
+                let deleted_later = state
+                    .deleted
+                    .get(partition)
+                    .is_some_and(|&deleted_ms| op.at_ms <= deleted_ms);
+                if deleted_later {
                     continue;
                 }
                 let key = keys.key_of(value);
@@ -214,6 +224,25 @@ mod tests {
             "write p3-1 to orders-2 was acknowledged at offset 0, but the final state has no \
              partition orders-2"
         );
+    }
+
+    #[test]
+    fn a_deleted_topic_took_its_earlier_writes_but_not_the_later_ones() {
+        let history: Vec<Op> = [
+            // Acknowledged, then its topic was deleted at 100: gone as asked.
+            send("p1", "p1-0", None, acked("p1-0", "events-0", 0), 10),
+            // Acknowledged after the deletion, by a re-created topic that lost it: lost.
+            send("p1", "p1-1", None, acked("p1-1", "events-0", 0), 200),
+        ]
+        .concat();
+        let mut final_state = state(vec![("events-0", partition(0, 0, &[]))]);
+        final_state.deleted.insert("events-0".to_string(), 100);
+        let found = check(&history, &final_state);
+        assert_eq!(summary(&found), vec![(201, Some("events-0"))]);
+        // And without the deletion, both are lost (the planted bug: a check that skipped every
+        // write to a once-deleted partition would miss the second).
+        final_state.deleted.clear();
+        assert_eq!(check(&history, &final_state).len(), 2);
     }
 
     #[test]

@@ -53,6 +53,10 @@ pub struct FinalState {
     /// entry by offset.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata_logs: BTreeMap<String, Vec<i32>>,
+    /// Partitions whose topic was deleted (`DeleteTopics`), by name, with when the last broker
+    /// dropped its replica: what was acknowledged before is gone by the user's will.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub deleted: BTreeMap<String, u64>,
 }
 
 /// Runs every checker over a history, the cluster's trace and its final state.

@@ -151,6 +151,14 @@ impl Cluster {
         Cluster::with_config(QuorumControllerConfig::default())
     }
 
+    /// Brokers `brokers` registered and unfenced, then `topic` created.
+    fn with_topic(brokers: &[i32], topic: NewTopic) -> (Cluster, Uuid) {
+        let mut c = Cluster::new();
+        c.start(brokers);
+        let t = c.create(topic);
+        (c, t)
+    }
+
     fn with_config(config: QuorumControllerConfig) -> Cluster {
         let mut controller = QuorumController::new(config, 7);
         controller.activate(T0, MetadataImage::default());
@@ -222,8 +230,7 @@ impl Cluster {
 
     /// A heartbeat from a broker that has replayed the whole log.
     fn heartbeat(&mut self, broker: i32) -> (Vec<MetadataRecord>, ControllerResponse) {
-        let request = heartbeat_request(broker, self.epoch(broker), self.next_offset());
-        self.handle(request)
+        self.heartbeat_wanting(broker, false, false)
     }
 
     fn heartbeat_wanting(
@@ -437,9 +444,7 @@ fn another_incarnation_cannot_register_while_the_session_lives() {
 
 #[test]
 fn session_expiry_fences_and_moves_leadership_to_the_next_isr_replica() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2, 3]);
-    let t = c.create(assigned_topic("t", &[&[1, 3, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2, 3], assigned_topic("t", &[&[1, 3, 2]]));
     let epoch1 = c.epoch(1);
     // 9 s without a heartbeat is still a session; fencing needs more than the timeout.
     let records = c.pass_with(&[2, 3], 9_000);
@@ -464,9 +469,7 @@ fn session_expiry_fences_and_moves_leadership_to_the_next_isr_replica() {
 
 #[test]
 fn the_last_isr_member_fenced_leaves_the_partition_leaderless_with_it_in_the_isr() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     c.alter_isr(t, 0, &[1]);
     let records = c.pass_with(&[2], 10_000);
     assert_eq!(
@@ -485,9 +488,7 @@ fn the_last_isr_member_fenced_leaves_the_partition_leaderless_with_it_in_the_isr
 
 #[test]
 fn an_unclean_topic_elects_a_live_replica_outside_the_isr_and_marks_it_recovering() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(unclean(assigned_topic("t", &[&[1, 2]])));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], unclean(assigned_topic("t", &[&[1, 2]])));
     c.alter_isr(t, 0, &[1]);
     let records = c.pass_with(&[2], 10_000);
     assert_eq!(
@@ -532,9 +533,7 @@ fn the_cluster_default_allows_unclean_election_unless_the_topic_says_false() {
 
 #[test]
 fn a_tick_elects_unclean_leaders_once_a_topic_allows_it() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     c.alter_isr(t, 0, &[1]);
     c.pass_with(&[2], 10_000);
     assert_eq!(c.partition(t, 0).leader, -1);
@@ -564,9 +563,7 @@ fn a_tick_elects_unclean_leaders_once_a_topic_allows_it() {
 
 #[test]
 fn unfencing_a_broker_brings_back_its_leaderless_partitions() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     c.alter_isr(t, 0, &[1]);
     c.pass_with(&[2], 10_000);
     assert!(c.controller.image().brokers[&1].fenced);
@@ -588,9 +585,7 @@ fn unfencing_a_broker_brings_back_its_leaderless_partitions() {
 
 #[test]
 fn a_broker_registering_again_leaves_its_isrs_after_its_registration() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     let epoch = c.next_offset();
     let (records, _) = c.handle(register_request(1, incarnation(1)));
     assert!(matches!(&records[0], MetadataRecord::RegisterBroker(r) if r.broker_epoch == epoch));
@@ -606,9 +601,7 @@ fn a_broker_registering_again_leaves_its_isrs_after_its_registration() {
 
 #[test]
 fn want_fence_fences_an_unfenced_broker() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     let (records, response) = c.heartbeat_wanting(1, true, false);
     assert_eq!(
         records,
@@ -626,9 +619,7 @@ fn want_fence_fences_an_unfenced_broker() {
 
 #[test]
 fn controlled_shutdown_moves_leadership_then_lets_the_broker_go() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     let epoch1 = c.epoch(1);
     let (records, response) = c.heartbeat_wanting(1, false, true);
     assert_eq!(
@@ -926,9 +917,7 @@ fn manual_assignment_refusals() {
 #[test]
 fn the_leaders_of_a_created_topic_spread_evenly() {
     for partitions in [3, 7, 10] {
-        let mut c = Cluster::new();
-        c.start(&[1, 2, 3]);
-        let t = c.create(new_topic("t", partitions, 2));
+        let (mut c, t) = Cluster::with_topic(&[1, 2, 3], new_topic("t", partitions, 2));
         let mut leaders = BTreeMap::<i32, i32>::new();
         for p in c.controller.image().topics[&t].partitions.values() {
             *leaders.entry(p.leader).or_default() += 1;
@@ -1008,9 +997,7 @@ fn create_partitions(
 
 #[test]
 fn create_partitions_adds_partitions_after_the_existing_ones() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2, 3]);
-    let t = c.create(new_topic("t", 2, 2));
+    let (mut c, t) = Cluster::with_topic(&[1, 2, 3], new_topic("t", 2, 2));
     let (records, code) = create_partitions(&mut c, "t", 4, None);
     assert_eq!(code, 0);
     let ids: Vec<(i32, usize)> = records
@@ -1254,9 +1241,7 @@ fn without_the_kip_903_check_a_stale_member_epoch_is_accepted() {
 
 #[test]
 fn a_recovered_leader_clears_recovering() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(unclean(assigned_topic("t", &[&[1, 2]])));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], unclean(assigned_topic("t", &[&[1, 2]])));
     c.alter_isr(t, 0, &[1]);
     c.pass_with(&[2], 10_000);
     let p = c.partition(t, 0);
@@ -1312,9 +1297,7 @@ fn tp(topic: &str, partition: i32) -> (String, i32) {
 
 #[test]
 fn preferred_election() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2], &[2, 1]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2], &[2, 1]]));
     // Broker 1 bounces: partition 0 moves to 2, without 1 in its ISR.
     c.heartbeat_wanting(1, true, false);
     c.heartbeat(1);
@@ -1355,9 +1338,7 @@ fn preferred_election() {
 
 #[test]
 fn unclean_election() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     c.alter_isr(t, 0, &[1]);
     use error_code::*;
     let (records, results) = elect(&mut c, Election::Unclean, Some(vec![tp("t", 0)]));
@@ -1392,9 +1373,7 @@ fn unclean_election() {
 
 #[test]
 fn the_auto_rebalance_runs_each_check_interval() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
     c.heartbeat_wanting(1, true, false);
     c.heartbeat(1);
     c.alter_isr(t, 0, &[2, 1]);
@@ -1439,9 +1418,7 @@ fn reassign(
 
 #[test]
 fn a_reassignment_adds_replicas_then_completes_when_they_join_the_isr() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2, 3]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2, 3], assigned_topic("t", &[&[1, 2]]));
     let (records, code) = reassign(&mut c, "t", 0, Some(vec![2, 3]));
     assert_eq!(code, 0);
     assert_eq!(
@@ -1487,9 +1464,7 @@ fn a_reassignment_adds_replicas_then_completes_when_they_join_the_isr() {
 
 #[test]
 fn a_reassignment_within_the_isr_completes_at_once() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2, 3]);
-    let t = c.create(assigned_topic("t", &[&[1, 2, 3]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2, 3], assigned_topic("t", &[&[1, 2, 3]]));
     let (records, _) = reassign(&mut c, "t", 0, Some(vec![3, 2, 1]));
     assert_eq!(
         records,
@@ -1515,9 +1490,7 @@ fn a_reassignment_within_the_isr_completes_at_once() {
 
 #[test]
 fn reassignment_cancel_and_refusals() {
-    let mut c = Cluster::new();
-    c.start(&[1, 2, 3]);
-    let t = c.create(assigned_topic("t", &[&[1, 2]]));
+    let (mut c, t) = Cluster::with_topic(&[1, 2, 3], assigned_topic("t", &[&[1, 2]]));
     use error_code::*;
     assert_eq!(
         reassign(&mut c, "t", 0, None),
