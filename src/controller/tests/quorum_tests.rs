@@ -310,6 +310,15 @@ impl Cluster {
     }
 }
 
+/// Brokers 1 and 2, `topic` on [1, 2] with its ISR shrunk to [1], then broker 1's session
+/// lapses; with the records that wrote.
+fn last_isr_member_fenced(topic: NewTopic) -> (Cluster, Uuid, Vec<MetadataRecord>) {
+    let (mut c, t) = Cluster::with_topic(&[1, 2], topic);
+    c.alter_isr(t, 0, &[1]);
+    let records = c.pass_with(&[2], 10_000);
+    (c, t, records)
+}
+
 fn alter_result(response: ControllerResponse) -> AlterPartitionResult {
     match response {
         ControllerResponse::AlterPartition {
@@ -469,9 +478,7 @@ fn session_expiry_fences_and_moves_leadership_to_the_next_isr_replica() {
 
 #[test]
 fn the_last_isr_member_fenced_leaves_the_partition_leaderless_with_it_in_the_isr() {
-    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
-    c.alter_isr(t, 0, &[1]);
-    let records = c.pass_with(&[2], 10_000);
+    let (c, t, records) = last_isr_member_fenced(assigned_topic("t", &[&[1, 2]]));
     assert_eq!(
         records,
         vec![
@@ -488,9 +495,7 @@ fn the_last_isr_member_fenced_leaves_the_partition_leaderless_with_it_in_the_isr
 
 #[test]
 fn an_unclean_topic_elects_a_live_replica_outside_the_isr_and_marks_it_recovering() {
-    let (mut c, t) = Cluster::with_topic(&[1, 2], unclean(assigned_topic("t", &[&[1, 2]])));
-    c.alter_isr(t, 0, &[1]);
-    let records = c.pass_with(&[2], 10_000);
+    let (c, t, records) = last_isr_member_fenced(unclean(assigned_topic("t", &[&[1, 2]])));
     assert_eq!(
         records,
         vec![
@@ -533,9 +538,7 @@ fn the_cluster_default_allows_unclean_election_unless_the_topic_says_false() {
 
 #[test]
 fn a_tick_elects_unclean_leaders_once_a_topic_allows_it() {
-    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
-    c.alter_isr(t, 0, &[1]);
-    c.pass_with(&[2], 10_000);
+    let (mut c, t, _) = last_isr_member_fenced(assigned_topic("t", &[&[1, 2]]));
     assert_eq!(c.partition(t, 0).leader, -1);
     let config = MetadataRecord::Config(ConfigRecord {
         resource_type: CONFIG_RESOURCE_TOPIC,
@@ -563,9 +566,7 @@ fn a_tick_elects_unclean_leaders_once_a_topic_allows_it() {
 
 #[test]
 fn unfencing_a_broker_brings_back_its_leaderless_partitions() {
-    let (mut c, t) = Cluster::with_topic(&[1, 2], assigned_topic("t", &[&[1, 2]]));
-    c.alter_isr(t, 0, &[1]);
-    c.pass_with(&[2], 10_000);
+    let (mut c, t, _) = last_isr_member_fenced(assigned_topic("t", &[&[1, 2]]));
     assert!(c.controller.image().brokers[&1].fenced);
     let epoch1 = c.epoch(1);
     let (records, response) = c.heartbeat(1);
@@ -686,23 +687,34 @@ fn create_topics_with_the_defaults() {
                 name: "t".to_owned(),
                 topic_id: id
             }),
-            MetadataRecord::Partition(PartitionRecord {
-                partition_id: 0,
-                topic_id: id,
-                replicas: vec![1],
-                isr: vec![1],
-                removing_replicas: vec![],
-                adding_replicas: vec![],
-                leader: 1,
-                leader_recovery_state: 0,
-                leader_epoch: 0,
-                partition_epoch: 0,
-                directories: vec![DIRECTORY_UNASSIGNED],
-                eligible_leader_replicas: None,
-                last_known_elr: None,
-            }),
+            new_partition(id, 0, vec![1], vec![1]),
         ]
     );
+}
+
+/// The record of a created partition: led by its first ISR member, epochs 0, directories
+/// unassigned.
+fn new_partition(
+    topic_id: Uuid,
+    partition_id: i32,
+    replicas: Vec<i32>,
+    isr: Vec<i32>,
+) -> MetadataRecord {
+    MetadataRecord::Partition(PartitionRecord {
+        partition_id,
+        topic_id,
+        directories: vec![DIRECTORY_UNASSIGNED; replicas.len()],
+        replicas,
+        leader: isr[0],
+        isr,
+        removing_replicas: vec![],
+        adding_replicas: vec![],
+        leader_recovery_state: 0,
+        leader_epoch: 0,
+        partition_epoch: 0,
+        eligible_leader_replicas: None,
+        last_known_elr: None,
+    })
 }
 
 fn create_errors(c: &mut Cluster, topics: Vec<NewTopic>) -> Vec<(String, i16)> {
@@ -838,23 +850,6 @@ fn a_manual_assignment_is_taken_as_given_with_fenced_replicas_out_of_the_isr() {
         (topics[0].num_partitions, topics[0].replication_factor),
         (2, 2)
     );
-    let partition = |partition_id, replicas: Vec<i32>, isr: Vec<i32>| {
-        MetadataRecord::Partition(PartitionRecord {
-            partition_id,
-            topic_id: id,
-            directories: vec![DIRECTORY_UNASSIGNED; replicas.len()],
-            replicas,
-            leader: isr[0],
-            isr,
-            removing_replicas: vec![],
-            adding_replicas: vec![],
-            leader_recovery_state: 0,
-            leader_epoch: 0,
-            partition_epoch: 0,
-            eligible_leader_replicas: None,
-            last_known_elr: None,
-        })
-    };
     assert_eq!(
         records,
         vec![
@@ -868,8 +863,8 @@ fn a_manual_assignment_is_taken_as_given_with_fenced_replicas_out_of_the_isr() {
                 name: "retention.ms".to_owned(),
                 value: Some("1000".to_owned()),
             }),
-            partition(0, vec![4, 2], vec![2]),
-            partition(1, vec![3, 4], vec![3]),
+            new_partition(id, 0, vec![4, 2], vec![2]),
+            new_partition(id, 1, vec![3, 4], vec![3]),
         ]
     );
 }
@@ -917,7 +912,7 @@ fn manual_assignment_refusals() {
 #[test]
 fn the_leaders_of_a_created_topic_spread_evenly() {
     for partitions in [3, 7, 10] {
-        let (mut c, t) = Cluster::with_topic(&[1, 2, 3], new_topic("t", partitions, 2));
+        let (c, t) = Cluster::with_topic(&[1, 2, 3], new_topic("t", partitions, 2));
         let mut leaders = BTreeMap::<i32, i32>::new();
         for p in c.controller.image().topics[&t].partitions.values() {
             *leaders.entry(p.leader).or_default() += 1;
@@ -1203,9 +1198,24 @@ fn without_the_kip_903_check_a_stale_member_epoch_is_accepted() {
         broker_epoch_check: false,
         ..QuorumControllerConfig::default()
     };
+    let (records, result) = rejoin_quoting_an_old_epoch(config);
+    assert_eq!(records.len(), 1);
+    assert_eq!(result.isr, vec![1, 3, 2]);
+
+    // With the check, the same request is refused.
+    let (records, result) = rejoin_quoting_an_old_epoch(QuorumControllerConfig::default());
+    assert_eq!(
+        (records, result.error_code),
+        (vec![], error_code::INELIGIBLE_REPLICA)
+    );
+}
+
+/// Broker 2 restarts; the leader asks for it back in the ISR, still quoting its old epoch.
+fn rejoin_quoting_an_old_epoch(
+    config: QuorumControllerConfig,
+) -> (Vec<MetadataRecord>, AlterPartitionResult) {
     let AlterSetup { mut c, t } = alter_setup(config);
     let e1 = c.epoch(1);
-    // Broker 2 restarts; the leader still quotes its old epoch.
     let old_e2 = c.epoch(2);
     c.handle(register_request(2, incarnation(2)));
     c.heartbeat(2);
@@ -1216,34 +1226,13 @@ fn without_the_kip_903_check_a_stale_member_epoch_is_accepted() {
         p.partition_epoch,
         &[(1, e1), (3, c.epoch(3)), (2, old_e2)],
     );
-    let (records, response) = c.handle(alter(1, e1, t, d.clone()));
-    assert_eq!(records.len(), 1);
-    assert_eq!(alter_result(response).isr, vec![1, 3, 2]);
-
-    // With the check, the same request is refused.
-    let AlterSetup { mut c, t } = alter_setup(QuorumControllerConfig::default());
-    let e1 = c.epoch(1);
-    let old_e2 = c.epoch(2);
-    c.handle(register_request(2, incarnation(2)));
-    c.heartbeat(2);
-    let p = c.partition(t, 0);
-    let d = data(
-        p.leader_epoch,
-        p.partition_epoch,
-        &[(1, e1), (3, c.epoch(3)), (2, old_e2)],
-    );
     let (records, response) = c.handle(alter(1, e1, t, d));
-    assert_eq!(
-        (records, alter_result(response).error_code),
-        (vec![], error_code::INELIGIBLE_REPLICA)
-    );
+    (records, alter_result(response))
 }
 
 #[test]
 fn a_recovered_leader_clears_recovering() {
-    let (mut c, t) = Cluster::with_topic(&[1, 2], unclean(assigned_topic("t", &[&[1, 2]])));
-    c.alter_isr(t, 0, &[1]);
-    c.pass_with(&[2], 10_000);
+    let (mut c, t, _) = last_isr_member_fenced(unclean(assigned_topic("t", &[&[1, 2]])));
     let p = c.partition(t, 0);
     assert_eq!(
         (p.leader, p.leader_recovery_state),
@@ -1773,33 +1762,24 @@ impl Cluster {
                     partitions: None,
                 });
             }
-            Op::Reassign { pick, replicas } => {
-                let Some((topic_id, partition)) = self.pick(pick) else {
-                    return;
-                };
-                let topic = self.topic_of(topic_id);
-                self.handle(ControllerRequest::AlterPartitionReassignments {
-                    reassignments: vec![PartitionReassignment {
-                        topic,
-                        partition,
-                        replicas: Some(replicas),
-                    }],
-                });
-            }
-            Op::Cancel { pick } => {
-                let Some((topic_id, partition)) = self.pick(pick) else {
-                    return;
-                };
-                let topic = self.topic_of(topic_id);
-                self.handle(ControllerRequest::AlterPartitionReassignments {
-                    reassignments: vec![PartitionReassignment {
-                        topic,
-                        partition,
-                        replicas: None,
-                    }],
-                });
-            }
+            Op::Reassign { pick, replicas } => self.reassign_pick(pick, Some(replicas)),
+            Op::Cancel { pick } => self.reassign_pick(pick, None),
         }
+    }
+
+    /// Reassigns (or with `None` cancels the reassignment of) the picked partition, if any.
+    fn reassign_pick(&mut self, pick: usize, replicas: Option<Vec<i32>>) {
+        let Some((topic_id, partition)) = self.pick(pick) else {
+            return;
+        };
+        let topic = self.topic_of(topic_id);
+        self.handle(ControllerRequest::AlterPartitionReassignments {
+            reassignments: vec![PartitionReassignment {
+                topic,
+                partition,
+                replicas,
+            }],
+        });
     }
 }
 
