@@ -335,3 +335,58 @@ fn random_crashes_pauses_and_partitions_never_split_the_brain_or_lose_metadata()
     // The faults did move the quorum: more than one election per run on average.
     assert!(leaders as u64 > n, "{leaders} elections over {n} runs");
 }
+
+#[test]
+fn a_controlled_shutdown_moves_the_leaderships_before_the_broker_stops() {
+    let text = r#"
+name = "controlled-shutdown"
+duration = "30s"
+[cluster]
+brokers = 3
+controllers = 1
+[[topic]]
+name = "t"
+partitions = 2
+replication-factor = 3
+assignment = [[1, 2, 3], [2, 1, 3]]
+[[fault]]
+at = "10s"
+action = "controlled-shutdown"
+target = "broker-1"
+for = "8s"
+"#;
+    let s = parse_str("controlled-shutdown.toml", text).unwrap();
+    let output = runner::run(&s, 5);
+    let stopped = events(&output, "shut-down")
+        .find(|e| e.node == "broker-1")
+        .expect("broker-1 shut down")
+        .at_ms;
+    // t-0 was led by broker 1: the controller gave it to broker 2, the next in the ISR,
+    // before it let broker 1 go; and broker 1 left every ISR.
+    let moved = partition_states(&output, "t-0")
+        .into_iter()
+        .find(|e| e.detail["leader"] != 1)
+        .expect("t-0 changed leader");
+    assert_eq!(moved.detail["leader"], 2);
+    assert!(
+        moved.at_ms >= 10_000 && moved.at_ms < stopped,
+        "{} {stopped}",
+        moved.at_ms
+    );
+    assert!(!ints(&moved.detail["isr"]).contains(&1));
+    // A few heartbeats: the controller lets it go once the other brokers have replayed the
+    // moves (Kafka's controlled shutdown waits for them), well within a session timeout.
+    assert!(stopped < 16_000, "{stopped}");
+    // Not a crash: the controller saw it go (fenced at once, no session timeout), and it came
+    // back at 18 s, registered anew and was unfenced.
+    let fenced = events(&output, "broker-fenced")
+        .find(|e| e.detail["broker"] == 1)
+        .expect("broker 1 fenced")
+        .at_ms;
+    assert!(
+        fenced <= stopped + 100,
+        "fenced at {fenced}, stopped at {stopped}"
+    );
+    assert!(events(&output, "broker-unfenced").any(|e| e.detail["broker"] == 1 && e.at_ms > 18_000));
+    assert_eq!(output.violations, vec![]);
+}

@@ -70,6 +70,8 @@ impl Lifecycle {
     }
 }
 
+/// Registers and heartbeats until a controlled shutdown is granted; returning means the broker
+/// may stop.
 pub(super) async fn run(broker: Arc<Broker>) {
     let ctx = &broker.ctx;
     let start_ms = ctx.clock.elapsed_ms();
@@ -85,8 +87,18 @@ pub(super) async fn run(broker: Arc<Broker>) {
             .broker_epoch
             .store(epoch, Ordering::Relaxed);
         broker.event("registered", json!({ "broker": ctx.id, "epoch": epoch }));
-        heartbeat_until_stale(&broker, epoch).await;
+        if heartbeat(&broker, epoch).await == Heartbeats::ShutDown {
+            return;
+        }
     }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Heartbeats {
+    /// The controller no longer knows this registration: register again.
+    Stale,
+    /// The controller granted the controlled shutdown.
+    ShutDown,
 }
 
 /// Registers until a controller accepts; the broker epoch it was given.
@@ -121,17 +133,21 @@ async fn register(broker: &Broker, incarnation: Uuid, log_dir: Uuid) -> i64 {
     }
 }
 
-/// Heartbeats every interval (and at once when a fenced broker's replay moves) until the
-/// controller no longer knows this registration.
-async fn heartbeat_until_stale(broker: &Broker, epoch: i64) {
+/// Heartbeats every interval (and at once when a fenced broker's replay moves, or a shutdown
+/// is asked for) until the controller no longer knows this registration or lets the broker
+/// shut down. A broker asked to shut down says so in each heartbeat (`want_shut_down`): the
+/// controller moves its leaderships away and answers `should_shut_down` once it leads nothing.
+async fn heartbeat(broker: &Broker, epoch: i64) -> Heartbeats {
     let ctx = &broker.ctx;
     let lifecycle = &broker.lifecycle;
     loop {
         let offset = lifecycle.metadata_offset.load(Ordering::Relaxed);
+        let shutting_down = ctx.shutdown.is_requested();
         let request = BrokerHeartbeatRequest::default()
             .with_broker_id(BrokerId(ctx.id))
             .with_broker_epoch(epoch)
-            .with_current_metadata_offset(offset);
+            .with_current_metadata_offset(offset)
+            .with_want_shut_down(shutting_down);
         let sent = broker
             .controllers
             .send(RequestKind::BrokerHeartbeat(request))
@@ -139,8 +155,9 @@ async fn heartbeat_until_stale(broker: &Broker, epoch: i64) {
         let mut wait_ms = ctx.heartbeat_interval_ms;
         match sent {
             Ok(ResponseKind::BrokerHeartbeat(response)) => match response.error_code {
+                0 if shutting_down && response.should_shut_down => return Heartbeats::ShutDown,
                 0 => note_fencing(broker, response.is_fenced),
-                STALE_BROKER_EPOCH | BROKER_ID_NOT_REGISTERED => return,
+                STALE_BROKER_EPOCH | BROKER_ID_NOT_REGISTERED => return Heartbeats::Stale,
                 NOT_CONTROLLER => {
                     broker.controllers.rotate();
                     wait_ms = RETRY_BACKOFF_MS;

@@ -95,6 +95,45 @@ pub struct BrokerContext {
     pub auto_create_topics: bool,
     /// The seed of this broker's own randomness (its incarnation id, drawn anew per start).
     pub seed: u64,
+    /// Set from outside (the operator, the simulation's script) to shut the broker down cleanly.
+    pub shutdown: Arc<ShutdownSignal>,
+}
+
+/// A request for a controlled shutdown, as `SIGTERM` is to Kafka's broker.
+#[derive(Default)]
+pub struct ShutdownSignal {
+    requested: std::sync::atomic::AtomicBool,
+    notify: tokio::sync::Notify,
+}
+
+impl ShutdownSignal {
+    pub fn request(&self) {
+        self.requested
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    pub fn clear(&self) {
+        self.requested
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Waits until a shutdown is requested (at once if it already is).
+    pub async fn requested(&self) {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.is_requested() {
+                return;
+            }
+            notified.await;
+        }
+    }
 }
 
 type PartitionHandle = Arc<tokio::sync::Mutex<Partition>>;
@@ -208,6 +247,15 @@ impl Broker {
             .cloned()
     }
 
+    /// A clean shutdown's last act: every log flushed (Kafka then writes its clean-shutdown
+    /// marker, so the next start skips recovery).
+    async fn flush_all(&self) {
+        for (_, partition) in self.partitions() {
+            let mut partition = partition.lock().await;
+            let _ = partition.log_mut().flush().await;
+        }
+    }
+
     fn event(&self, kind: &str, detail: serde_json::Value) {
         self.ctx.recorder.event(&self.ctx.name, kind, detail);
     }
@@ -225,14 +273,24 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     let lifecycle = tokio::spawn(lifecycle::run(broker.clone()));
     let loader = tokio::spawn(metadata_loader::run(broker.clone()));
     let serve = tokio::spawn(broker.clone().serve());
+    let (loader_abort, serve_abort) = (loader.abort_handle(), serve.abort_handle());
     let result = tokio::select! {
         result = loader => result.unwrap_or(Ok(())),
         result = serve => result.unwrap_or(Ok(())),
+        // The controller let it go: the leaderships moved, the logs are flushed.
+        done = lifecycle => {
+            if done.is_ok() {
+                broker.flush_all().await;
+                recorder.event(&name, "shut-down", json!({ "clean": true }));
+            }
+            Ok(())
+        }
     };
+    // The process exits: no more heartbeats (the controller fences it), no partitions.
+    loader_abort.abort();
+    serve_abort.abort();
+    broker.partitions.lock().expect("partitions lock").clear();
     if let Err(e) = result {
-        // The process exits: no more heartbeats (the controller fences it), no partitions.
-        lifecycle.abort();
-        broker.partitions.lock().expect("partitions lock").clear();
         recorder.event(&name, "stopped", json!({ "error": e.to_string() }));
     }
 }

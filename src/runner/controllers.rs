@@ -105,6 +105,7 @@ pub fn start(
                 clock: node_clock,
                 disk: Some(sim_disk),
                 state: NodeState::Up,
+                shutdown: None,
             },
         );
     }

@@ -132,9 +132,7 @@ fn act(world: &mut World, fault: &FaultSpec) -> Result<Vec<String>, String> {
                 .send(fault.clone())
                 .map_err(|_| "the admin client stopped".to_string())?;
         }
-        Action::ControlledShutdown => {
-            return Err(format!("the {} step is not supported yet", fault.action));
-        }
+
         Action::ClogLink => {
             let from = targets(world, fault.from.as_ref())?;
             let to = targets(world, fault.to.as_ref())?;
@@ -168,6 +166,7 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         Action::DiskFull => world.disk_full(name, true)?,
         Action::Corrupt => world.corrupt(name, fault.file.as_deref())?,
         Action::ClockSkew => world.clock_skew(name, fault.by_ms.unwrap_or(0)),
+        Action::ControlledShutdown => world.controlled_shutdown(name)?,
         Action::Delay => return Err("the delay fault is not supported yet".into()),
         Action::Partition
         | Action::Heal
@@ -177,8 +176,7 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         | Action::DeleteTopic
         | Action::CreatePartitions
         | Action::Reassign
-        | Action::ElectLeaders
-        | Action::ControlledShutdown => unreachable!("handled in act"),
+        | Action::ElectLeaders => unreachable!("handled in act"),
     }
     Ok(())
 }
@@ -197,7 +195,7 @@ fn undo(world: &Arc<Mutex<World>>, fault: &FaultSpec, affected: &[String]) {
     for name in affected {
         let name = name.as_str();
         let _ = match fault.action {
-            Action::Kill | Action::Crash => {
+            Action::Kill | Action::Crash | Action::ControlledShutdown => {
                 world.restart(name);
                 Ok(())
             }

@@ -288,6 +288,7 @@ fn start_admin(
             clock: clock.for_node(),
             disk: None,
             state: NodeState::Up,
+            shutdown: None,
         },
     );
     ready_rx
@@ -327,6 +328,7 @@ fn start_brokers(
         let name = format!("broker-{id}");
         let (sim_disk, disk) = node_disk(&name, scenario, seed, clock, slot);
         let node_clock = clock.for_node();
+        let shutdown = Arc::new(broker::ShutdownSignal::default());
         let ctx = Arc::new(BrokerContext {
             id: id as i32,
             name: name.clone(),
@@ -341,6 +343,7 @@ fn start_brokers(
             heartbeat_interval_ms: heartbeat_interval_ms as u64,
             auto_create_topics,
             seed: derive_seed(seed, &name),
+            shutdown: shutdown.clone(),
         });
         let node = world
             .handle
@@ -358,6 +361,7 @@ fn start_brokers(
                 clock: node_clock,
                 disk: Some(sim_disk),
                 state: NodeState::Up,
+                shutdown: Some(shutdown),
             },
         );
     }
@@ -413,6 +417,7 @@ fn start_clients(
                 clock: node_clock,
                 disk: None,
                 state: NodeState::Up,
+                shutdown: None,
             },
         );
     }

@@ -34,13 +34,7 @@ pub fn check_supported(file: &str, scenario: &Scenario) -> Result<(), ScenarioEr
                 "the delay fault is not built yet".into(),
             ));
         }
-        if fault.action == Action::ControlledShutdown {
-            return Err(refuse(
-                file,
-                line,
-                "the controlled-shutdown step is not built yet; use kill".into(),
-            ));
-        }
+
         if let Trigger::When(condition) = &fault.trigger {
             if let Figure::Committed(..) = condition.figure {
                 return Err(refuse(

@@ -34,6 +34,8 @@ pub struct SimNode {
     pub clock: Clock,
     pub disk: Option<Arc<Mutex<SimDisk>>>,
     pub state: NodeState,
+    /// A broker's controlled-shutdown request (brokers only).
+    pub shutdown: Option<Arc<crate::broker::ShutdownSignal>>,
 }
 
 pub fn broker_ip(id: u32) -> IpAddr {
@@ -184,8 +186,28 @@ impl World {
         self.event("crash", json!({ "node": name, "disk": report }));
     }
 
+    /// A broker shuts down cleanly (KIP-631): it asks the controller in its heartbeats, which
+    /// moves its leaderships away first, then flushes its logs and stops.
+    pub fn controlled_shutdown(&mut self, name: &str) -> FaultResult {
+        let signal = self.nodes[name]
+            .shutdown
+            .clone()
+            .ok_or_else(|| format!("{name} is not a broker"))?;
+        signal.request();
+        self.event("controlled-shutdown", json!({ "node": name }));
+        Ok(())
+    }
+
     pub fn restart(&mut self, name: &str) {
         let id = self.node(name).id;
+        if let Some(signal) = &self.nodes[name].shutdown {
+            signal.clear(); // the new process runs until asked again
+        }
+        if self.nodes[name].state != NodeState::Down {
+            // A process that exited by itself (a controlled shutdown) leaves a live node behind:
+            // end it before starting the new process.
+            self.handle.kill(id);
+        }
         self.handle.restart(id);
         self.node(name).state = NodeState::Up;
         self.event("restart", json!({ "node": name }));
