@@ -390,3 +390,34 @@ for = "8s"
     assert!(events(&output, "broker-unfenced").any(|e| e.detail["broker"] == 1 && e.at_ms > 18_000));
     assert_eq!(output.violations, vec![]);
 }
+
+#[test]
+fn a_topic_created_by_the_script_runs_with_its_own_configs() {
+    let text = r#"
+name = "script-topic-config"
+duration = "12s"
+[cluster]
+brokers = 1
+[[client]]
+type = "producer"
+id = "p1"
+topic = "small"
+rate = "100/s"
+at = "3s"
+[[fault]]
+at = "2s"
+action = "create-topic"
+topic = "small"
+partitions = 1
+replication-factor = 1
+config = { "segment.ms" = 1000 }
+"#;
+    let s = parse_str("script-topic-config.toml", text).unwrap();
+    let output = runner::run(&s, 1);
+    let rolls = events(&output, "roll")
+        .filter(|e| e.detail["partition"] == "small-0" && e.detail["reason"] == "segment.ms")
+        .count();
+    // Writes for about 9 s into segments that roll after 1 s (Kafka's default is 7 days).
+    assert!((6..=10).contains(&rolls), "{rolls} rolls");
+    assert_eq!(output.violations, vec![]);
+}

@@ -311,13 +311,21 @@ fn start_brokers(
     let auto_create_topics =
         configs::get_bool(cluster, "auto.create.topics.enable", Scope::Broker).unwrap_or(true);
     let broker_config = config::broker_config(scenario, bug);
+    // The configs of the scenario's topics and of those its script creates (a name created twice
+    // runs with its last configs), resolved once for every broker.
+    let script_topics = scenario
+        .faults
+        .iter()
+        .filter(|f| f.action == crate::scenario::Action::CreateTopic)
+        .filter_map(|f| Some((f.topic.clone()?, &f.config)));
     let topic_config: BTreeMap<_, _> = scenario
         .topics
         .iter()
-        .map(|t| {
-            let resolved =
-                config::topic_config(&broker_config, &scenario.cluster.config, &t.config);
-            (t.name.clone(), resolved)
+        .map(|t| (t.name.clone(), &t.config))
+        .chain(script_topics)
+        .map(|(name, topic)| {
+            let resolved = config::topic_config(&broker_config, &scenario.cluster.config, topic);
+            (name, resolved)
         })
         .collect();
     let log_manager = config::log_manager_config(
