@@ -6,13 +6,16 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
-use crate::scenario::{Scenario, TopicPartition};
+use crate::scenario::TopicPartition;
 
 /// Kafka's port.
 pub const BROKER_PORT: u16 = 9092;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionMeta {
+    /// The topic's id (KIP-516), as Kafka's `Uuid` prints it: a name deleted and created
+    /// again is another topic.
+    pub topic_id: String,
     pub replicas: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
@@ -28,41 +31,6 @@ pub struct MetadataImage {
 }
 
 impl MetadataImage {
-    /// The image a scenario starts with. Replicas come from the topic's `assignment`, or are placed
-    /// round-robin (partition p on brokers p+1, p+2, … wrapping), which spreads leaders evenly.
-    pub fn from_scenario(scenario: &Scenario, broker_addr: impl Fn(u32) -> SocketAddr) -> Self {
-        let brokers = (1..=scenario.cluster.brokers)
-            .map(|id| (id as i32, broker_addr(id)))
-            .collect();
-        let n = scenario.cluster.brokers;
-        let topics = scenario
-            .topics
-            .iter()
-            .map(|topic| {
-                let partitions = (0..topic.partitions)
-                    .map(|p| {
-                        let replicas: Vec<i32> = match &topic.assignment {
-                            Some(assignment) => {
-                                assignment[p as usize].iter().map(|&b| b as i32).collect()
-                            }
-                            None => (0..topic.replication_factor)
-                                .map(|r| ((p + r) % n + 1) as i32)
-                                .collect(),
-                        };
-                        PartitionMeta {
-                            leader: replicas[0],
-                            leader_epoch: 0,
-                            isr: vec![replicas[0]],
-                            replicas,
-                        }
-                    })
-                    .collect();
-                (topic.name.clone(), partitions)
-            })
-            .collect();
-        MetadataImage { brokers, topics }
-    }
-
     /// The view of a replayed metadata image: unfenced brokers (Kafka's `Metadata` answer lists
     /// only those), and every topic's partitions by index.
     pub fn from_controller_image(image: &crate::controller::MetadataImage) -> Self {
@@ -84,6 +52,7 @@ impl MetadataImage {
                     .partitions
                     .values()
                     .map(|p| PartitionMeta {
+                        topic_id: topic.id.to_string(),
                         replicas: p.replicas.clone(),
                         leader: p.leader,
                         leader_epoch: p.leader_epoch,

@@ -421,3 +421,54 @@ config = { "segment.ms" = 1000 }
     assert!((6..=10).contains(&rolls), "{rolls} rolls");
     assert_eq!(output.violations, vec![]);
 }
+
+#[test]
+fn a_replica_of_a_deleted_topic_is_not_revived_by_a_new_topic_of_that_name() {
+    let text = r#"
+name = "stale-replica"
+duration = "25s"
+[cluster]
+brokers = 2
+[cluster.config]
+"log.flush.interval.messages" = 1
+[[topic]]
+name = "t"
+partitions = 1
+replication-factor = 1
+assignment = [[1]]
+[[client]]
+type = "producer"
+id = "p1"
+topic = "t"
+rate = "50/s"
+count = 100
+[[fault]]                     # broker 1 is away while t is deleted and created again
+at = "6s"
+action = "kill"
+target = "broker-1"
+for = "10s"
+[[fault]]
+at = "8s"
+action = "delete-topic"
+topic = "t"
+[[fault]]
+at = "10s"
+action = "create-topic"
+topic = "t"
+assignment = [[2, 1]]
+"#;
+    let s = parse_str("stale-replica.toml", text).unwrap();
+    let output = runner::run(&s, 2);
+    // Back at 16 s, broker 1 finds the old topic's log under the new topic's name: it deletes
+    // it (KIP-516's topic id in partition.metadata) and opens an empty replica.
+    let removed = events(&output, "partition-removed")
+        .find(|e| e.node == "broker-1" && e.at_ms > 16_000)
+        .expect("the stale replica was deleted");
+    assert_eq!(removed.detail["stray"], true);
+    let reopened = events(&output, "recovered")
+        .filter(|e| e.node == "broker-1" && e.at_ms > 16_000)
+        .last()
+        .expect("broker 1 opened t-0 again");
+    assert_eq!(reopened.detail["leo"], 0, "{:?}", reopened.detail);
+    assert!(removed.at_ms <= reopened.at_ms);
+}

@@ -332,8 +332,16 @@ impl Broker {
             let name = topic.to_string();
             tokio::spawn(async move {
                 let sent = channel.send(RequestKind::CreateTopics(request)).await;
-                if !matches!(sent, Ok(ResponseKind::CreateTopics(_))) {
-                    // Not created: a later Metadata request may ask again.
+                let code = match &sent {
+                    Ok(ResponseKind::CreateTopics(r)) => r.topics.first().map(|t| t.error_code),
+                    _ => None,
+                };
+                if code == Some(41) {
+                    channel.rotate_from(channel.active()); // NOT_CONTROLLER
+                }
+                // Created (0) or there already (36, TOPIC_ALREADY_EXISTS): the metadata will
+                // show it. Anything else: a later Metadata request asks again.
+                if !matches!(code, Some(0) | Some(36)) {
                     pending.lock().expect("auto-creating lock").remove(&name);
                 }
             });

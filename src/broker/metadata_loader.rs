@@ -85,6 +85,10 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
             publisher::publish(&broker, &image).await?;
             changed = false;
         }
-        broker.lifecycle.replayed(applied - 1);
+        if !changed {
+            // What the broker acts on: the controller unfences it (and lets others shut down)
+            // on this, as Kafka's broker reports its last published offset.
+            broker.lifecycle.replayed(applied - 1);
+        }
     }
 }

@@ -148,6 +148,8 @@ pub struct Broker {
     lifecycle: lifecycle::Lifecycle,
     /// Topics whose auto-creation this broker has asked for and not yet seen.
     auto_creating: Arc<Mutex<BTreeSet<String>>>,
+    /// Whether an image has been published since this start (the first removes stray logs).
+    published: std::sync::atomic::AtomicBool,
 }
 
 impl Broker {
@@ -160,6 +162,7 @@ impl Broker {
             partitions: Mutex::new(BTreeMap::new()),
             metadata: Mutex::new(Arc::new(MetadataImage::default())),
             auto_creating: Arc::new(Mutex::new(BTreeSet::new())),
+            published: std::sync::atomic::AtomicBool::new(false),
             ctx,
         }
     }
@@ -273,8 +276,13 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     let lifecycle = tokio::spawn(lifecycle::run(broker.clone()));
     let loader = tokio::spawn(metadata_loader::run(broker.clone()));
     let serve = tokio::spawn(broker.clone().serve());
-    let (loader_abort, serve_abort) = (loader.abort_handle(), serve.abort_handle());
+    let aborts = [
+        lifecycle.abort_handle(),
+        loader.abort_handle(),
+        serve.abort_handle(),
+    ];
     let result = tokio::select! {
+        biased;
         result = loader => result.unwrap_or(Ok(())),
         result = serve => result.unwrap_or(Ok(())),
         // The controller let it go: the leaderships moved, the logs are flushed.
@@ -287,8 +295,9 @@ pub async fn run(ctx: Arc<BrokerContext>) {
         }
     };
     // The process exits: no more heartbeats (the controller fences it), no partitions.
-    loader_abort.abort();
-    serve_abort.abort();
+    for task in aborts {
+        task.abort();
+    }
     broker.partitions.lock().expect("partitions lock").clear();
     if let Err(e) = result {
         recorder.event(&name, "stopped", json!({ "error": e.to_string() }));

@@ -17,6 +17,8 @@ use crate::world::{Clock, SharedRecorder};
 
 pub struct Partition {
     pub tp: TopicPartition,
+    /// The topic's id (KIP-516) this replica belongs to.
+    pub topic_id: String,
     log: Log,
     leader_epoch: i32,
     high_watermark: i64,
@@ -74,6 +76,7 @@ impl Partition {
         let high_watermark = log.log_end_offset();
         let partition = Partition {
             tp,
+            topic_id: meta.topic_id.clone(),
             log,
             leader_epoch: meta.leader_epoch,
             high_watermark,

@@ -4,8 +4,14 @@
 //! partitions no longer assigned to it (a deleted topic, a finished reassignment), and serves
 //! clients the new view.
 //!
+//! A partition's directory holds `partition.metadata` with its topic's id (KIP-516): a replica
+//! left on disk by a topic deleted while this broker was away is told apart from the replica of
+//! a topic created again under the same name, and deleted; so are the directories the first
+//! image after a start assigns to nobody here (Kafka's stray logs, KAFKA-14616).
+//!
 //! Trace events (node `broker-<id>`): `recovered` (a partition opened), `partition-role`
-//! `{partition, broker, role, leader_epoch}` on every change of role or epoch, `partition-removed`.
+//! `{partition, broker, role, leader_epoch}` on every change of role or epoch, `partition-removed`
+//! `{partition, broker, stray}`.
 
 use std::io;
 use std::sync::Arc;
@@ -27,6 +33,7 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
         let handle = match broker.partition(&tp) {
             Some(handle) => handle,
             None => {
+                claim_directory(broker, &tp.to_string(), &meta.topic_id).await?;
                 let config = ctx.topic_config.get(&tp.topic).unwrap_or(&ctx.config);
                 let (partition, report) = Partition::open(ctx, tp.clone(), meta, config).await?;
                 broker.event(
@@ -56,6 +63,12 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
         }
     }
     remove_unassigned(broker, &view).await?;
+    if !broker
+        .published
+        .swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        remove_strays(broker, &view).await?;
+    }
     let names: Vec<String> = view.topics.keys().cloned().collect();
     broker
         .auto_creating
@@ -83,14 +96,58 @@ fn trace_role(broker: &Broker, partition: &Partition) {
     );
 }
 
-/// Drops the partitions the image no longer assigns here, and deletes their logs.
+/// KIP-516's `partition.metadata`: the topic id of the log in a partition's directory.
+const PARTITION_METADATA: &str = "partition.metadata";
+
+fn partition_metadata(topic_id: &str) -> String {
+    format!("version: 0\ntopic_id: {topic_id}\n")
+}
+
+/// Makes `dir` the directory of topic `topic_id`: a log left there by another topic of that
+/// name is deleted first; the topic id is written (durably) for the next start.
+async fn claim_directory(broker: &Broker, dir: &str, topic_id: &str) -> io::Result<()> {
+    let disk = &broker.ctx.disk;
+    let path = format!("{dir}/{PARTITION_METADATA}");
+    let wanted = partition_metadata(topic_id);
+    let found = if disk.exists(&path) {
+        Some(disk.read_all(&path).await?)
+    } else {
+        None
+    };
+    if found.as_deref() == Some(wanted.as_bytes()) {
+        return Ok(());
+    }
+    let stale = disk.list(&format!("{dir}/"));
+    if !stale.is_empty() {
+        for file in stale {
+            disk.remove(&file).await?;
+        }
+        broker.event(
+            "partition-removed",
+            json!({ "partition": dir, "broker": broker.ctx.id, "stray": true }),
+        );
+    }
+    disk.create(&path).await?;
+    disk.write_at(&path, 0, wanted.as_bytes()).await?;
+    disk.fsync(&path).await
+}
+
+/// Drops the partitions the image no longer assigns here (or assigns to another topic of the
+/// same name), and deletes their logs.
 async fn remove_unassigned(broker: &Broker, view: &MetadataImage) -> io::Result<()> {
     let id = broker.ctx.id;
-    let gone: Vec<_> = broker
-        .partitions()
-        .into_iter()
-        .filter(|(tp, _)| view.partition(tp).is_none_or(|m| !m.replicas.contains(&id)))
-        .collect();
+    let mut gone = Vec::new();
+    for (tp, handle) in broker.partitions() {
+        let assigned = match view.partition(&tp) {
+            Some(meta) if meta.replicas.contains(&id) => {
+                handle.lock().await.topic_id == meta.topic_id
+            }
+            _ => false,
+        };
+        if !assigned {
+            gone.push((tp, handle));
+        }
+    }
     for (tp, handle) in gone {
         broker
             .partitions
@@ -99,14 +156,50 @@ async fn remove_unassigned(broker: &Broker, view: &MetadataImage) -> io::Result<
             .remove(&tp);
         // Wait for whoever holds the partition to finish, then delete its files.
         let _partition = handle.lock().await;
-        let disk = &broker.ctx.disk;
-        for path in disk.list(&format!("{tp}/")) {
-            disk.remove(&path).await?;
-        }
-        broker.event(
-            "partition-removed",
-            json!({ "partition": tp.to_string(), "broker": id }),
-        );
+        delete_directory(broker, &tp.to_string(), false).await?;
     }
+    Ok(())
+}
+
+/// After a start: the partition directories on disk that the image assigns to nobody here.
+async fn remove_strays(broker: &Broker, view: &MetadataImage) -> io::Result<()> {
+    let id = broker.ctx.id;
+    let dirs: std::collections::BTreeSet<String> = broker
+        .ctx
+        .disk
+        .list("")
+        .into_iter()
+        .filter_map(|path| Some(path.split_once('/')?.0.to_string()))
+        .collect();
+    for dir in dirs {
+        let Some((topic, index)) = dir.rsplit_once('-') else {
+            continue;
+        };
+        let Ok(partition) = index.parse::<u32>() else {
+            continue;
+        };
+        let tp = crate::scenario::TopicPartition {
+            topic: topic.to_string(),
+            partition,
+        };
+        let assigned = view
+            .partition(&tp)
+            .is_some_and(|m| m.replicas.contains(&id));
+        if !assigned {
+            delete_directory(broker, &dir, true).await?;
+        }
+    }
+    Ok(())
+}
+
+async fn delete_directory(broker: &Broker, dir: &str, stray: bool) -> io::Result<()> {
+    let disk = &broker.ctx.disk;
+    for path in disk.list(&format!("{dir}/")) {
+        disk.remove(&path).await?;
+    }
+    broker.event(
+        "partition-removed",
+        json!({ "partition": dir, "broker": broker.ctx.id, "stray": stray }),
+    );
     Ok(())
 }

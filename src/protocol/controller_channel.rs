@@ -60,12 +60,21 @@ impl ControllerChannel {
         *guess = (*guess + 1) % self.voters.len();
     }
 
+    /// `to` turned out not to be active: try the next controller, unless the guess has moved
+    /// on meanwhile (someone learned the leader).
+    pub fn rotate_from(&self, to: i32) {
+        let mut guess = self.guess.lock().expect("guess lock");
+        if self.voters[*guess].0 == to {
+            *guess = (*guess + 1) % self.voters.len();
+        }
+    }
+
     /// Sends to the controller believed active; a transport failure moves the guess on.
     pub async fn send(&self, request: RequestKind) -> Result<ResponseKind, ClientError> {
         let to = self.active();
         let result = self.send_to(to, request).await;
         if result.is_err() {
-            self.rotate();
+            self.rotate_from(to);
         }
         result
     }

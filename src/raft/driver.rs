@@ -360,7 +360,19 @@ impl Controller {
             return Ok(()); // dropping `reply` closes the connection
         };
         if records.is_empty() {
-            let _ = reply.send(response);
+            // An answer that writes nothing may still rest on records of this leader not yet
+            // committed (a topic it created, a broker it unfenced): it waits for them, as
+            // Kafka's controller holds such a result until its last written offset commits.
+            let end_offset = self.core.log().len() as i64;
+            if self.core.role() == RoleName::Leader && end_offset > self.high_watermark {
+                self.waiting.push(Waiting {
+                    end_offset,
+                    reply,
+                    response,
+                });
+            } else {
+                let _ = reply.send(response);
+            }
             return Ok(());
         }
         let end_offset = self.propose_all(records).await?;

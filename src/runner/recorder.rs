@@ -46,11 +46,13 @@ pub struct Figures {
     pub deleted: BTreeMap<String, u64>,
     /// The brokers the committed metadata has registered and unfenced.
     pub unfenced: std::collections::BTreeSet<i64>,
+    /// The highest metadata offset whose event the figures took.
+    pub metadata_offset: Option<i64>,
 }
 
 impl Figures {
-    /// A committed `partition-state` event (controllers trace each partition's state as its change
-    /// commits; a new active controller may trace one again, so older states are ignored).
+    /// A committed `partition-state` event (controllers trace each partition's state as its
+    /// change commits, in log order).
     fn partition_committed(&mut self, detail: &Value) {
         let Some(name) = detail["partition"].as_str() else {
             return;
@@ -67,17 +69,12 @@ impl Figures {
                 .unwrap_or_default()
         };
         let topic_id = detail["topic_id"].as_str().unwrap_or_default().to_string();
-        let partition_epoch = detail["partition_epoch"].as_i64().unwrap_or(0);
-        let previous = self.partitions.get(name);
-        let same_topic = previous.is_some_and(|p| p.topic_id == topic_id);
-        if same_topic && previous.is_some_and(|p| p.partition_epoch > partition_epoch) {
-            return;
-        }
+        let previous = self.partitions.get(name).filter(|p| p.topic_id == topic_id);
         let leader = detail["leader"].as_i64().unwrap_or(-1) as i32;
         let last_leader = if leader >= 0 {
             Some(leader)
         } else {
-            previous.filter(|_| same_topic).and_then(|p| p.last_leader)
+            previous.and_then(|p| p.last_leader)
         };
         self.partitions.insert(
             name.to_string(),
@@ -87,10 +84,24 @@ impl Figures {
                 isr: ints("isr"),
                 leader,
                 leader_epoch: detail["leader_epoch"].as_i64().unwrap_or(0),
-                partition_epoch,
+                partition_epoch: detail["partition_epoch"].as_i64().unwrap_or(0),
                 last_leader,
             },
         );
+    }
+
+    /// Whether a controller's event of the committed metadata at `offset` is news: a
+    /// controller that becomes leader may trace again records an earlier leader traced (a
+    /// restarted one, all of them), and the figures must not go back in time.
+    fn is_new_metadata(&mut self, detail: &Value) -> bool {
+        let Some(offset) = detail["offset"].as_i64() else {
+            return false;
+        };
+        if self.metadata_offset.is_some_and(|seen| offset <= seen) {
+            return false;
+        }
+        self.metadata_offset = Some(offset);
+        true
     }
 
     /// A committed `topic-removed` event: its partitions are gone.
@@ -134,6 +145,26 @@ impl RunRecorder {
     }
 
     fn update_figures(&self, node: &str, kind: &str, detail: &Value) {
+        let metadata_event = matches!(
+            kind,
+            "broker-registered"
+                | "broker-fenced"
+                | "broker-unfenced"
+                | "broker-controlled-shutdown"
+                | "topic-created"
+                | "topic-removed"
+                | "partition-state"
+                | "config"
+        );
+        if metadata_event
+            && !self
+                .figures
+                .lock()
+                .expect("figures lock")
+                .is_new_metadata(detail)
+        {
+            return;
+        }
         if matches!(
             kind,
             "broker-registered" | "broker-fenced" | "broker-unfenced"
