@@ -5,6 +5,10 @@
 mod election_tests;
 mod image_tests;
 mod placement_tests;
-mod quorum_tests;
+mod quorum_broker_tests;
+mod quorum_partition_tests;
+mod quorum_properties;
+mod quorum_support;
+mod quorum_topic_tests;
 mod record_fixtures;
 mod record_properties;
