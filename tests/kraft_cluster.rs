@@ -472,3 +472,64 @@ assignment = [[2, 1]]
     assert_eq!(reopened.detail["leo"], 0, "{:?}", reopened.detail);
     assert!(removed.at_ms <= reopened.at_ms);
 }
+
+#[test]
+fn an_operator_elects_leaders_through_the_admin_api() {
+    let text = r#"
+name = "elect-leaders"
+duration = "40s"
+[cluster]
+brokers = 2
+controllers = 1
+[[topic]]
+name = "t"
+partitions = 1
+replication-factor = 2
+assignment = [[1, 2]]
+[[fault]]                 # broker 2 leaves the ISR
+at = "4s"
+action = "partition"
+groups = [["broker-2"], ["controller-1"]]
+for = "12s"
+[[fault]]                 # then the leader, the last ISR member, is cut off: t-0 goes offline
+at = "18s"
+action = "partition"
+groups = [["broker-1"], ["controller-1"]]
+[[fault]]                 # no leader to prefer: Kafka says so
+at = "30s"
+action = "elect-leaders"
+election = "preferred"
+partition = "t-0"
+[[fault]]                 # the operator accepts the risk: broker 2, outside the ISR, leads
+at = "32s"
+action = "elect-leaders"
+election = "unclean"
+partition = "t-0"
+"#;
+    let s = parse_str("elect-leaders.toml", text).unwrap();
+    let output = runner::run(&s, 4);
+    let answers: Vec<_> = output
+        .journal
+        .history
+        .iter()
+        .filter(|op| op.f == "elect-leaders" && op.kind != OpType::Invoke)
+        .map(|op| (op.kind, op.value["error"].as_str()))
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (OpType::Fail, Some("PreferredLeaderNotAvailable")),
+            (OpType::Ok, None)
+        ]
+    );
+    let states = partition_states(&output, "t-0");
+    let offline = states
+        .iter()
+        .find(|e| e.detail["leader"] == -1)
+        .expect("t-0 went offline");
+    assert!(offline.at_ms > 18_000 && offline.at_ms < 30_000);
+    let last = states.last().unwrap();
+    assert!(last.at_ms >= 32_000);
+    assert_eq!(last.detail["leader"], 2);
+    assert_eq!(last.detail["unclean"], true);
+}
