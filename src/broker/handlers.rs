@@ -311,7 +311,7 @@ impl Broker {
     fn auto_create(&self, topic: &str) -> bool {
         use kafka_protocol::messages::create_topics_request::CreatableTopic;
         use kafka_protocol::messages::CreateTopicsRequest;
-        if crate::controller::quorum_topics::validate_topic_name(topic).is_err() {
+        if !crate::controller::is_valid_topic_name(topic) {
             return false;
         }
         let first = self

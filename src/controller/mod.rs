@@ -31,7 +31,7 @@ pub mod quorum;
 mod quorum_api;
 mod quorum_brokers;
 mod quorum_partitions;
-pub mod quorum_topics;
+mod quorum_topics;
 pub mod record_bodies;
 pub mod records;
 pub mod service;
