@@ -19,6 +19,9 @@ pub struct PartitionMeta {
     pub replicas: Vec<i32>,
     pub leader: i32,
     pub leader_epoch: i32,
+    /// Bumped by every change of the partition (Kafka's `partitionEpoch`); `AlterPartition`
+    /// quotes it.
+    pub partition_epoch: i32,
     pub isr: Vec<i32>,
 }
 
@@ -28,6 +31,11 @@ pub struct MetadataImage {
     pub brokers: BTreeMap<i32, SocketAddr>,
     /// Topic → its partitions, by index.
     pub topics: BTreeMap<String, Vec<PartitionMeta>>,
+    /// Topic → its id (KIP-516), as the wire carries it (`AlterPartition` names topics by id).
+    pub topic_ids: BTreeMap<String, uuid::Uuid>,
+    /// Every registered broker's epoch, fenced or not (a leader quotes its followers' in
+    /// `AlterPartition`, KIP-903).
+    pub broker_epochs: BTreeMap<i32, i64>,
 }
 
 impl MetadataImage {
@@ -56,13 +64,25 @@ impl MetadataImage {
                         replicas: p.replicas.clone(),
                         leader: p.leader,
                         leader_epoch: p.leader_epoch,
+                        partition_epoch: p.partition_epoch,
                         isr: p.isr.clone(),
                     })
                     .collect();
                 (topic.name.clone(), partitions)
             })
             .collect();
-        MetadataImage { brokers, topics }
+        let topic_ids = image
+            .topics
+            .values()
+            .map(|topic| (topic.name.clone(), topic.id.into()))
+            .collect();
+        let broker_epochs = image.brokers.values().map(|b| (b.id, b.epoch)).collect();
+        MetadataImage {
+            brokers,
+            topics,
+            topic_ids,
+            broker_epochs,
+        }
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionMeta> {

@@ -1,5 +1,6 @@
 //! Request handlers: one function per API, each turning a request into a response.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -19,8 +20,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::partition::{AppendError, Committed};
-use super::Broker;
+use super::partition::{AppendError, Committed, FetchError};
+use super::{Broker, PartitionHandle};
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
 
@@ -30,6 +31,25 @@ const LATEST_TIMESTAMP: i64 = -1;
 
 fn code(error: ResponseError) -> i16 {
     error.code()
+}
+
+/// A failed partition of a produce.
+fn failed(error: ResponseError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_error_code(code(error))
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+}
+
+/// A produce's partition after its append: answered, or waiting for `acks=all`.
+enum Appended {
+    Done(PartitionProduceResponse),
+    Waiting {
+        handle: PartitionHandle,
+        last_offset: i64,
+        epoch: i32,
+        response: PartitionProduceResponse,
+    },
 }
 
 fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> {
@@ -43,7 +63,11 @@ fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> 
 
 impl Broker {
     /// Answers one request; `None` when Kafka sends no response (`Produce` with `acks=0`).
-    pub(super) async fn handle(&self, api: ApiKey, request: RequestKind) -> Option<ResponseKind> {
+    pub(super) async fn handle(
+        self: &Arc<Self>,
+        api: ApiKey,
+        request: RequestKind,
+    ) -> Option<ResponseKind> {
         match request {
             RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions())),
             RequestKind::Metadata(req) => Some(ResponseKind::Metadata(self.metadata_response(req))),
@@ -118,24 +142,68 @@ impl Broker {
             .with_topics(topics)
     }
 
+    /// `Produce`: each partition's batch is appended as leader; with `acks=all` the answer waits
+    /// (Kafka's produce purgatory) until the high watermark passes every appended batch, the
+    /// leadership is lost, or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
     async fn produce(&self, req: ProduceRequest) -> Option<ProduceResponse> {
         let acks = req.acks;
-        let mut responses = Vec::new();
+        let mut progress = self.progress.subscribe();
+        let deadline =
+            tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
+        let mut topics = Vec::new();
         for topic in req.topic_data {
-            let mut partition_responses = Vec::new();
+            let mut partitions = Vec::new();
             for data in topic.partition_data {
-                let response = self
+                let appended = self
                     .produce_partition(&topic.name, data.index, acks, data.records)
                     .await;
-                partition_responses.push(response.with_index(data.index));
+                partitions.push((data.index, appended));
+            }
+            topics.push((topic.name, partitions));
+        }
+        if acks == 0 {
+            return None;
+        }
+        let mut responses = Vec::new();
+        for (name, partitions) in topics {
+            let mut partition_responses = Vec::new();
+            for (index, appended) in partitions {
+                let response = match appended {
+                    Appended::Done(response) => response,
+                    Appended::Waiting {
+                        handle,
+                        last_offset,
+                        epoch,
+                        response,
+                    } => loop {
+                        progress.borrow_and_update();
+                        let done = handle.lock().await.acks_all_done(last_offset, epoch);
+                        match done {
+                            Some(Ok(())) => break response,
+                            Some(Err(AppendError::NotEnoughReplicas)) => {
+                                break failed(ResponseError::NotEnoughReplicasAfterAppend)
+                            }
+                            Some(Err(_)) => break failed(ResponseError::NotLeaderOrFollower),
+                            None => {}
+                        }
+                        if tokio::time::Instant::now() >= deadline {
+                            break failed(ResponseError::RequestTimedOut);
+                        }
+                        tokio::select! {
+                            _ = progress.changed() => {}
+                            _ = tokio::time::sleep_until(deadline) => {}
+                        }
+                    },
+                };
+                partition_responses.push(response.with_index(index));
             }
             responses.push(
                 TopicProduceResponse::default()
-                    .with_name(topic.name)
+                    .with_name(name)
                     .with_partition_responses(partition_responses),
             );
         }
-        (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+        Some(ProduceResponse::default().with_responses(responses))
     }
 
     async fn produce_partition(
@@ -144,62 +212,82 @@ impl Broker {
         index: i32,
         acks: i16,
         records: Option<Bytes>,
-    ) -> PartitionProduceResponse {
-        let failed = |error: ResponseError| {
-            PartitionProduceResponse::default()
-                .with_error_code(code(error))
-                .with_base_offset(-1)
-                .with_log_append_time_ms(-1)
-        };
+    ) -> Appended {
         if !matches!(acks, -1..=1) {
-            return failed(ResponseError::InvalidRequiredAcks);
+            return Appended::Done(failed(ResponseError::InvalidRequiredAcks));
         }
         let Some(tp) = topic_partition(topic, index) else {
-            return failed(ResponseError::UnknownTopicOrPartition);
+            return Appended::Done(failed(ResponseError::UnknownTopicOrPartition));
         };
-        let Some(partition) = self.partition(&tp) else {
+        let Some(handle) = self.partition(&tp) else {
             let known = self.metadata().partition(&tp).is_some();
-            return failed(if known {
+            return Appended::Done(failed(if known {
                 ResponseError::NotLeaderOrFollower
             } else {
                 ResponseError::UnknownTopicOrPartition
-            });
+            }));
         };
         let Some(records) = records else {
-            return failed(ResponseError::CorruptMessage);
+            return Appended::Done(failed(ResponseError::CorruptMessage));
         };
         let mut batch = BytesMut::from(&records[..]);
-        let mut partition = partition.lock().await;
-        match partition.append_as_leader(&mut batch, acks).await {
-            Ok(info) => PartitionProduceResponse::default()
-                .with_base_offset(info.first_offset)
-                .with_log_append_time_ms(info.log_append_time_ms)
-                .with_log_start_offset(partition.log_start_offset()),
-            Err(AppendError::NotLeader) => failed(ResponseError::NotLeaderOrFollower),
-            Err(AppendError::NotEnoughReplicas) => failed(ResponseError::NotEnoughReplicas),
-            Err(AppendError::Corrupt(_)) => failed(ResponseError::CorruptMessage),
-            Err(AppendError::RecordListTooLarge) => failed(ResponseError::RecordListTooLarge),
-            Err(AppendError::Storage(_)) => failed(ResponseError::KafkaStorageError),
-        }
+        let mut partition = handle.lock().await;
+        let error = match partition.append_as_leader(&mut batch, acks).await {
+            Ok(info) => {
+                let response = PartitionProduceResponse::default()
+                    .with_base_offset(info.first_offset)
+                    .with_log_append_time_ms(info.log_append_time_ms)
+                    .with_log_start_offset(partition.log_start_offset());
+                if acks != -1 {
+                    return Appended::Done(response);
+                }
+                let epoch = partition.leader_epoch();
+                drop(partition);
+                return Appended::Waiting {
+                    handle,
+                    last_offset: info.last_offset,
+                    epoch,
+                    response,
+                };
+            }
+            Err(AppendError::NotLeader) => ResponseError::NotLeaderOrFollower,
+            Err(AppendError::NotEnoughReplicas) => ResponseError::NotEnoughReplicas,
+            Err(AppendError::Corrupt(_)) => ResponseError::CorruptMessage,
+            Err(AppendError::RecordListTooLarge) => ResponseError::RecordListTooLarge,
+            Err(AppendError::Storage(_)) => ResponseError::KafkaStorageError,
+        };
+        Appended::Done(failed(error))
     }
 
-    /// A consumer's fetch: committed data only (below the HW). With nothing to return, it waits
-    /// up to `max_wait_ms` for data to arrive (Kafka's fetch purgatory), polling the partitions.
-    async fn fetch(&self, req: FetchRequest) -> FetchResponse {
+    /// `Fetch`, by a consumer (committed data only, below the HW) or by a follower (replica id
+    /// set: everything up to the log end, with its position recorded). With less than
+    /// `min_bytes` to return it waits up to `max_wait_ms` for more (Kafka's fetch purgatory),
+    /// woken by every append and high-watermark change here.
+    async fn fetch(self: &Arc<Self>, req: FetchRequest) -> FetchResponse {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let min_bytes = req.min_bytes.max(1) as usize;
+        let mut progress = self.progress.subscribe();
         loop {
-            let (response, bytes) = self.fetch_once(&req).await;
-            if bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
+            progress.borrow_and_update();
+            let (response, bytes, complete) = self.fetch_once(&req).await;
+            if complete || bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return response;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            tokio::select! {
+                _ = progress.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
         }
     }
 
-    async fn fetch_once(&self, req: &FetchRequest) -> (FetchResponse, usize) {
+    /// One read of every partition of the fetch: the response, the bytes in it, and whether it
+    /// must go at once (an error or a divergence to tell).
+    async fn fetch_once(self: &Arc<Self>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+        let replica = req.replica_id.0;
+        let image = self.metadata();
         let mut total = 0usize;
+        let mut complete = false;
         let mut responses = Vec::new();
         for topic in &req.topics {
             let mut partitions = Vec::new();
@@ -209,20 +297,71 @@ impl Broker {
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1);
-                let partition =
+                let max = (fp.partition_max_bytes.max(1) as usize).min(req.max_bytes.max(1) as usize);
+                let handle =
                     topic_partition(&topic.topic, fp.partition).and_then(|tp| self.partition(&tp));
-                match partition {
+                match handle {
                     None => data.error_code = code(ResponseError::NotLeaderOrFollower),
-                    Some(partition) => {
-                        let partition = partition.lock().await;
-                        data.high_watermark = partition.high_watermark();
-                        data.last_stable_offset = partition.high_watermark();
+                    Some(handle) if replica >= 0 => {
+                        let mut partition = handle.lock().await;
+                        let broker_epoch = image
+                            .brokers
+                            .contains_key(&replica)
+                            .then(|| image.broker_epochs.get(&replica).copied())
+                            .flatten();
+                        let read = partition
+                            .read_for_follower(
+                                replica,
+                                broker_epoch,
+                                fp.fetch_offset,
+                                fp.current_leader_epoch,
+                                fp.last_fetched_epoch,
+                                max,
+                            )
+                            .await;
                         data.log_start_offset = partition.log_start_offset();
+                        data.high_watermark = partition.high_watermark();
+                        data.last_stable_offset = partition.last_stable_offset();
+                        drop(partition);
+                        match read {
+                            Ok(read) => {
+                                if let Some((epoch, end_offset)) = read.diverging {
+                                    data.diverging_epoch.epoch = epoch;
+                                    data.diverging_epoch.end_offset = end_offset;
+                                    complete = true;
+                                }
+                                if let Some(proposal) = read.proposal {
+                                    super::isr::send_proposal(self, handle.clone(), proposal);
+                                }
+                                data.high_watermark = read.high_watermark;
+                                total += read.records.len();
+                                data.records = Some(read.records);
+                            }
+                            Err(e) => {
+                                complete = true;
+                                data.error_code = code(match e {
+                                    FetchError::NotLeader => ResponseError::NotLeaderOrFollower,
+                                    FetchError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
+                                    FetchError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+                                    FetchError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
+                                    FetchError::Storage => ResponseError::KafkaStorageError,
+                                });
+                            }
+                        }
+                    }
+                    Some(handle) => {
+                        let partition = handle.lock().await;
+                        data.high_watermark = partition.high_watermark();
+                        data.last_stable_offset = partition.last_stable_offset();
+                        data.log_start_offset = partition.log_start_offset();
+                        let epoch = fp.current_leader_epoch;
                         if !partition.is_leader() {
                             data.error_code = code(ResponseError::NotLeaderOrFollower);
+                        } else if epoch >= 0 && epoch < partition.leader_epoch() {
+                            data.error_code = code(ResponseError::FencedLeaderEpoch);
+                        } else if epoch > partition.leader_epoch() {
+                            data.error_code = code(ResponseError::UnknownLeaderEpoch);
                         } else {
-                            let max = (fp.partition_max_bytes.max(1) as usize)
-                                .min(req.max_bytes.max(1) as usize);
                             match partition.read_committed(fp.fetch_offset, max).await {
                                 Ok(Committed::Records(bytes)) => {
                                     total += bytes.len();
@@ -234,6 +373,7 @@ impl Broker {
                                 Err(_) => data.error_code = code(ResponseError::KafkaStorageError),
                             }
                         }
+                        complete |= data.error_code != 0;
                     }
                 }
                 partitions.push(data);
@@ -244,7 +384,7 @@ impl Broker {
                     .with_partitions(partitions),
             );
         }
-        (FetchResponse::default().with_responses(responses), total)
+        (FetchResponse::default().with_responses(responses), total, complete)
     }
 
     async fn list_offsets(&self, req: ListOffsetsRequest) -> ListOffsetsResponse {
@@ -268,6 +408,15 @@ impl Broker {
                                 response.error_code = code(ResponseError::NotLeaderOrFollower)
                             }
                             EARLIEST_TIMESTAMP => response.offset = partition.log_start_offset(),
+                            // A follower asks where the leader's log ends.
+                            LATEST_TIMESTAMP if req.replica_id.0 >= 0 => {
+                                response.offset = partition.log_end_offset()
+                            }
+                            // KIP-207: a new leader that does not know the committed offset yet
+                            // says so, rather than answer one below an earlier leader's.
+                            _ if !partition.high_watermark_established() => {
+                                response.error_code = code(ResponseError::OffsetNotAvailable)
+                            }
                             LATEST_TIMESTAMP => response.offset = partition.high_watermark(),
                             timestamp if timestamp >= 0 => {
                                 match partition.offset_for_timestamp(timestamp).await {

@@ -10,11 +10,13 @@
 //! `tokio::net`), so the same code runs under madsim and under real tokio.
 
 mod handlers;
+mod isr;
 mod lifecycle;
 pub mod log_manager;
 mod metadata_loader;
 mod partition;
 mod publisher;
+mod replica_fetcher;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -73,6 +75,58 @@ impl Default for BrokerConfig {
 pub enum PlantedBug {
     /// Panic when appending the record at this offset (proves panics are caught and reported).
     PanicAtOffset(i64),
+    /// A follower takes the leader's high watermark before it truncates its diverging log.
+    HwBeforeTruncation,
+    /// `min.insync.replicas` is held against every assigned replica, in the ISR or not, so
+    /// `acks=all` is acknowledged by replicas that do not hold the write.
+    AcksCountOutsideIsr,
+}
+
+/// The broker's replication configs (Kafka's `replica.*`), and the contract's protocol variants
+/// that change replication.
+#[derive(Clone, Debug)]
+pub struct ReplicationConfig {
+    /// `replica.lag.time.max.ms` (30000).
+    pub lag_time_max_ms: i64,
+    /// `replica.fetch.wait.max.ms` (500).
+    pub fetch_wait_max_ms: i32,
+    /// `replica.fetch.min.bytes` (1).
+    pub fetch_min_bytes: i32,
+    /// `replica.fetch.max.bytes` (1 MiB), per partition.
+    pub fetch_max_bytes: i32,
+    /// `replica.fetch.response.max.bytes` (10 MiB).
+    pub fetch_response_max_bytes: i32,
+    /// `replica.fetch.backoff.ms` (1000).
+    pub fetch_backoff_ms: u64,
+    /// `replica.socket.timeout.ms` (30000).
+    pub socket_timeout_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms` (5000).
+    pub hw_checkpoint_interval_ms: u64,
+    /// `[protocol] truncation`.
+    pub truncation: crate::scenario::Truncation,
+    /// KIP-966's strict min ISR (`[protocol] eligible-leader-replicas`): the high watermark does
+    /// not advance while the ISR is smaller than `min.insync.replicas`.
+    pub strict_min_isr: bool,
+    /// KIP-903 (`[protocol] broker-epoch-check`): ISR changes quote each member's broker epoch.
+    pub broker_epoch_check: bool,
+}
+
+impl Default for ReplicationConfig {
+    fn default() -> Self {
+        ReplicationConfig {
+            lag_time_max_ms: 30_000,
+            fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
+            fetch_max_bytes: 1_048_576,
+            fetch_response_max_bytes: 10_485_760,
+            fetch_backoff_ms: 1_000,
+            socket_timeout_ms: 30_000,
+            hw_checkpoint_interval_ms: 5_000,
+            truncation: crate::scenario::Truncation::LeaderEpoch,
+            strict_min_isr: true,
+            broker_epoch_check: true,
+        }
+    }
 }
 
 pub struct BrokerContext {
@@ -84,6 +138,7 @@ pub struct BrokerContext {
     pub topic_config: BTreeMap<String, BrokerConfig>,
     /// The intervals of the log manager's background tasks (broker-level configs).
     pub log_manager: LogManagerConfig,
+    pub replication: ReplicationConfig,
     pub disk: Disk,
     pub clock: Clock,
     pub recorder: SharedRecorder,
@@ -150,6 +205,16 @@ pub struct Broker {
     auto_creating: Arc<Mutex<BTreeSet<String>>>,
     /// Whether an image has been published since this start (the first removes stray logs).
     published: std::sync::atomic::AtomicBool,
+    /// Bumped on every append and high-watermark change here: long-polling fetches and
+    /// `acks=all` produces wait on it.
+    progress: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Bumped on every published image: idle replica fetchers wait on it.
+    image_version: tokio::sync::watch::Sender<u64>,
+    /// The partitions this broker follows, with their leader, as the last image says.
+    followed: Mutex<BTreeMap<TopicPartition, i32>>,
+    /// The leaders a replica fetcher runs for (Kafka's `ReplicaFetcherManager`: one fetcher
+    /// per source broker, `num.replica.fetchers = 1`).
+    fetchers: Mutex<BTreeSet<i32>>,
 }
 
 impl Broker {
@@ -163,6 +228,10 @@ impl Broker {
             metadata: Mutex::new(Arc::new(MetadataImage::default())),
             auto_creating: Arc::new(Mutex::new(BTreeSet::new())),
             published: std::sync::atomic::AtomicBool::new(false),
+            progress: Arc::new(tokio::sync::watch::channel(0).0),
+            image_version: tokio::sync::watch::channel(0).0,
+            followed: Mutex::new(BTreeMap::new()),
+            fetchers: Mutex::new(BTreeSet::new()),
             ctx,
         }
     }
@@ -273,6 +342,7 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     let broker = Arc::new(Broker::new(ctx));
     // Spawned on this node: they die with it.
     log_manager::spawn(&broker);
+    isr::spawn(&broker);
     let lifecycle = tokio::spawn(lifecycle::run(broker.clone()));
     let loader = tokio::spawn(metadata_loader::run(broker.clone()));
     let serve = tokio::spawn(broker.clone().serve());
@@ -299,6 +369,7 @@ pub async fn run(ctx: Arc<BrokerContext>) {
         task.abort();
     }
     broker.partitions.lock().expect("partitions lock").clear();
+    broker.followed.lock().expect("followed lock").clear();
     if let Err(e) = result {
         recorder.event(&name, "stopped", json!({ "error": e.to_string() }));
     }

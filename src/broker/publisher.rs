@@ -19,23 +19,42 @@ use std::sync::Arc;
 use serde_json::json;
 
 use super::partition::Partition;
-use super::Broker;
+use super::{replica_fetcher, Broker};
+use crate::storage::checkpoint::{self, REPLICATION_OFFSET_CHECKPOINT};
 use crate::controller::MetadataImage as ControllerImage;
 use crate::metadata::MetadataImage;
 
-pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Result<()> {
+pub(super) async fn publish(broker: &Arc<Broker>, image: &ControllerImage) -> io::Result<()> {
     let ctx = &broker.ctx;
     let view = Arc::new(MetadataImage::from_controller_image(image));
+    // The clients' view first: a new leader's followers find its address in it.
+    *broker.metadata.lock().expect("metadata lock") = view.clone();
+    let mut followed = std::collections::BTreeMap::new();
     for (tp, meta) in view.partitions() {
         if !meta.replicas.contains(&ctx.id) {
             continue;
+        }
+        if meta.leader != ctx.id && meta.leader >= 0 {
+            followed.insert(tp.clone(), meta.leader);
         }
         let handle = match broker.partition(&tp) {
             Some(handle) => handle,
             None => {
                 claim_directory(broker, &tp.to_string(), &meta.topic_id).await?;
                 let config = ctx.topic_config.get(&tp.topic).unwrap_or(&ctx.config);
-                let (partition, report) = Partition::open(ctx, tp.clone(), meta, config).await?;
+                let checkpointed_hw =
+                    checkpoint::read_offset(&ctx.disk, REPLICATION_OFFSET_CHECKPOINT, &tp.topic, tp.partition as i32)
+                        .await
+                        .unwrap_or(None);
+                let (mut partition, report) = Partition::open(
+                    ctx,
+                    tp.clone(),
+                    &meta.topic_id,
+                    config,
+                    checkpointed_hw,
+                    broker.progress.clone(),
+                )
+                .await?;
                 broker.event(
                     "recovered",
                     json!({
@@ -47,6 +66,7 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
                         "reason": report.reason,
                     }),
                 );
+                partition.apply(meta).await?;
                 trace_role(broker, &partition);
                 let handle = Arc::new(tokio::sync::Mutex::new(partition));
                 broker
@@ -58,10 +78,11 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
             }
         };
         let mut partition = handle.lock().await;
-        if partition.apply(meta) {
+        if partition.apply(meta).await? {
             trace_role(broker, &partition);
         }
     }
+    *broker.followed.lock().expect("followed lock") = followed;
     remove_unassigned(broker, &view).await?;
     if !broker
         .published
@@ -75,7 +96,8 @@ pub(super) async fn publish(broker: &Broker, image: &ControllerImage) -> io::Res
         .lock()
         .expect("auto-creating lock")
         .retain(|t| !names.contains(t));
-    *broker.metadata.lock().expect("metadata lock") = view;
+    broker.image_version.send_modify(|v| *v += 1);
+    replica_fetcher::ensure_running(broker);
     Ok(())
 }
 

@@ -209,8 +209,37 @@ pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
     }
 }
 
+/// The brokers' replication configs from `[cluster.config]` (`replica.*`), and the protocol
+/// variants that change replication.
+pub fn replication_config(scenario: &Scenario) -> crate::broker::ReplicationConfig {
+    let c = &scenario.cluster.config;
+    let default = crate::broker::ReplicationConfig::default();
+    let long = |name: &str| configs::get_i64(c, name, Scope::Broker);
+    crate::broker::ReplicationConfig {
+        lag_time_max_ms: long("replica.lag.time.max.ms").unwrap_or(default.lag_time_max_ms),
+        fetch_wait_max_ms: long("replica.fetch.wait.max.ms")
+            .map_or(default.fetch_wait_max_ms, |v| v as i32),
+        fetch_min_bytes: long("replica.fetch.min.bytes")
+            .map_or(default.fetch_min_bytes, |v| v as i32),
+        fetch_max_bytes: long("replica.fetch.max.bytes")
+            .map_or(default.fetch_max_bytes, |v| v as i32),
+        fetch_response_max_bytes: long("replica.fetch.response.max.bytes")
+            .map_or(default.fetch_response_max_bytes, |v| v as i32),
+        fetch_backoff_ms: long("replica.fetch.backoff.ms")
+            .map_or(default.fetch_backoff_ms, |v| v as u64),
+        socket_timeout_ms: long("replica.socket.timeout.ms")
+            .map_or(default.socket_timeout_ms, |v| v as u64),
+        hw_checkpoint_interval_ms: long("replica.high.watermark.checkpoint.interval.ms")
+            .map_or(default.hw_checkpoint_interval_ms, |v| v as u64),
+        truncation: scenario.protocol.truncation,
+        strict_min_isr: scenario.protocol.eligible_leader_replicas,
+        broker_epoch_check: scenario.protocol.broker_epoch_check,
+    }
+}
+
 /// The controller's configs from `[cluster.config]` (KRaft controllers read the same
-/// `server.properties` keys), and the `broker-epoch-check` protocol variant.
+/// `server.properties` keys), and the `broker-epoch-check` and `eligible-leader-replicas`
+/// protocol variants.
 pub fn quorum_controller_config(
     scenario: &Scenario,
 ) -> crate::controller::quorum::QuorumControllerConfig {
@@ -233,6 +262,9 @@ pub fn quorum_controller_config(
                 s as u64 * 1000
             }),
         broker_epoch_check: scenario.protocol.broker_epoch_check,
+        eligible_leader_replicas: scenario.protocol.eligible_leader_replicas,
+        min_insync_replicas: long("min.insync.replicas")
+            .map_or(default.min_insync_replicas, |v| v as i32),
     }
 }
 

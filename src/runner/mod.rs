@@ -328,6 +328,7 @@ fn start_brokers(
             (name, resolved)
         })
         .collect();
+    let replication = config::replication_config(scenario);
     let log_manager = config::log_manager_config(
         &scenario.cluster.config,
         std::iter::once(&broker_config).chain(topic_config.values()),
@@ -344,6 +345,7 @@ fn start_brokers(
             config: broker_config.clone(),
             topic_config: topic_config.clone(),
             log_manager,
+            replication: replication.clone(),
             disk,
             clock: node_clock.clone(),
             recorder: recorder.clone(),
@@ -479,11 +481,15 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
             (name.clone(), files)
         })
         .collect();
-    let (partitions, deleted) = {
+    let (partitions, replicas, deleted) = {
         let figures = recorder.figures.lock().unwrap_or_else(|p| p.into_inner());
-        (figures.partitions.clone(), figures.deleted.clone())
+        (
+            figures.partitions.clone(),
+            figures.replicas.clone(),
+            figures.deleted.clone(),
+        )
     };
-    let mut final_state = final_state::read(&partitions, &disks);
+    let mut final_state = final_state::read(&partitions, &replicas, &disks);
     final_state.deleted = deleted;
     let last_ms = journal.trace.last().map(|e| e.at_ms).unwrap_or(0);
     if let Some(message) = panic {

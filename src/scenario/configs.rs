@@ -194,6 +194,7 @@ pub const BROKER: &[ConfigDef] = &[
     int("replica.fetch.wait.max.ms", 0, I32, D(500)), // no Kafka validator
     int("replica.fetch.min.bytes", 0, I32, D(1)),  // no Kafka validator
     int("replica.fetch.max.bytes", 0, I32, D(1_048_576)),
+    int("replica.fetch.response.max.bytes", 0, I32, D(10_485_760)),
     int("replica.fetch.backoff.ms", 0, I32, D(1_000)),
     int("replica.socket.timeout.ms", 0, I32, D(30_000)), // no Kafka validator
     long("replica.high.watermark.checkpoint.interval.ms", 0, D(5_000)), // no Kafka validator

@@ -186,6 +186,15 @@ impl Log {
         self.epochs.latest_epoch()
     }
 
+    /// Records that `epoch` starts at `start_offset` before any batch of it is written (a new
+    /// leader's `maybeAssignEpochStartOffset`), and writes the cache if it changed.
+    pub async fn assign_epoch_start(&mut self, epoch: i32, start_offset: i64) -> io::Result<()> {
+        if self.epochs.assign(epoch, start_offset) {
+            self.write_epochs().await?;
+        }
+        Ok(())
+    }
+
     /// Where `epoch` ended in this log (KIP-101's `OffsetsForLeaderEpoch` answer).
     pub fn end_offset_for_epoch(&self, epoch: i32) -> (i32, i64) {
         self.epochs.end_offset_for(epoch, self.log_end_offset())
