@@ -36,6 +36,8 @@ pub struct MetadataImage {
     /// Every registered broker's epoch, fenced or not (a leader quotes its followers' in
     /// `AlterPartition`, KIP-903).
     pub broker_epochs: BTreeMap<i32, i64>,
+    /// Brokers in a controlled shutdown: not to be added to an ISR.
+    pub shutting_down: std::collections::BTreeSet<i32>,
 }
 
 impl MetadataImage {
@@ -77,12 +79,28 @@ impl MetadataImage {
             .map(|topic| (topic.name.clone(), topic.id.into()))
             .collect();
         let broker_epochs = image.brokers.values().map(|b| (b.id, b.epoch)).collect();
+        let shutting_down = image
+            .brokers
+            .values()
+            .filter(|b| b.in_controlled_shutdown)
+            .map(|b| b.id)
+            .collect();
         MetadataImage {
             brokers,
             topics,
             topic_ids,
             broker_epochs,
+            shutting_down,
         }
+    }
+
+    /// A follower's broker epoch if it may join an ISR now (Kafka's `isReplicaIsrEligible`:
+    /// registered, unfenced, not shutting down).
+    pub fn isr_eligible_epoch(&self, broker: i32) -> Option<i64> {
+        if !self.brokers.contains_key(&broker) || self.shutting_down.contains(&broker) {
+            return None;
+        }
+        self.broker_epochs.get(&broker).copied()
     }
 
     pub fn partition(&self, tp: &TopicPartition) -> Option<&PartitionMeta> {

@@ -268,9 +268,11 @@ impl Broker {
             tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let min_bytes = req.min_bytes.max(1) as usize;
         let mut progress = self.progress.subscribe();
+        let mut first = true;
         loop {
             progress.borrow_and_update();
-            let (response, bytes, complete) = self.fetch_once(&req).await;
+            let (response, bytes, complete) = self.fetch_once(&req, first).await;
+            first = false;
             if complete || bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return response;
             }
@@ -283,7 +285,13 @@ impl Broker {
 
     /// One read of every partition of the fetch: the response, the bytes in it, and whether it
     /// must go at once (an error or a divergence to tell).
-    async fn fetch_once(self: &Arc<Self>, req: &FetchRequest) -> (FetchResponse, usize, bool) {
+    /// A follower's position is recorded on the `first` read only: looking again while the fetch
+    /// waits must not make the leader act again (an ISR proposal refused would be made anew).
+    async fn fetch_once(
+        self: &Arc<Self>,
+        req: &FetchRequest,
+        first: bool,
+    ) -> (FetchResponse, usize, bool) {
         let replica = req.replica_id.0;
         let image = self.metadata();
         let mut total = 0usize;
@@ -304,11 +312,7 @@ impl Broker {
                     None => data.error_code = code(ResponseError::NotLeaderOrFollower),
                     Some(handle) if replica >= 0 => {
                         let mut partition = handle.lock().await;
-                        let broker_epoch = image
-                            .brokers
-                            .contains_key(&replica)
-                            .then(|| image.broker_epochs.get(&replica).copied())
-                            .flatten();
+                        let broker_epoch = image.isr_eligible_epoch(replica);
                         let read = partition
                             .read_for_follower(
                                 replica,
@@ -317,6 +321,7 @@ impl Broker {
                                 fp.current_leader_epoch,
                                 fp.last_fetched_epoch,
                                 max,
+                                first,
                             )
                             .await;
                         data.log_start_offset = partition.log_start_offset();

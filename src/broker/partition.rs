@@ -526,6 +526,7 @@ impl Partition {
         current_leader_epoch: i32,
         last_fetched_epoch: i32,
         max_bytes: usize,
+        record_position: bool,
     ) -> Result<ReplicaRead, FetchError> {
         if !self.is_leader() || !self.followers.contains_key(&replica) {
             return Err(FetchError::NotLeader);
@@ -553,19 +554,10 @@ impl Partition {
             return Err(FetchError::OffsetOutOfRange);
         }
         let now_ms = self.now_ms();
-        let f = self.followers.get_mut(&replica).expect("checked above");
-        if fetch_offset >= leo {
-            f.last_caught_up_ms = now_ms;
-        } else if fetch_offset >= f.last_fetch_leader_leo {
-            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        let mut proposal = None;
+        if record_position {
+            proposal = self.update_follower(replica, broker_epoch, fetch_offset, now_ms);
         }
-        f.leo = fetch_offset;
-        f.last_fetch_leader_leo = leo;
-        f.last_fetch_ms = now_ms;
-        f.broker_epoch = broker_epoch.unwrap_or(-1);
-        // Kafka's `isReplicaIsrEligible`: a fenced (or unknown) broker is not proposed.
-        let proposal = broker_epoch.and_then(|_| self.maybe_expand_isr(replica));
-        self.maybe_increment_high_watermark(now_ms);
         let records = match self.log.read(fetch_offset, max_bytes).await {
             Ok(read) => read.records,
             Err(LogError::OffsetOutOfRange { .. }) => return Err(FetchError::OffsetOutOfRange),
@@ -578,6 +570,32 @@ impl Partition {
             diverging: None,
             proposal,
         })
+    }
+
+    /// `updateFollowerFetchState`: the follower's position and catch-up time, then the ISR
+    /// expansion and high watermark they may make due.
+    fn update_follower(
+        &mut self,
+        replica: i32,
+        broker_epoch: Option<i64>,
+        fetch_offset: i64,
+        now_ms: i64,
+    ) -> Option<IsrProposal> {
+        let leo = self.log.log_end_offset();
+        let f = self.followers.get_mut(&replica)?;
+        if fetch_offset >= leo {
+            f.last_caught_up_ms = now_ms;
+        } else if fetch_offset >= f.last_fetch_leader_leo {
+            f.last_caught_up_ms = f.last_caught_up_ms.max(f.last_fetch_ms);
+        }
+        f.leo = fetch_offset;
+        f.last_fetch_leader_leo = leo;
+        f.last_fetch_ms = now_ms;
+        f.broker_epoch = broker_epoch.unwrap_or(-1);
+        // Kafka's `isReplicaIsrEligible`: a fenced (or unknown) broker is not proposed.
+        let proposal = broker_epoch.and_then(|_| self.maybe_expand_isr(replica));
+        self.maybe_increment_high_watermark(now_ms);
+        proposal
     }
 
     /// `maybeExpandIsr`: a follower outside the ISR that reached our high watermark and the
@@ -815,6 +833,7 @@ impl Partition {
                     "broker": self.broker_id,
                     "from": leo,
                     "to": leader_start,
+                    "leo": leader_start,
                     "hw": self.high_watermark,
                     "reason": "offset-out-of-range",
                     "leader_epoch": self.leader_epoch,
@@ -843,6 +862,7 @@ impl Partition {
                 "broker": self.broker_id,
                 "from": from,
                 "to": to,
+                "leo": to,
                 "hw": self.high_watermark,
                 "reason": reason,
                 "leader_epoch": self.leader_epoch,
