@@ -10,7 +10,9 @@
 //! - `image`: `MetadataImage` and `replay`, with the semantics of Kafka's
 //!   `ClusterControlManager`, `ReplicationControlManager` and `ConfigurationControlManager`.
 //! - `placement`: `assign_replicas_to_brokers`, Kafka's rack-unaware `AdminUtils` placement.
-//! - `election`: `elect_leader` and `PartitionChangeBuilder` (clean, unclean, preferred).
+//! - `election`: `elect_leader` (clean, unclean, preferred; with KIP-966's eligible leader
+//!   replicas and last known leader) and `partition_change`'s `PartitionChangeBuilder`, the
+//!   record of a partition's change (ISR, ELR, reassignment, recovery state).
 //! - `quorum`: `QuorumController`, the active controller as a pure state machine: requests
 //!   (`RegisterBroker`, `BrokerHeartbeat`, `CreateTopics`, `DeleteTopics`, `CreatePartitions`,
 //!   `AlterPartition`, `ElectLeaders`, `AlterPartitionReassignments`) and clock ticks in, records
@@ -21,11 +23,12 @@
 //! Still to build in this layer: the records it does not know yet (`FeatureLevelRecord` for
 //! `metadata.version`, `UnregisterBrokerRecord`, snapshots), the requests the `QuorumController`
 //! does not serve yet (`ListPartitionReassignments`, `IncrementalAlterConfigs`,
-//! `UnregisterBroker`), racks in placement, and KIP-966's eligible leader replicas.
+//! `UnregisterBroker`), racks in placement, and KIP-966 part 2 (unclean recovery).
 
 pub mod codec;
 pub mod election;
 pub mod image;
+pub mod partition_change;
 pub mod placement;
 pub mod quorum;
 mod quorum_api;
@@ -41,7 +44,10 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
-pub use election::{elect_leader, Election, ElectionResult, PartitionChangeBuilder, NO_LEADER};
+pub use election::{
+    elect_leader, elect_leader_with_elr, Election, ElectionResult, EligibleLeaders,
+    PartitionChangeBuilder, NO_LEADER,
+};
 pub use image::{
     BrokerRegistration, LeaderRecoveryState, MetadataImage, PartitionRegistration, ReplayError,
     TopicImage,

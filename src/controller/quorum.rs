@@ -18,6 +18,10 @@
 //! - `quorum_partitions`: `alterPartition`, `electLeaders`, `alterPartitionReassignments`, the
 //!   auto leader rebalance and the periodic unclean elections.
 //!
+//! Every partition change is built by `partition_change` (`PartitionChangeBuilder` with the
+//! topic's effective `min.insync.replicas` and KIP-966's eligible leader replicas when
+//! `eligible_leader_replicas` is on, as Kafka 4.1 with `eligible.leader.replicas.version=1`).
+//!
 //! Volatile state, lost on failover as in Kafka: the broker sessions (last contact, reported
 //! metadata offset, controlled-shutdown offset) and the rebalance timer. `activate` starts every
 //! registered broker's session afresh.
@@ -27,7 +31,7 @@ use std::collections::BTreeMap;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::election::{Election, NO_LEADER};
+use super::election::{Election, PartitionChangeBuilder, NO_LEADER};
 use super::image::{
     MetadataImage, PartitionRegistration, CONFIG_RESOURCE_BROKER, CONFIG_RESOURCE_TOPIC,
 };
@@ -73,6 +77,8 @@ pub mod error_code {
 
 /// The topic config (and cluster default) that allows unclean leader election.
 pub const UNCLEAN_LEADER_ELECTION_ENABLE: &str = "unclean.leader.election.enable";
+/// The topic config (and cluster default) below which an ISR shrink fills the ELR (KIP-966).
+pub const MIN_INSYNC_REPLICAS: &str = "min.insync.replicas";
 
 /// The controller's configuration, with Kafka's names and defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,6 +99,13 @@ pub struct QuorumControllerConfig {
     /// KIP-903: `AlterPartition` refuses an ISR member whose quoted broker epoch is not its
     /// registration's (a broker that restarted since). Off is the pre-KIP-903 behaviour.
     pub broker_epoch_check: bool,
+    /// KIP-966 part 1 (`eligible.leader.replicas.version=1`): eligible leader replicas, an ISR
+    /// that may be empty, the last known leader. Off is Kafka before 4.0: no ELR, and the last
+    /// ISR member stays in the ISR, leaderless.
+    pub eligible_leader_replicas: bool,
+    /// `min.insync.replicas`, the cluster default; a topic's `ConfigRecord` of that name (and a
+    /// cluster-wide dynamic broker config) overrides it. Read only with ELR on.
+    pub min_insync_replicas: i32,
 }
 
 impl Default for QuorumControllerConfig {
@@ -105,6 +118,8 @@ impl Default for QuorumControllerConfig {
             auto_leader_rebalance: true,
             leader_imbalance_check_interval_ms: 300_000,
             broker_epoch_check: true,
+            eligible_leader_replicas: true,
+            min_insync_replicas: 1,
         }
     }
 }
@@ -288,24 +303,62 @@ impl QuorumController {
                 .image
                 .partition(change.topic_id, change.partition_id)
                 .expect("a replayed change has its partition");
-            assert_partition_invariants(partition, &record);
+            assert_partition_invariants(partition, &record, self.config.eligible_leader_replicas);
         }
         records.push(record);
+    }
+
+    /// A topic config as Kafka's `ConfigurationControlManager.getTopicConfig` finds it: the
+    /// topic's own, else the cluster-wide dynamic default; `None` means the static one.
+    fn topic_config(&self, topic_name: &str, key: &str) -> Option<&str> {
+        let lookup = |resource: (i8, String)| {
+            self.image
+                .configs
+                .get(&resource)
+                .and_then(|configs| configs.get(key))
+                .map(String::as_str)
+        };
+        lookup((CONFIG_RESOURCE_TOPIC, topic_name.to_owned()))
+            .or_else(|| lookup((CONFIG_RESOURCE_BROKER, String::new())))
     }
 
     /// `ConfigurationControlManager.uncleanLeaderElectionEnabledForTopic`: the topic's config,
     /// else the cluster-wide dynamic default, else the static one.
     pub(super) fn unclean_enabled(&self, topic_name: &str) -> bool {
-        let lookup = |resource: (i8, String)| {
-            self.image
-                .configs
-                .get(&resource)
-                .and_then(|configs| configs.get(UNCLEAN_LEADER_ELECTION_ENABLE))
-                .map(|value| value.trim().eq_ignore_ascii_case("true"))
-        };
-        lookup((CONFIG_RESOURCE_TOPIC, topic_name.to_owned()))
-            .or_else(|| lookup((CONFIG_RESOURCE_BROKER, String::new())))
+        self.topic_config(topic_name, UNCLEAN_LEADER_ELECTION_ENABLE)
+            .map(|value| value.trim().eq_ignore_ascii_case("true"))
             .unwrap_or(self.config.unclean_leader_election)
+    }
+
+    /// `ReplicationControlManager.getTopicEffectiveMinIsr`: the topic's `min.insync.replicas`
+    /// (or the default), but no more than its replication factor (partition 0's replicas), so
+    /// that a fully replicated ISR always clears the ELR.
+    pub(super) fn effective_min_isr(&self, topic_id: Uuid) -> usize {
+        let Some(topic) = self.image.topics.get(&topic_id) else {
+            return 1;
+        };
+        let configured = self
+            .topic_config(&topic.name, MIN_INSYNC_REPLICAS)
+            .and_then(|value| value.trim().parse::<i32>().ok())
+            .unwrap_or(self.config.min_insync_replicas);
+        let replication_factor = topic.partitions.get(&0).map_or(0, |p| p.replicas.len());
+        usize::try_from(configured)
+            .unwrap_or(0)
+            .min(replication_factor)
+    }
+
+    /// A `PartitionChangeBuilder` for one of this controller's partitions, with KIP-966 as
+    /// configured and the topic's effective min ISR; `is_acceptable_leader` is the caller's.
+    pub(super) fn partition_change<'a, F: Fn(i32) -> bool>(
+        &self,
+        partition: &'a PartitionRegistration,
+        topic_id: Uuid,
+        partition_id: i32,
+        is_acceptable_leader: F,
+    ) -> PartitionChangeBuilder<'a, F> {
+        let min_isr = self.effective_min_isr(topic_id);
+        PartitionChangeBuilder::new(partition, topic_id, partition_id, is_acceptable_leader)
+            .set_eligible_leader_replicas(self.config.eligible_leader_replicas, min_isr)
     }
 
     /// The election a partition change of this topic runs: unclean when the topic allows it.
@@ -356,8 +409,10 @@ pub fn is_valid_topic_name(name: &str) -> bool {
 }
 
 /// The write-side check of what every partition change must keep: the leader (if any) is in
-/// the ISR, the ISR is a non-empty subset of the replicas, no replica twice.
-fn assert_partition_invariants(p: &PartitionRegistration, record: &MetadataRecord) {
+/// the ISR, the ISR is a subset of the replicas, no replica twice; without ELR the ISR is never
+/// empty and there is no ELR; with it, an empty ISR has no leader and no replica is both in the
+/// ISR and the ELR (Kafka logs "has overlapping ISR and ELR" as an error).
+fn assert_partition_invariants(p: &PartitionRegistration, record: &MetadataRecord, elr: bool) {
     let mut replicas = p.replicas.clone();
     replicas.sort_unstable();
     replicas.dedup();
@@ -366,7 +421,22 @@ fn assert_partition_invariants(p: &PartitionRegistration, record: &MetadataRecor
         p.replicas.len(),
         "duplicate replicas after {record:?}: {p:?}"
     );
-    assert!(!p.isr.is_empty(), "empty ISR after {record:?}: {p:?}");
+    if elr {
+        assert!(
+            !p.isr.is_empty() || p.leader == NO_LEADER,
+            "a leader with an empty ISR after {record:?}: {p:?}"
+        );
+        assert!(
+            p.elr.iter().all(|r| !p.isr.contains(r)),
+            "overlapping ISR and ELR after {record:?}: {p:?}"
+        );
+    } else {
+        assert!(!p.isr.is_empty(), "empty ISR after {record:?}: {p:?}");
+        assert!(
+            p.elr.is_empty(),
+            "an ELR without ELR after {record:?}: {p:?}"
+        );
+    }
     assert!(
         p.isr.iter().all(|r| p.replicas.contains(r)),
         "ISR not within the replicas after {record:?}: {p:?}"

@@ -5,13 +5,18 @@
 //! A broker registers fenced; its epoch is the offset of its `RegisterBrokerRecord`. Its
 //! heartbeats keep its session alive; once it has replayed the log up to that record it is
 //! unfenced and may lead. A broker whose session expires (`broker.session.timeout.ms` without a
-//! heartbeat) is fenced: it leaves every ISR (the last member stays, leaderless) and its
-//! leaderships move to the next acceptable ISR member in assignment order. A broker asking to
-//! shut down enters controlled shutdown (it leaves ISRs and leaderships the same way, still
-//! unfenced so that it keeps serving fetches), and is told to shut down once it leads nothing
-//! and every active broker has replayed those changes.
+//! heartbeat) is fenced: it leaves every ISR (without ELR the last member stays, leaderless;
+//! with it, the ISR may empty and the broker may go into the ELR) and its leaderships move to
+//! the next valid replica in assignment order. A broker asking to shut down enters controlled
+//! shutdown (it leaves ISRs and leaderships the same way, still unfenced so that it keeps
+//! serving fetches), and is told to shut down once it leads nothing and every active broker has
+//! replayed those changes.
+//!
+//! A broker registering again may have lost what its log held (Samsa's brokers keep no clean
+//! shutdown file, so the `previousBrokerEpoch` that would prove a clean shutdown is never
+//! trusted): it leaves every ISR, and with ELR every ELR too (KIP-966's
+//! `handleBrokerUncleanShutdown`).
 
-use super::election::PartitionChangeBuilder;
 use super::quorum::{
     error_code, heartbeat_error, is_acceptable_leader, BrokerSession, ControllerResponse,
     QuorumController,
@@ -54,8 +59,8 @@ impl QuorumController {
     /// `ClusterControlManager.registerBroker`. A registration replacing one of another
     /// incarnation whose session is still live is refused (`DUPLICATE_BROKER_REGISTRATION`).
     /// A broker registering again comes back fenced with a new epoch, and leaves the ISRs and
-    /// leaderships it held (Kafka's `handleBrokerShutdown` without ELR): its log may have lost
-    /// what it had acknowledged.
+    /// leaderships it held (Kafka's `handleBrokerShutdown`), and with ELR the ELRs too, as
+    /// an unclean shutdown: its log may have lost what it had acknowledged.
     pub(super) fn register_broker(
         &mut self,
         now_ms: u64,
@@ -97,7 +102,9 @@ impl QuorumController {
         };
         self.append(records, MetadataRecord::RegisterBroker(record));
         self.sessions.insert(broker_id, BrokerSession::new(now_ms));
-        if registered_before {
+        if registered_before && self.config.eligible_leader_replicas {
+            self.handle_unclean_shutdown(broker_id, records);
+        } else if registered_before {
             self.remove_from_isrs(broker_id, records);
         }
         ControllerResponse::RegisterBroker {
@@ -289,27 +296,56 @@ impl QuorumController {
     }
 
     /// `generateLeaderAndIsrUpdates` with `brokerToRemove`: for every partition whose ISR holds
-    /// the broker, the ISR without it (never empty: a last member stays, leaderless) and a
-    /// leader other than it, by the topic's election.
+    /// the broker, the ISR without it and a leader other than it, by the topic's election.
     pub(super) fn remove_from_isrs(&mut self, broker_id: i32, records: &mut Vec<MetadataRecord>) {
-        for (topic_id, partition_id) in self.partitions_where(|p| p.isr.contains(&broker_id)) {
+        let partitions = self.partitions_where(|p| p.isr.contains(&broker_id));
+        self.leader_and_isr_updates(broker_id, false, partitions, records);
+    }
+
+    /// `handleBrokerUncleanShutdown` (KIP-966): as `remove_from_isrs`, with the broker named an
+    /// unclean-shutdown replica so that it leaves the ELR too; then the same for every partition
+    /// whose ELR holds it.
+    fn handle_unclean_shutdown(&mut self, broker_id: i32, records: &mut Vec<MetadataRecord>) {
+        let in_isr = self.partitions_where(|p| p.isr.contains(&broker_id));
+        self.leader_and_isr_updates(broker_id, true, in_isr, records);
+        let in_elr = self.partitions_where(|p| p.elr.contains(&broker_id));
+        self.leader_and_isr_updates(broker_id, true, in_elr, records);
+    }
+
+    /// `generateLeaderAndIsrUpdates` for `partitions`, in order: the broker out of the ISR (and
+    /// with `unclean_shutdown` out of the ELR) and never the leader.
+    fn leader_and_isr_updates(
+        &mut self,
+        broker_id: i32,
+        unclean_shutdown: bool,
+        partitions: Vec<(Uuid, i32)>,
+        records: &mut Vec<MetadataRecord>,
+    ) {
+        for (topic_id, partition_id) in partitions {
             let election = self.topic_election(topic_id);
             let partition = self
                 .image
                 .partition(topic_id, partition_id)
-                .expect("listed above");
+                .expect("listed by the caller");
             let target_isr = partition
                 .isr
                 .iter()
                 .copied()
                 .filter(|&r| r != broker_id)
                 .collect();
-            let change = PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
-                r != broker_id && is_acceptable_leader(&self.image, r)
-            })
-            .set_election(election)
-            .set_target_isr(target_isr)
-            .build();
+            let unclean_shutdown_replicas = if unclean_shutdown {
+                vec![broker_id]
+            } else {
+                Vec::new()
+            };
+            let change = self
+                .partition_change(partition, topic_id, partition_id, |r| {
+                    r != broker_id && is_acceptable_leader(&self.image, r)
+                })
+                .set_election(election)
+                .set_target_isr(target_isr)
+                .set_unclean_shutdown_replicas(unclean_shutdown_replicas)
+                .build();
             if let Some(change) = change {
                 self.append(records, MetadataRecord::PartitionChange(change));
             }

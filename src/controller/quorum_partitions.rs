@@ -4,7 +4,7 @@
 //! unclean elections. Every change goes through `PartitionChangeBuilder`, which also completes
 //! an ongoing reassignment once the ISR holds every target replica.
 
-use super::election::{preferred_leader_available, Election, PartitionChangeBuilder};
+use super::election::{preferred_leader_available, Election};
 use super::image::{LeaderRecoveryState, PartitionRegistration};
 use super::quorum::{
     error_code, is_acceptable_leader, AlterPartitionData, AlterPartitionResult,
@@ -98,13 +98,14 @@ impl QuorumController {
         };
         let election = self.topic_election(topic_id);
         let target_isr = data.new_isr.iter().map(|&(id, _)| id).collect();
-        let change = PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
-            is_acceptable_leader(&self.image, r)
-        })
-        .set_election(election)
-        .set_target_isr(target_isr)
-        .set_target_leader_recovery_state(target_state)
-        .build();
+        let change = self
+            .partition_change(partition, topic_id, partition_id, |r| {
+                is_acceptable_leader(&self.image, r)
+            })
+            .set_election(election)
+            .set_target_isr(target_isr)
+            .set_target_leader_recovery_state(target_state)
+            .build();
         if let Some(change) = change {
             // Only completing a reassignment can move the leadership here: the record is
             // written, and the requester learns it no longer leads.
@@ -260,11 +261,12 @@ impl QuorumController {
         if not_needed {
             return ApiError::code(error_code::ELECTION_NOT_NEEDED);
         }
-        let change = PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
-            is_acceptable_leader(&self.image, r)
-        })
-        .set_election(election)
-        .build();
+        let change = self
+            .partition_change(partition, topic_id, partition_id, |r| {
+                is_acceptable_leader(&self.image, r)
+            })
+            .set_election(election)
+            .build();
         match change {
             Some(change) => {
                 self.append(records, MetadataRecord::PartitionChange(change));
@@ -353,7 +355,7 @@ impl QuorumController {
             .copied()
             .chain(removing.iter().copied())
             .collect();
-        PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
+        self.partition_change(partition, topic_id, partition_id, |r| {
             is_acceptable_leader(&self.image, r)
         })
         .set_target_replicas(replicas)
@@ -400,8 +402,8 @@ impl QuorumController {
             }
             isr.push(replicas[0]);
         }
-        Ok(
-            PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
+        Ok(self
+            .partition_change(partition, topic_id, partition_id, |r| {
                 is_acceptable_leader(&self.image, r)
             })
             .set_election(self.topic_election(topic_id))
@@ -409,8 +411,7 @@ impl QuorumController {
             .set_target_replicas(replicas)
             .set_target_removing(Vec::new())
             .set_target_adding(Vec::new())
-            .build(),
-        )
+            .build())
     }
 
     /// `maybeBalancePartitionLeaders`: a preferred election for every partition led by another
@@ -450,11 +451,12 @@ impl QuorumController {
             .image
             .partition(topic_id, partition_id)
             .expect("listed by the caller");
-        let change = PartitionChangeBuilder::new(partition, topic_id, partition_id, |r| {
-            is_acceptable_leader(&self.image, r)
-        })
-        .set_election(election)
-        .build();
+        let change = self
+            .partition_change(partition, topic_id, partition_id, |r| {
+                is_acceptable_leader(&self.image, r)
+            })
+            .set_election(election)
+            .build();
         if let Some(change) = change {
             self.append(records, MetadataRecord::PartitionChange(change));
         }

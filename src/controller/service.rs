@@ -7,9 +7,11 @@
 //! Trace events (node `controller-N`, by the active controller, as each record commits):
 //! `broker-registered` `{broker, epoch}`, `broker-fenced` / `broker-unfenced` /
 //! `broker-controlled-shutdown` `{broker, epoch}`, `topic-created` `{topic, topic_id}`,
-//! `partition-state` `{partition, topic_id, replicas, isr, leader, leader_epoch, partition_epoch,
-//! adding, removing, recovering, unclean, offset}` (a partition created or changed; `unclean`
-//! when the change elected a leader from outside the ISR), `topic-removed` `{topic, topic_id}`,
+//! `partition-state` `{partition, topic_id, replicas, isr, elr, last_known_elr, leader,
+//! leader_epoch, partition_epoch, adding, removing, recovering, unclean, offset}` (a partition
+//! created or changed; `elr` its eligible leader replicas and `last_known_elr` its last known
+//! leader, KIP-966, both empty without ELR; `unclean` when the change elected a leader from
+//! outside the ISR and ELR), `topic-removed` `{topic, topic_id}`,
 //! `config` `{resource, name, value}`. A leader change may repeat the last few (the new leader
 //! traces what commits under it); `partition_epoch` orders them.
 //!
@@ -149,6 +151,8 @@ impl ControllerService {
                 "topic_id": topic_id.to_string(),
                 "replicas": p.replicas,
                 "isr": p.isr,
+                "elr": p.elr,
+                "last_known_elr": p.last_known_elr,
                 "leader": p.leader,
                 "leader_epoch": p.leader_epoch,
                 "partition_epoch": p.partition_epoch,

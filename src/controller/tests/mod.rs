@@ -3,6 +3,7 @@
 //! real one alike.
 
 mod election_tests;
+mod elr_tests;
 mod image_tests;
 mod placement_tests;
 mod quorum_broker_tests;

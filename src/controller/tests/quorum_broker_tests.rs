@@ -180,7 +180,7 @@ fn an_unclean_topic_elects_a_live_replica_outside_the_isr_and_marks_it_recoverin
 fn the_cluster_default_allows_unclean_election_unless_the_topic_says_false() {
     let config = QuorumControllerConfig {
         unclean_leader_election: true,
-        ..QuorumControllerConfig::default()
+        ..without_elr()
     };
     let mut c = Cluster::with_config(config);
     c.start(&[1, 2]);

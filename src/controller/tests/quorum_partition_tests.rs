@@ -39,7 +39,7 @@ fn data(leader_epoch: i32, partition_epoch: i32, new_isr: &[(i32, i64)]) -> Alte
 
 #[test]
 fn alter_partition_shrinks_the_isr_and_bumps_the_partition_epoch() {
-    let AlterSetup { mut c, t } = alter_setup(QuorumControllerConfig::default());
+    let AlterSetup { mut c, t } = alter_setup(without_elr());
     let (e1, e3) = (c.epoch(1), c.epoch(3));
     let (records, response) = c.handle(alter(1, e1, t, data(0, 2, &[(1, e1), (3, e3)])));
     assert_eq!(
@@ -65,7 +65,7 @@ fn alter_partition_shrinks_the_isr_and_bumps_the_partition_epoch() {
 
 #[test]
 fn alter_partition_refusals() {
-    let AlterSetup { mut c, t } = alter_setup(QuorumControllerConfig::default());
+    let AlterSetup { mut c, t } = alter_setup(without_elr());
     let (e1, e2, e3) = (c.epoch(1), c.epoch(2), c.epoch(3));
     use error_code::*;
     let (records, response) = c.handle(alter(1, e1 + 1, t, data(0, 2, &[(1, e1)])));
@@ -169,14 +169,14 @@ fn alter_partition_refusals() {
 fn without_the_kip_903_check_a_stale_member_epoch_is_accepted() {
     let config = QuorumControllerConfig {
         broker_epoch_check: false,
-        ..QuorumControllerConfig::default()
+        ..without_elr()
     };
     let (records, result) = rejoin_quoting_an_old_epoch(config);
     assert_eq!(records.len(), 1);
     assert_eq!(result.isr, vec![1, 3, 2]);
 
     // With the check, the same request is refused.
-    let (records, result) = rejoin_quoting_an_old_epoch(QuorumControllerConfig::default());
+    let (records, result) = rejoin_quoting_an_old_epoch(without_elr());
     assert_eq!(
         (records, result.error_code),
         (vec![], error_code::INELIGIBLE_REPLICA)

@@ -271,8 +271,54 @@ fn check_invariants(image: &MetadataImage, epochs: &mut BTreeMap<(Uuid, i32), (i
     }
 }
 
+/// KIP-966's shape, with `elr` as configured: without it there is never an ELR nor an empty
+/// ISR; with it an empty ISR has no leader, and no replica is in both the ISR and the ELR.
+fn check_elr_invariants(image: &MetadataImage, elr: bool) {
+    for topic in image.topics.values() {
+        for p in topic.partitions.values() {
+            if !elr {
+                assert!(!p.isr.is_empty(), "empty ISR without ELR: {p:?}");
+                assert!(
+                    p.elr.is_empty() && p.last_known_elr.is_empty(),
+                    "an ELR without ELR: {p:?}"
+                );
+                continue;
+            }
+            assert!(
+                !p.isr.is_empty() || p.leader == NO_LEADER,
+                "a leader with an empty ISR: {p:?}"
+            );
+            assert!(
+                p.elr.iter().all(|r| !p.isr.contains(r)),
+                "ISR ∩ ELR ≠ ∅: {p:?}"
+            );
+            assert!(
+                p.last_known_elr.len() <= 1,
+                "more than one last known leader: {p:?}"
+            );
+        }
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_requests_keep_the_elr_invariants(
+        ops in prop::collection::vec(op(), 1..120),
+        elr in any::<bool>(),
+        min_isr in 1..4i32,
+    ) {
+        let config = if elr { with_elr(min_isr) } else { without_elr() };
+        let mut c = Cluster::with_config(config);
+        c.start(&[1, 2, 3]);
+        let mut epochs = BTreeMap::new();
+        for op in &ops {
+            c.apply(op);
+            check_invariants(c.controller.image(), &mut epochs);
+            check_elr_invariants(c.controller.image(), elr);
+        }
+    }
 
     #[test]
     fn random_requests_keep_the_partition_invariants(ops in prop::collection::vec(op(), 1..120)) {

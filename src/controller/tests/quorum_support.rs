@@ -149,9 +149,28 @@ pub(super) fn alter(
     }
 }
 
+/// The controller as before KIP-966, which the tests written before it describe: no ELR, and
+/// the last ISR member stays in the ISR.
+pub(super) fn without_elr() -> QuorumControllerConfig {
+    QuorumControllerConfig {
+        eligible_leader_replicas: false,
+        ..QuorumControllerConfig::default()
+    }
+}
+
+/// The controller with KIP-966's eligible leader replicas and `min.insync.replicas` as given.
+pub(super) fn with_elr(min_insync_replicas: i32) -> QuorumControllerConfig {
+    QuorumControllerConfig {
+        eligible_leader_replicas: true,
+        min_insync_replicas,
+        ..QuorumControllerConfig::default()
+    }
+}
+
 impl Cluster {
+    /// A controller without ELR (`without_elr`).
     pub(super) fn new() -> Cluster {
-        Cluster::with_config(QuorumControllerConfig::default())
+        Cluster::with_config(without_elr())
     }
 
     /// Brokers `brokers` registered and unfenced, then `topic` created.
