@@ -88,7 +88,13 @@ fn expectations(out: &mut String, r: &ReportInput) {
 fn notable(event: &TraceEvent) -> bool {
     match event.kind.as_str() {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
-        "append" | "listening" | "raft-hw" | "raft-restored" | "raft-propose-dropped" => false,
+        "append"
+        | "replica-append"
+        | "hw"
+        | "listening"
+        | "raft-hw"
+        | "raft-restored"
+        | "raft-propose-dropped" => false,
         _ => true,
     }
 }
@@ -198,6 +204,47 @@ pub fn describe(event: &TraceEvent) -> String {
             d["role"].as_str().unwrap_or("?"),
             d["partition"].as_str().unwrap_or("?"),
             d["leader_epoch"]
+        ),
+        "replica-append" => format!(
+            "{} fetched offsets {} to {} of {} from its leader (log end {}, high watermark {})",
+            event.node,
+            d["first"],
+            d["last"],
+            d["partition"].as_str().unwrap_or("?"),
+            d["leo"],
+            d["hw"]
+        ),
+        "hw" => format!(
+            "{}'s high watermark of {} is {} ({} in leader epoch {}, log end {})",
+            event.node,
+            d["partition"].as_str().unwrap_or("?"),
+            d["hw"],
+            d["role"].as_str().unwrap_or("?"),
+            d["leader_epoch"],
+            d["leo"]
+        ),
+        "truncate" => format!(
+            "{} cut its log of {} from offset {} to {} ({}; its high watermark was {})",
+            event.node,
+            d["partition"].as_str().unwrap_or("?"),
+            d["from"],
+            d["to"],
+            d["reason"].as_str().unwrap_or("?"),
+            d["hw"]
+        ),
+        "isr-proposed" => format!(
+            "{} proposes ISR {} for {} (was {}: {})",
+            event.node,
+            d["isr"],
+            d["partition"].as_str().unwrap_or("?"),
+            d["from"],
+            d["reason"].as_str().unwrap_or("?")
+        ),
+        "isr-refused" => format!(
+            "the controller refused {}'s ISR change for {} (error code {})",
+            event.node,
+            d["partition"].as_str().unwrap_or("?"),
+            d["error"]
         ),
         "partition-removed" => format!(
             "{} deleted its replica of {}",

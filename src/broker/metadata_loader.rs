@@ -52,14 +52,9 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
         }
         // What is committed and here; the rest of the committed log comes with later fetches.
         let hw = observer.high_watermark();
-        let end = hw.min(observer.log().len() as i64);
-        if end <= applied {
-            continue;
-        }
-        for (offset, entry) in observer.log()[applied as usize..end as usize]
-            .iter()
-            .enumerate()
-        {
+        let end = hw.min(observer.log().len() as i64).max(applied);
+        let fresh = observer.log().get(applied as usize..end as usize).unwrap_or(&[]);
+        for (offset, entry) in fresh.iter().enumerate() {
             let offset = applied + offset as i64;
             if entry.is_control() {
                 continue; // a leader's start-of-epoch entry, a control record in Kafka
@@ -81,14 +76,28 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
         applied = end;
         // Publish only caught up with the committed log (Kafka's loader catches up before it
         // publishes): a restarted broker must not act on the image of an hour ago.
-        if changed && applied >= hw {
+        if changed && applied >= hw && registered_in(&broker, &image) {
             publisher::publish(&broker, &image).await?;
             changed = false;
         }
-        if !changed {
+        if !changed || !registered_in(&broker, &image) {
             // What the broker acts on: the controller unfences it (and lets others shut down)
             // on this, as Kafka's broker reports its last published offset.
             broker.lifecycle.replayed(applied - 1);
         }
     }
+}
+
+/// Whether `image` holds this broker's current registration. Until it does, the broker acts on
+/// nothing (Kafka's broker installs its publishers only once registered and caught up): a
+/// process restarted while its previous registration is still alive must not lead partitions
+/// in that registration's name with a log that lost its tail.
+fn registered_in(broker: &Broker, image: &MetadataImage) -> bool {
+    let Some(epoch) = broker.lifecycle.broker_epoch() else {
+        return false;
+    };
+    image
+        .brokers
+        .get(&broker.ctx.id)
+        .is_some_and(|b| b.epoch == epoch)
 }

@@ -303,6 +303,11 @@ impl Partition {
             return;
         }
         self.high_watermark = hw;
+        self.trace_high_watermark();
+        self.wake();
+    }
+
+    fn trace_high_watermark(&self) {
         let epoch_start = if self.is_leader() {
             self.epoch_start_offset
         } else {
@@ -314,14 +319,13 @@ impl Partition {
             json!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
-                "hw": hw,
+                "hw": self.high_watermark,
                 "leo": self.log.log_end_offset(),
                 "role": self.role_name(),
                 "leader_epoch": self.leader_epoch,
                 "epoch_start": epoch_start,
             }),
         );
-        self.wake();
     }
 
     /// A new image's view of this partition (Kafka's `makeLeader` / `makeFollower`). Returns
@@ -384,6 +388,8 @@ impl Partition {
             .filter(|&&id| id != self.broker_id)
             .map(|&id| (id, FollowerState::reset(now_ms, self.isr.contains(&id))))
             .collect();
+        // What clients are served from now on: its own high watermark, in the new epoch.
+        self.trace_high_watermark();
         Ok(())
     }
 

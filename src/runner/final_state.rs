@@ -1,18 +1,32 @@
 //! The final state of the cluster, read off the brokers' disks after the run: for each
-//! partition of the committed metadata, its last leader's log below its high watermark. With
-//! the leader alone holding data (until replication exists) the high watermark is the leader's
-//! log end offset.
+//! partition of the committed metadata, every replica's log (each broker whose disk holds a
+//! directory of it, of the current topic), and the committed log: its last leader's records.
+//! The run stops without letting the cluster settle, so the leader's tail its followers have not
+//! fetched yet counts too (an `acks=1` write acknowledged in the last milliseconds is not lost;
+//! it is what the partition holds once its ISR catches up).
+//!
+//! A high watermark lives in memory (and in the `replication-offset-checkpoint` now and then),
+//! so it is taken from the trace: the last one each replica reported, clamped to the log its disk
+//! holds (a crash may have cut the log below it). The partition's high watermark is its last
+//! leader's.
 
 use std::collections::BTreeMap;
 
-use samsa_sim::check::{FinalPartition, FinalRecord, FinalState};
+use samsa_sim::check::{FinalPartition, FinalRecord, FinalReplica, FinalState};
 
-use super::recorder::PartitionFigures;
+use super::recorder::{PartitionFigures, ReplicaFigures};
 use crate::storage::{batch, checkpoint};
 
-/// `partitions`: the committed metadata's partitions at the end, by name (`orders-0`).
+/// The file naming the topic id a partition directory belongs to (Kafka's
+/// `PartitionMetadataFile`, which the broker writes as it claims a directory).
+const PARTITION_METADATA: &str = "partition.metadata";
+
+/// `partitions`: the committed metadata's partitions at the end, by name (`orders-0`);
+/// `replicas`: the last offsets each replica reported, by partition name then broker id;
+/// `disks`: every node's files, by node (`broker-1`).
 pub fn read(
     partitions: &BTreeMap<String, PartitionFigures>,
+    replicas: &BTreeMap<String, BTreeMap<i32, ReplicaFigures>>,
     disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
 ) -> FinalState {
     let mut state = FinalState::default();
@@ -23,36 +37,95 @@ pub fn read(
         let Ok(index) = index.parse::<i32>() else {
             continue;
         };
+        let reported = replicas.get(name);
+        let mut logs = BTreeMap::new();
+        for (node, files) in disks {
+            let Some(broker) = node
+                .strip_prefix("broker-")
+                .and_then(|id| id.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            if let Some(log) = read_log(files, topic, index, &meta.topic_id) {
+                let hw = reported
+                    .and_then(|r| r.get(&broker))
+                    .map_or(0, |figures| figures.hw);
+                logs.insert(broker, (log, hw));
+            }
+        }
         let partition = meta
             .last_leader
-            .and_then(|leader| disks.get(&format!("broker-{leader}")))
-            .map(|files| read_partition(files, topic, index))
+            .and_then(|leader| logs.get(&leader))
+            .map(|(log, hw)| log.committed(*hw))
             .unwrap_or_default();
         state.partitions.insert(name.clone(), partition);
+        if !logs.is_empty() {
+            let finals = logs
+                .into_iter()
+                .map(|(broker, (log, hw))| (broker, log.into_replica(hw)))
+                .collect();
+            state.replicas.insert(name.clone(), finals);
+        }
     }
     state
 }
 
-/// A partition's log as recovery would read it: every valid batch of its segments in offset
-/// order, up to the first invalid one. The high watermark is where the last batch ends (the
-/// leader alone is the ISR); the log start offset is the larger of the first segment's base and
-/// the `log-start-offset-checkpoint` entry (retention writes it), so that records deleted by
-/// retention are told apart from records lost, and an emptied log still has its place.
-fn read_partition(
+/// One replica's log as recovery would read it.
+struct ReplicaLog {
+    log_start_offset: i64,
+    log_end_offset: i64,
+    records: Vec<FinalRecord>,
+}
+
+impl ReplicaLog {
+    /// The committed log, if this replica led last: all its records, with `hw` (its last
+    /// reported high watermark) clamped to its log end, and never below its log start.
+    fn committed(&self, hw: i64) -> FinalPartition {
+        let high_watermark = hw.min(self.log_end_offset).max(self.log_start_offset);
+        FinalPartition {
+            log_start_offset: self.log_start_offset,
+            high_watermark,
+            committed: self.records.clone(),
+        }
+    }
+
+    fn into_replica(self, hw: i64) -> FinalReplica {
+        FinalReplica {
+            high_watermark: hw.min(self.log_end_offset),
+            log_end_offset: self.log_end_offset,
+            records: self.records,
+        }
+    }
+}
+
+/// A replica's log of `topic`-`partition` as recovery would read it: every valid batch of its
+/// segments in offset order, up to the first invalid one; `None` if the disk holds no directory
+/// of it, or one of another topic of that name (`topic_id`) that a deletion left behind. The log
+/// end is where the last batch ends (or the last segment's base, if it is empty); the log start
+/// offset is the larger of the first segment's base and the `log-start-offset-checkpoint` entry
+/// (retention writes it), so that records deleted by retention are told apart from records
+/// lost, and an emptied log still has its place.
+fn read_log(
     files: &BTreeMap<String, Vec<u8>>,
     topic: &str,
     partition: i32,
-) -> FinalPartition {
+    topic_id: &str,
+) -> Option<ReplicaLog> {
     let prefix = format!("{topic}-{partition}/");
-    let mut committed = Vec::new();
+    let mut in_dir = files
+        .range(prefix.clone()..)
+        .take_while(|(path, _)| path.starts_with(&prefix))
+        .peekable();
+    in_dir.peek()?;
+    if !of_topic(
+        files.get(&format!("{prefix}{PARTITION_METADATA}")),
+        topic_id,
+    ) {
+        return None;
+    }
+    let mut records = Vec::new();
     let (mut first_base, mut end) = (None, 0);
-    for (path, bytes) in files.range(prefix.clone()..) {
-        if !path.starts_with(&prefix) {
-            break;
-        }
-        if !path.ends_with(".log") {
-            continue;
-        }
+    for (path, bytes) in in_dir.filter(|(path, _)| path.ends_with(".log")) {
         let base: Option<i64> = path[prefix.len()..].trim_end_matches(".log").parse().ok();
         first_base = first_base.or(base);
         end = end.max(base.unwrap_or(0));
@@ -62,7 +135,7 @@ fn read_partition(
             let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else {
                 break;
             };
-            committed.extend(decoded.into_iter().map(|r| FinalRecord {
+            records.extend(decoded.into_iter().map(|r| FinalRecord {
                 offset: r.offset,
                 value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
             }));
@@ -77,10 +150,25 @@ fn read_partition(
         .and_then(|c| c.get(topic, partition))
         .unwrap_or(0);
     let log_start_offset = first_base.unwrap_or(0).max(checkpointed);
-    FinalPartition {
+    Some(ReplicaLog {
         log_start_offset,
-        high_watermark: end.max(log_start_offset),
-        committed,
+        log_end_offset: end.max(log_start_offset),
+        records,
+    })
+}
+
+/// Whether a directory's `partition.metadata` names `topic_id` (or there is nothing to compare).
+fn of_topic(metadata: Option<&Vec<u8>>, topic_id: &str) -> bool {
+    let named = metadata
+        .and_then(|bytes| std::str::from_utf8(bytes).ok())
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("topic_id:"))
+                .map(str::trim)
+        });
+    match named {
+        Some(named) => topic_id.is_empty() || named == topic_id,
+        None => true,
     }
 }
 
@@ -115,4 +203,137 @@ pub fn read_metadata_logs(
         logs.insert(node.clone(), epochs);
     }
     logs
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::storage::batch::{encode_batch, BatchSpec, Record};
+
+    /// A stored batch at `base_offset` holding `values`.
+    fn stored(base_offset: i64, values: &[&str]) -> Vec<u8> {
+        let records: Vec<Record> = (0..)
+            .zip(values)
+            .map(|(delta, value)| Record {
+                offset_delta: delta,
+                timestamp_delta: 0,
+                key: None,
+                value: Some(Bytes::from(value.to_string())),
+                headers: vec![],
+            })
+            .collect();
+        let spec = BatchSpec {
+            base_offset,
+            ..BatchSpec::default()
+        };
+        encode_batch(&spec, &records).to_vec()
+    }
+
+    /// A broker's files: a partition directory of `topic_id` with one segment of `batches`.
+    fn broker_disk(topic_id: &str, batches: &[Vec<u8>]) -> BTreeMap<String, Vec<u8>> {
+        BTreeMap::from([
+            (
+                "orders-0/00000000000000000000.log".to_string(),
+                batches.concat(),
+            ),
+            (
+                format!("orders-0/{PARTITION_METADATA}"),
+                format!("version: 0\ntopic_id: {topic_id}\n").into_bytes(),
+            ),
+        ])
+    }
+
+    fn values(records: &[FinalRecord]) -> Vec<(i64, &str)> {
+        records
+            .iter()
+            .map(|r| (r.offset, r.value.as_deref().unwrap_or("null")))
+            .collect()
+    }
+
+    #[test]
+    fn reads_every_replica_and_commits_the_last_leaders_log() {
+        let head = stored(0, &["a", "b", "c"]);
+        let disks = BTreeMap::from([
+            (
+                "broker-1".to_string(),
+                broker_disk("t1", &[head.clone(), stored(3, &["d", "e"])]),
+            ),
+            (
+                "broker-2".to_string(),
+                broker_disk("t1", &[head.clone(), stored(3, &["x"])]),
+            ),
+            // A directory a deleted topic of the same name left behind.
+            (
+                "broker-3".to_string(),
+                broker_disk("t0", std::slice::from_ref(&head)),
+            ),
+            ("broker-4".to_string(), BTreeMap::new()),
+            ("controller-1".to_string(), broker_disk("t1", &[head])),
+        ]);
+        let partitions = BTreeMap::from([(
+            "orders-0".to_string(),
+            PartitionFigures {
+                topic_id: "t1".to_string(),
+                leader: 1,
+                last_leader: Some(1),
+                ..PartitionFigures::default()
+            },
+        )]);
+        let figures = |leo, hw| ReplicaFigures { leo, hw };
+        // broker-2 reported a high watermark past what its disk holds (its tail was cut).
+        let replicas = BTreeMap::from([(
+            "orders-0".to_string(),
+            BTreeMap::from([(1, figures(5, 4)), (2, figures(6, 6)), (3, figures(3, 3))]),
+        )]);
+        let state = read(&partitions, &replicas, &disks);
+
+        let partition = &state.partitions["orders-0"];
+        assert_eq!(
+            (partition.log_start_offset, partition.high_watermark),
+            (0, 4)
+        );
+        assert_eq!(
+            values(&partition.committed),
+            vec![(0, "a"), (1, "b"), (2, "c"), (3, "d"), (4, "e")]
+        );
+        let replicas = &state.replicas["orders-0"];
+        assert_eq!(replicas.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            (replicas[&1].high_watermark, replicas[&1].log_end_offset),
+            (4, 5)
+        );
+        assert_eq!(values(&replicas[&1].records).len(), 5);
+        assert_eq!(
+            (replicas[&2].high_watermark, replicas[&2].log_end_offset),
+            (4, 4)
+        );
+        assert_eq!(
+            values(&replicas[&2].records),
+            vec![(0, "a"), (1, "b"), (2, "c"), (3, "x")]
+        );
+    }
+
+    #[test]
+    fn a_replica_that_never_reported_has_high_watermark_zero() {
+        let disks = BTreeMap::from([(
+            "broker-1".to_string(),
+            broker_disk("t1", &[stored(0, &["a", "b"])]),
+        )]);
+        let partitions = BTreeMap::from([(
+            "orders-0".to_string(),
+            PartitionFigures {
+                topic_id: "t1".to_string(),
+                last_leader: Some(1),
+                ..PartitionFigures::default()
+            },
+        )]);
+        let state = read(&partitions, &BTreeMap::new(), &disks);
+        assert_eq!(state.partitions["orders-0"].high_watermark, 0);
+        assert_eq!(state.partitions["orders-0"].committed.len(), 2);
+        let replica = &state.replicas["orders-0"][&1];
+        assert_eq!((replica.high_watermark, replica.log_end_offset), (0, 2));
+        assert_eq!(replica.records.len(), 2);
+    }
 }

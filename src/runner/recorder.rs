@@ -208,7 +208,10 @@ impl RunRecorder {
                 .insert(node.to_string(), (epoch, role));
             return;
         }
-        if !matches!(kind, "append" | "recovered" | "hw" | "truncate") {
+        if !matches!(
+            kind,
+            "append" | "replica-append" | "recovered" | "hw" | "truncate"
+        ) {
             return;
         }
         let (Some(partition), Some(broker)) =

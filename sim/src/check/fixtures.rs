@@ -1,9 +1,10 @@
-//! Builders for the checkers' tests: history operations (sends, polls) and final states.
+//! Builders for the checkers' tests: history operations (sends, polls), trace events and final
+//! states.
 
 use serde_json::{json, Value};
 
-use super::{FinalPartition, FinalRecord, FinalState, Violation};
-use crate::history::{Op, OpType};
+use super::{FinalPartition, FinalRecord, FinalReplica, FinalState, Violation};
+use crate::history::{Op, OpType, TraceEvent};
 
 pub(crate) fn op(process: &str, kind: OpType, f: &str, value: Value, at_ms: u64) -> Op {
     Op {
@@ -66,6 +67,90 @@ pub(crate) fn poll(process: &str, at_ms: u64, records: &[(&str, i64, Option<&str
     ]
 }
 
+/// A trace event of `kind` on `node`.
+pub(crate) fn event(at_ms: u64, node: &str, kind: &str, detail: Value) -> TraceEvent {
+    TraceEvent {
+        at_ms,
+        node: node.to_string(),
+        kind: kind.to_string(),
+        detail,
+    }
+}
+
+/// A `hw` event: `broker`'s high watermark of `partition` became `hw`, in its `role` (`leader`,
+/// `follower`) in `leader_epoch`, whose leader started it at offset `epoch_start`.
+pub(crate) fn hw(
+    at_ms: u64,
+    broker: i32,
+    partition: &str,
+    role: &str,
+    hw: i64,
+    leader_epoch: i64,
+    epoch_start: i64,
+) -> TraceEvent {
+    event(
+        at_ms,
+        &format!("broker-{broker}"),
+        "hw",
+        json!({
+            "partition": partition,
+            "broker": broker,
+            "hw": hw,
+            "leo": hw,
+            "role": role,
+            "leader_epoch": leader_epoch,
+            "epoch_start": epoch_start,
+        }),
+    )
+}
+
+/// A `truncate` event: `broker` cut its log of `partition` from `from` to `to`, its high
+/// watermark `hw` just before.
+pub(crate) fn truncate(
+    at_ms: u64,
+    broker: i32,
+    partition: &str,
+    (from, to): (i64, i64),
+    hw: i64,
+    reason: &str,
+) -> TraceEvent {
+    event(
+        at_ms,
+        &format!("broker-{broker}"),
+        "truncate",
+        json!({
+            "partition": partition,
+            "broker": broker,
+            "from": from,
+            "to": to,
+            "hw": hw,
+            "reason": reason,
+            "leader_epoch": 3,
+        }),
+    )
+}
+
+/// A final replica holding `records` (offset, value), none of them null, its log ending after
+/// the last.
+pub(crate) fn replica(high_watermark: i64, records: &[(i64, &str)]) -> FinalReplica {
+    FinalReplica {
+        high_watermark,
+        log_end_offset: records.last().map_or(0, |&(offset, _)| offset + 1),
+        records: records_of(records),
+    }
+}
+
+/// Final records (offset, value), none of them null.
+fn records_of(records: &[(i64, &str)]) -> Vec<FinalRecord> {
+    records
+        .iter()
+        .map(|&(offset, value)| FinalRecord {
+            offset,
+            value: Some(value.to_string()),
+        })
+        .collect()
+}
+
 /// A final partition holding `records` (offset, value), none of them null.
 pub(crate) fn partition(
     log_start_offset: i64,
@@ -75,13 +160,7 @@ pub(crate) fn partition(
     FinalPartition {
         log_start_offset,
         high_watermark,
-        committed: records
-            .iter()
-            .map(|&(offset, value)| FinalRecord {
-                offset,
-                value: Some(value.to_string()),
-            })
-            .collect(),
+        committed: records_of(records),
     }
 }
 

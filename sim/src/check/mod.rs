@@ -7,9 +7,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::history::{Op, TraceEvent};
 
+pub mod divergence;
 mod final_log;
 #[cfg(test)]
 mod fixtures;
+pub mod hw_regression;
 pub mod inconsistent_read;
 pub mod lost_write;
 pub mod metadata_lost;
@@ -43,6 +45,16 @@ pub struct FinalPartition {
     pub committed: Vec<FinalRecord>,
 }
 
+/// The final state of one replica of a partition: its whole log, as recovery would read it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalReplica {
+    /// The high watermark the replica last reported, at most its log end offset.
+    pub high_watermark: i64,
+    pub log_end_offset: i64,
+    /// Every record of its log, at any offset, in offset order.
+    pub records: Vec<FinalRecord>,
+}
+
 /// The final state of the cluster, by partition name (`orders-0`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
@@ -57,6 +69,9 @@ pub struct FinalState {
     /// dropped its replica: what was acknowledged before is gone by the user's will.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub deleted: BTreeMap<String, u64>,
+    /// Every replica of each partition, by partition name, then broker id.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub replicas: BTreeMap<String, BTreeMap<i32, FinalReplica>>,
 }
 
 /// Runs every checker over a history, the cluster's trace and its final state.
@@ -64,6 +79,8 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     let mut found = Vec::new();
     found.extend(split_brain::check(trace));
     found.extend(metadata_lost::check(trace, state));
+    found.extend(hw_regression::check(trace));
+    found.extend(divergence::check(trace, state));
     found.extend(lost_write::check(history, state));
     found.extend(inconsistent_read::check(history, state));
     found.extend(panic::check(history, state));
