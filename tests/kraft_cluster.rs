@@ -1,6 +1,10 @@
-//! The KRaft quorum driving a whole cluster: brokers register and heartbeat, the active
-//! controller fences the silent ones and moves their leaderships, topics are created, grown and
-//! deleted through the admin API, and the quorum's metadata survives its controllers dying.
+//! The KRaft quorum driving a whole cluster: brokers register and heartbeat; the active
+//! controller fences the silent ones, takes them out of every ISR and moves their leaderships,
+//! and their leaders add them back (AlterPartition) once they are unfenced and caught up; a
+//! partition whose last ISR member is fenced goes offline, that member kept as an eligible
+//! leader replica (KIP-966), unless an unclean election revives it; topics are created, grown
+//! and deleted, partitions reassigned and leaders elected through the admin API; and the
+//! quorum's metadata survives its controllers dying.
 //!
 //! The shipped scenarios run on `SAMSA_SEEDS` seeds each (4 by default, the slice CI runs; the
 //! issue's figure is 200), and a chaos scenario of random crashes, kills, pauses and partitions
@@ -48,6 +52,11 @@ fn ints(value: &Value) -> Vec<i64> {
         .as_array()
         .map(|a| a.iter().filter_map(Value::as_i64).collect())
         .unwrap_or_default()
+}
+
+/// Whether `broker` is in the ISR of a `partition-state`.
+fn in_isr(state: &TraceEvent, broker: i64) -> bool {
+    ints(&state.detail["isr"]).contains(&broker)
 }
 
 /// Runs a scenario written inline in a test.
@@ -112,7 +121,7 @@ fn a_broker_that_stops_heartbeating_is_fenced_and_its_leadership_moves() {
             "seed {seed}: fenced at {fenced_ms}"
         );
         // events-0 was led by broker 2: the next replica in the ISR, in assignment order,
-        // leads it now, one leader epoch later, and broker 2 left every ISR.
+        // leads it now, one leader epoch later.
         let states = partition_states(&output, "events-0");
         let moved = states
             .iter()
@@ -122,25 +131,61 @@ fn a_broker_that_stops_heartbeating_is_fenced_and_its_leadership_moves() {
         assert_eq!(moved.detail["leader_epoch"], 1, "seed {seed}");
         assert_eq!(moved.detail["unclean"], false, "seed {seed}");
         assert!(moved.at_ms >= fenced_ms - 10 && moved.at_ms <= fenced_ms + 10);
-        for name in ["orders-0", "orders-1", "events-0"] {
-            let last = partition_states(&output, name).last().copied().unwrap();
-            assert!(
-                !ints(&last.detail["isr"]).contains(&2),
-                "seed {seed}: {name} {:?}",
-                last.detail
-            );
-        }
         // Healed at 30 s, it replays what it missed and is unfenced.
-        let unfenced = events(&output, "broker-unfenced")
+        let unfenced: Vec<_> = events(&output, "broker-unfenced")
             .filter(|e| e.detail["broker"] == 2 && e.at_ms > 30_000)
-            .count();
-        assert_eq!(unfenced, 1, "seed {seed}");
+            .collect();
+        assert_eq!(unfenced.len(), 1, "seed {seed}");
+        let unfenced_ms = unfenced[0].at_ms;
+        // The controller took broker 2 out of every ISR as it fenced it, and no leader took it
+        // back while it stayed fenced (KIP-841), though it could still fetch from them. Once
+        // unfenced and caught up, every leader added it again (AlterPartition).
+        for name in ["orders-0", "orders-1", "events-0"] {
+            let states = partition_states(&output, name);
+            let while_fenced: Vec<_> = states
+                .iter()
+                .filter(|e| (fenced_ms - 10..unfenced_ms).contains(&e.at_ms))
+                .collect();
+            assert!(
+                !while_fenced.is_empty() && while_fenced.iter().all(|e| !in_isr(e, 2)),
+                "seed {seed}: {name} {while_fenced:?}"
+            );
+            let rejoined = states
+                .iter()
+                .find(|e| e.at_ms >= fenced_ms - 10 && in_isr(e, 2))
+                .unwrap_or_else(|| panic!("seed {seed}: broker 2 never rejoined {name}"));
+            assert!(
+                rejoined.at_ms < unfenced_ms + 2_000,
+                "seed {seed}: {name} rejoined at {}, unfenced at {unfenced_ms}",
+                rejoined.at_ms
+            );
+            let last = states.last().unwrap();
+            assert!(in_isr(last, 2), "seed {seed}: {name} {:?}", last.detail);
+        }
+        // Back in the ISR of events-0, broker 2, its preferred replica, leads it again: the
+        // auto leader rebalance (every 5 s here) moves the leadership back, cleanly.
+        let back = states.last().unwrap();
+        let events_rejoined_ms = states
+            .iter()
+            .find(|e| e.at_ms > fenced_ms && in_isr(e, 2))
+            .expect("broker 2 rejoined events-0")
+            .at_ms;
+        assert_eq!(back.detail["leader"], 2, "seed {seed}: {:?}", back.detail);
+        assert_eq!(back.detail["leader_epoch"], 2, "seed {seed}");
+        assert_eq!(back.detail["unclean"], false, "seed {seed}");
+        assert!(
+            back.at_ms > events_rejoined_ms && back.at_ms <= events_rejoined_ms + 5_100,
+            "seed {seed}: led by broker 2 again at {}, back in its ISR at {events_rejoined_ms}",
+            back.at_ms
+        );
         assert_eq!(output.violations, vec![], "seed {seed}");
     }
 }
 
 #[test]
 fn without_heartbeats_a_lone_replica_goes_offline_and_unclean_election_revives_it() {
+    // Broker 2 is kept from fetching while it is out of the ISR, so that when the leader is cut
+    // off it is the last ISR member: broker 2 cannot have caught up and rejoined in between.
     let base = r#"
 name = "offline"
 duration = "40s"
@@ -154,32 +199,59 @@ name = "t"
 partitions = 1
 replication-factor = 2
 assignment = [[1, 2]]
-[[fault]]                 # broker 2 leaves the ISR first
+[[fault]]                 # broker 2 is cut off from everyone: fenced, it leaves the ISR
 at = "5s"
 action = "partition"
-groups = [["broker-2"], ["controller-1"]]
-for = "15s"
-[[fault]]                 # then the leader, the last ISR member, is cut off
+groups = [["broker-2"], ["broker-1", "controller-1"]]
+[[fault]]                 # then, at once, broker 2 is back and the leader, the last ISR member, is cut off
+at = "22s"
+action = "heal"
+[[fault]]
 at = "22s"
 action = "partition"
-groups = [["broker-1"], ["controller-1"]]
+groups = [["broker-1"], ["broker-2", "controller-1"]]
+[protocol]
+eligible-leader-replicas = ELIGIBLE
 "#;
-    for unclean in [false, true] {
-        let text = base.replace("UNCLEAN", &unclean.to_string());
+    for (elr, unclean) in [(false, false), (true, false), (true, true)] {
+        let text = base
+            .replace("UNCLEAN", &unclean.to_string())
+            .replace("ELIGIBLE", &elr.to_string());
         let output = run_text("offline.toml", &text, 3);
-        let last = partition_states(&output, "t-0").last().copied().unwrap();
+        let states = partition_states(&output, "t-0");
+        // Broker 2 left the ISR when it was fenced, and had not come back when the leader went.
+        assert!(
+            states
+                .iter()
+                .filter(|e| e.at_ms < 22_000)
+                .last()
+                .is_some_and(|e| ints(&e.detail["isr"]) == vec![1]),
+            "{states:?}"
+        );
+        let last = states.last().copied().unwrap();
+        assert!(last.at_ms > 22_000, "{:?}", last.detail);
         if unclean {
-            // Broker 2, outside the ISR, is elected: the election is marked unclean and the
-            // ISR is reset to it alone (KIP-704's RECOVERING).
+            // Broker 2, outside the ISR and the ELR, is elected: the election is marked unclean,
+            // the ISR is reset to it alone (KIP-704's RECOVERING) and the ELR cleared (KIP-966:
+            // what was committed may be gone).
             assert_eq!(last.detail["leader"], 2, "{:?}", last.detail);
             assert_eq!(last.detail["unclean"], true);
             assert_eq!(ints(&last.detail["isr"]), vec![2]);
             assert_eq!(last.detail["recovering"], true);
+            assert_eq!(ints(&last.detail["elr"]), Vec::<i64>::new());
+        } else if elr {
+            // No one in the ISR is alive: the partition is offline. KIP-966 empties the ISR and
+            // keeps broker 1, below min ISR when it was fenced and so holding every committed
+            // record, as an eligible leader replica, and as the last known leader.
+            assert_eq!(last.detail["leader"], -1, "{:?}", last.detail);
+            assert_eq!(ints(&last.detail["isr"]), Vec::<i64>::new());
+            assert_eq!(ints(&last.detail["elr"]), vec![1]);
+            assert_eq!(ints(&last.detail["last_known_elr"]), vec![1]);
         } else {
-            // No one in the ISR is alive: the partition is offline, and its ISR keeps the last
-            // member (no ELR).
+            // Before KIP-966 the ISR keeps its last member, leaderless, and there is no ELR.
             assert_eq!(last.detail["leader"], -1, "{:?}", last.detail);
             assert_eq!(ints(&last.detail["isr"]), vec![1]);
+            assert_eq!(ints(&last.detail["elr"]), Vec::<i64>::new());
         }
     }
 }
@@ -382,7 +454,7 @@ for = "8s"
         "{} {stopped}",
         moved.at_ms
     );
-    assert!(!ints(&moved.detail["isr"]).contains(&1));
+    assert!(!in_isr(moved, 1));
     // A few heartbeats: the controller lets it go once the other brokers have replayed the
     // moves (Kafka's controlled shutdown waits for them), well within a session timeout.
     assert!(stopped < 16_000, "{stopped}");
@@ -484,7 +556,7 @@ assignment = [[2, 1]]
 fn an_operator_elects_leaders_through_the_admin_api() {
     let text = r#"
 name = "elect-leaders"
-duration = "40s"
+duration = "45s"
 [cluster]
 brokers = 2
 controllers = 1
@@ -493,15 +565,17 @@ name = "t"
 partitions = 1
 replication-factor = 2
 assignment = [[1, 2]]
-[[fault]]                 # broker 2 leaves the ISR
+[[fault]]                 # broker 2 is cut off from everyone: fenced, it leaves the ISR
 at = "4s"
 action = "partition"
-groups = [["broker-2"], ["controller-1"]]
-for = "12s"
-[[fault]]                 # then the leader, the last ISR member, is cut off: t-0 goes offline
+groups = [["broker-2"], ["broker-1", "controller-1"]]
+[[fault]]                 # then, at once, broker 2 is back and the leader, the last ISR member, is cut off
+at = "18s"
+action = "heal"
+[[fault]]
 at = "18s"
 action = "partition"
-groups = [["broker-1"], ["controller-1"]]
+groups = [["broker-1"], ["broker-2", "controller-1"]]
 [[fault]]                 # no leader to prefer: Kafka says so
 at = "30s"
 action = "elect-leaders"
@@ -511,6 +585,14 @@ partition = "t-0"
 at = "32s"
 action = "elect-leaders"
 election = "unclean"
+partition = "t-0"
+[[fault]]                 # broker 1 is back: it follows broker 2 and rejoins the ISR
+at = "34s"
+action = "heal"
+[[fault]]                 # the preferred replica may lead again
+at = "40s"
+action = "elect-leaders"
+election = "preferred"
 partition = "t-0"
 "#;
     let output = run_text("elect-leaders.toml", text, 4);
@@ -522,19 +604,52 @@ partition = "t-0"
                 OpType::Fail,
                 Some("PreferredLeaderNotAvailable")
             ),
+            ("elect-leaders", OpType::Ok, None),
             ("elect-leaders", OpType::Ok, None)
         ]
     );
     let states = partition_states(&output, "t-0");
+    // Offline: broker 1 stays eligible (KIP-966's ELR) but is fenced, so no one leads.
     let offline = states
         .iter()
         .find(|e| e.detail["leader"] == -1)
         .expect("t-0 went offline");
     assert!(offline.at_ms > 18_000 && offline.at_ms < 30_000);
+    assert_eq!(
+        ints(&offline.detail["elr"]),
+        vec![1],
+        "{:?}",
+        offline.detail
+    );
+    // The unclean election: broker 2 alone in the ISR, recovering, the ELR cleared.
+    let unclean = states
+        .iter()
+        .find(|e| e.detail["leader"] == 2)
+        .expect("broker 2 led t-0");
+    assert!(unclean.at_ms >= 32_000 && unclean.at_ms < 34_000);
+    assert_eq!(unclean.detail["unclean"], true, "{:?}", unclean.detail);
+    assert_eq!(unclean.detail["recovering"], true);
+    assert_eq!(ints(&unclean.detail["isr"]), vec![2]);
+    assert_eq!(ints(&unclean.detail["elr"]), Vec::<i64>::new());
+    // Healed, broker 1 catches up from broker 2 and its leader adds it to the ISR, the
+    // recovery done; the preferred election at 40 s then makes it the leader again, cleanly.
+    let rejoined = states
+        .iter()
+        .find(|e| e.at_ms > unclean.at_ms && in_isr(e, 1))
+        .expect("broker 1 rejoined the ISR");
+    assert!(rejoined.at_ms >= 34_000 && rejoined.at_ms < 40_000);
+    assert_eq!(rejoined.detail["leader"], 2);
+    assert_eq!(rejoined.detail["recovering"], false);
     let last = states.last().unwrap();
-    assert!(last.at_ms >= 32_000);
-    assert_eq!(last.detail["leader"], 2);
-    assert_eq!(last.detail["unclean"], true);
+    assert!(last.at_ms >= 40_000, "{:?}", last.detail);
+    assert_eq!(last.detail["leader"], 1);
+    assert_eq!(last.detail["unclean"], false);
+    assert_eq!(
+        last.detail["leader_epoch"].as_i64(),
+        unclean.detail["leader_epoch"]
+            .as_i64()
+            .map(|epoch| epoch + 1)
+    );
 }
 
 #[test]
@@ -550,11 +665,22 @@ name = "t"
 partitions = 2
 replication-factor = 2
 assignment = [[1, 2], [2, 1]]
+[[client]]
+type = "producer"
+id = "p1"
+topic = "t"
+rate = "50/s"
+config = { "acks" = "all" }
 [[fault]]                 # drop broker 1 from t-0, which it leads
 at = "4s"
 action = "reassign"
 partition = "t-0"
 replicas = [2]
+[[fault]]                 # broker 3 cannot fetch from t-1's leader until 12 s
+at = "5s"
+action = "partition"
+groups = [["broker-3"], ["broker-2"]]
+for = "7s"
 [[fault]]                 # add broker 3 to t-1: it must catch up and join the ISR first
 at = "6s"
 action = "reassign"
@@ -576,15 +702,36 @@ replicas = [2, 1, 3]
     assert_eq!(ints(&last.detail["replicas"]), vec![2]);
     assert_eq!(ints(&last.detail["isr"]), vec![2]);
     assert_eq!(last.detail["leader"], 2);
+    assert!(last.at_ms < 5_000, "{:?}", last.detail);
     assert!(events(&output, "partition-removed")
         .any(|e| e.node == "broker-1" && e.detail["partition"] == "t-0"));
-    // Broker 3 is added and opens its replica, but followers do not fetch yet (replication
-    // is issue 6), so it never joins the ISR and the reassignment stays in progress.
+    // Broker 3 is added and opens its replica, but while it cannot fetch it stays out of the
+    // ISR and the reassignment in progress (KIP-455: adding replicas must join the ISR first).
     let t1 = partition_states(&output, "t-1");
-    let last = t1.last().unwrap();
-    assert_eq!(ints(&last.detail["replicas"]), vec![2, 1, 3]);
-    assert_eq!(ints(&last.detail["adding"]), vec![3]);
+    let started = t1
+        .iter()
+        .find(|e| !ints(&e.detail["adding"]).is_empty())
+        .expect("the reassignment of t-1 started");
+    assert_eq!(ints(&started.detail["replicas"]), vec![2, 1, 3]);
+    assert_eq!(ints(&started.detail["adding"]), vec![3]);
+    assert!(!in_isr(started, 3));
     assert!(events(&output, "recovered")
-        .any(|e| e.node == "broker-3" && e.detail["partition"] == "t-1"));
+        .any(|e| e.node == "broker-3" && e.detail["partition"] == "t-1" && e.at_ms < 12_000));
+    // Healed at 12 s, it fetches what t-1 holds from the start, its leader adds it to the ISR,
+    // and that completes the reassignment.
+    let done = t1
+        .iter()
+        .find(|e| in_isr(e, 3))
+        .expect("broker 3 joined the ISR of t-1");
+    assert!(done.at_ms > 12_000, "{:?}", done.detail);
+    assert_eq!(ints(&done.detail["adding"]), Vec::<i64>::new());
+    assert_eq!(ints(&done.detail["replicas"]), vec![2, 1, 3]);
+    assert_eq!(done.detail["leader"], 2);
+    let fetched = events(&output, "replica-append")
+        .find(|e| e.node == "broker-3" && e.detail["partition"] == "t-1")
+        .expect("broker 3 fetched t-1");
+    assert_eq!(fetched.detail["first"], 0, "{:?}", fetched.detail);
+    assert!(fetched.at_ms > 12_000 && fetched.at_ms <= done.at_ms);
+    assert_eq!(t1.last().unwrap().detail, done.detail);
     assert_eq!(output.violations, vec![]);
 }

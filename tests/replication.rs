@@ -291,6 +291,9 @@ config = {{ "auto.offset.reset" = "earliest" }}
         at_ms += rng.gen_range(500..4_000);
         let target = targets[rng.gen_range(0..targets.len())];
         let for_ms = rng.gen_range(500..8_000);
+        if at_ms + for_ms > 55_000 {
+            break; // every fault is over before the end
+        }
         let action = match rng.gen_range(0..6) {
             0 | 1 => "action = \"crash\"".to_string(),
             2 => "action = \"kill\"".to_string(),

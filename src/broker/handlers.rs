@@ -147,7 +147,6 @@ impl Broker {
     /// leadership is lost, or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
     async fn produce(&self, req: ProduceRequest) -> Option<ProduceResponse> {
         let acks = req.acks;
-        let mut progress = self.progress.subscribe();
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
         let mut topics = Vec::new();
@@ -176,7 +175,7 @@ impl Broker {
                         epoch,
                         response,
                     } => loop {
-                        progress.borrow_and_update();
+                        let progress = self.progress.listen();
                         let done = handle.lock().await.acks_all_done(last_offset, epoch);
                         match done {
                             Some(Ok(())) => break response,
@@ -190,7 +189,8 @@ impl Broker {
                             break failed(ResponseError::RequestTimedOut);
                         }
                         tokio::select! {
-                            _ = progress.changed() => {}
+                            biased;
+                            _ = progress => {}
                             _ = tokio::time::sleep_until(deadline) => {}
                         }
                     },
@@ -267,17 +267,17 @@ impl Broker {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let min_bytes = req.min_bytes.max(1) as usize;
-        let mut progress = self.progress.subscribe();
         let mut first = true;
         loop {
-            progress.borrow_and_update();
+            let progress = self.progress.listen();
             let (response, bytes, complete) = self.fetch_once(&req, first).await;
             first = false;
             if complete || bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return response;
             }
             tokio::select! {
-                _ = progress.changed() => {}
+                biased;
+                _ = progress => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }

@@ -193,6 +193,29 @@ impl ShutdownSignal {
 
 type PartitionHandle = Arc<tokio::sync::Mutex<Partition>>;
 
+/// A broadcast wake-up that keeps the simulation deterministic: waiters are woken in the order
+/// they began to wait. (tokio's `watch` spreads its waiters over several notifiers picked by a
+/// thread-local random number outside the run's seed, so the order of wake-ups, and with it the
+/// run, would change from one run to the next; `tokio::select!` likewise needs `biased`.)
+#[derive(Default)]
+pub struct Signal {
+    notify: tokio::sync::Notify,
+}
+
+impl Signal {
+    pub(crate) fn wake(&self) {
+        self.notify.notify_waiters();
+    }
+
+    /// A wake-up to wait for, registered now: one sent after this call is not missed, even if
+    /// the caller looks at the state it guards before awaiting it.
+    pub(crate) fn listen(&self) -> std::pin::Pin<Box<tokio::sync::futures::Notified<'_>>> {
+        let mut notified = Box::pin(self.notify.notified());
+        notified.as_mut().enable();
+        notified
+    }
+}
+
 pub struct Broker {
     ctx: Arc<BrokerContext>,
     /// The partitions this broker hosts now, as the last published image assigns them.
@@ -207,9 +230,9 @@ pub struct Broker {
     published: std::sync::atomic::AtomicBool,
     /// Bumped on every append and high-watermark change here: long-polling fetches and
     /// `acks=all` produces wait on it.
-    progress: Arc<tokio::sync::watch::Sender<u64>>,
+    progress: Arc<Signal>,
     /// Bumped on every published image: idle replica fetchers wait on it.
-    image_version: tokio::sync::watch::Sender<u64>,
+    image_version: Signal,
     /// The partitions this broker follows, with their leader, as the last image says.
     followed: Mutex<BTreeMap<TopicPartition, i32>>,
     /// The leaders a replica fetcher runs for (Kafka's `ReplicaFetcherManager`: one fetcher
@@ -228,8 +251,8 @@ impl Broker {
             metadata: Mutex::new(Arc::new(MetadataImage::default())),
             auto_creating: Arc::new(Mutex::new(BTreeSet::new())),
             published: std::sync::atomic::AtomicBool::new(false),
-            progress: Arc::new(tokio::sync::watch::channel(0).0),
-            image_version: tokio::sync::watch::channel(0).0,
+            progress: Arc::new(Signal::default()),
+            image_version: Signal::default(),
             followed: Mutex::new(BTreeMap::new()),
             fetchers: Mutex::new(BTreeSet::new()),
             ctx,

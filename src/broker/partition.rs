@@ -115,7 +115,7 @@ pub struct Partition {
     clock: Clock,
     /// Woken on every append and high-watermark change of this broker's partitions: waiting
     /// fetches and `acks=all` produces look again.
-    progress: Arc<tokio::sync::watch::Sender<u64>>,
+    progress: Arc<super::Signal>,
 }
 
 /// What a consumer's read of a partition finds.
@@ -193,7 +193,7 @@ impl Partition {
         topic_id: &str,
         config: &BrokerConfig,
         checkpointed_hw: Option<i64>,
-        progress: Arc<tokio::sync::watch::Sender<u64>>,
+        progress: Arc<super::Signal>,
     ) -> std::io::Result<(Partition, RecoveryReport)> {
         let now_ms = ctx.clock.now_ms();
         let (log, report) =
@@ -287,7 +287,7 @@ impl Partition {
     }
 
     fn wake(&self) {
-        self.progress.send_modify(|v| *v = v.wrapping_add(1));
+        self.progress.wake();
     }
 
     fn role_name(&self) -> &'static str {

@@ -96,7 +96,7 @@ pub(super) async fn publish(broker: &Arc<Broker>, image: &ControllerImage) -> io
         .lock()
         .expect("auto-creating lock")
         .retain(|t| !names.contains(t));
-    broker.image_version.send_modify(|v| *v += 1);
+    broker.image_version.wake();
     replica_fetcher::ensure_running(broker);
     Ok(())
 }

@@ -56,12 +56,11 @@ struct Asked {
 async fn run(broker: Arc<Broker>, leader: i32) {
     let config = broker.ctx.replication.clone();
     let backoff = Duration::from_millis(config.fetch_backoff_ms);
-    let mut images = broker.image_version.subscribe();
     let mut connection: Option<Connection> = None;
     // Partitions that failed, and until when they wait.
     let mut delayed: BTreeMap<TopicPartition, i64> = BTreeMap::new();
     loop {
-        images.borrow_and_update();
+        let next_image = broker.image_version.listen();
         let now_ms = broker.ctx.clock.now_ms();
         delayed.retain(|_, until| *until > now_ms);
         let followed: Vec<TopicPartition> = broker
@@ -111,7 +110,8 @@ async fn run(broker: Arc<Broker>, leader: i32) {
                     Duration::from_millis((until - now_ms).max(1) as u64)
                 });
             tokio::select! {
-                _ = images.changed() => {}
+                biased;
+                _ = next_image => {}
                 _ = tokio::time::sleep(wait) => {}
             }
             continue;
