@@ -5,7 +5,7 @@
 //! - `echo`: bare madsim, two nodes, one TCP connection; one node sends a 100-byte frame, the
 //!   other sends it back, round after round, with the network latency of `bench-steady.toml`.
 //!   This is the floor: what one simulated network message costs with nothing behind it.
-//! - `cluster`: `scenarios/bench-steady.toml` through `samsa::runner::run`.
+//! - `cluster`: `scenarios/bench/bench-steady.toml` through `samsa::runner::run`.
 //!
 //! For each: simulated seconds, wall seconds, simulated seconds per wall second, network
 //! messages (madsim's own count), wall nanoseconds per message, and peak RSS. The target: the
@@ -59,7 +59,7 @@ mod bench {
     }
 
     pub fn main() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bench-steady.toml");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/bench/bench-steady.toml");
         let mut scenario = samsa::scenario::parse_file(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if let Some(seconds) = env_u64("SAMSA_BENCH_SECONDS") {

@@ -223,8 +223,7 @@ eligible-leader-replicas = ELIGIBLE
         assert!(
             states
                 .iter()
-                .filter(|e| e.at_ms < 22_000)
-                .last()
+                .rfind(|e| e.at_ms < 22_000)
                 .is_some_and(|e| ints(&e.detail["isr"]) == vec![1]),
             "{states:?}"
         );

@@ -50,6 +50,13 @@ const SCRIPTED: &[&str] = &[
     "leader-failover",
     "kip-101-data-loss",
     "kip-101-data-loss-fixed",
+    "kip-101-divergence",
+    "kip-101-divergence-fixed",
+    "unclean-election",
+    "unclean-election-off",
+    "acks-1-failover",
+    "acks-all-failover",
+    "min-isr-rejection",
 ];
 
 #[test]
@@ -77,7 +84,10 @@ fn followers_replicate_the_leaders_log_and_the_high_watermark_follows_the_isr() 
     // Every follower appended what its leader fetched it, and learned high watermarks.
     let follower_appends = events(&output, "replica-append").count();
     let leader_appends = events(&output, "append").count();
-    assert!(follower_appends > leader_appends, "{follower_appends} vs {leader_appends}");
+    assert!(
+        follower_appends > leader_appends,
+        "{follower_appends} vs {leader_appends}"
+    );
     assert!(events(&output, "hw")
         .any(|e| e.detail["role"] == "follower" && e.detail["hw"].as_i64() > Some(0)));
     // A leader's high watermark never passes what its ISR followers hold: each leader `hw`
@@ -87,13 +97,19 @@ fn followers_replicate_the_leaders_log_and_the_high_watermark_follows_the_isr() 
         .filter(|e| e.detail["partition"] == "orders-0")
         .map(|e| e.detail["isr"].as_array().map(Vec::len).unwrap_or(0))
         .collect();
-    assert!(states.contains(&2) && states.last() == Some(&3), "{states:?}");
+    assert!(
+        states.contains(&2) && states.last() == Some(&3),
+        "{states:?}"
+    );
     assert!(events(&output, "isr-proposed").any(|e| e.detail["reason"] == "expand"));
     // The final logs of the three replicas agree below the high watermark (checked by
     // `divergence`), and they hold data.
     let finals = &output.final_state.replicas["orders-0"];
     assert_eq!(finals.len(), 3);
-    assert!(finals.values().all(|r| r.high_watermark > 100), "{finals:?}");
+    assert!(
+        finals.values().all(|r| r.high_watermark > 100),
+        "{finals:?}"
+    );
 }
 
 /// A leader killed under `acks=all` load after its answers to the followers stopped getting
@@ -336,7 +352,10 @@ fn random_faults_with_high_watermark_truncation_are_searched_for_kip_101() {
     for seed in 1..=n {
         let output = runner::run(&replication_chaos(seed, "high-watermark"), seed);
         let names = checks(&output);
-        if names.iter().any(|c| matches!(*c, "lost-write" | "divergence")) {
+        if names
+            .iter()
+            .any(|c| matches!(*c, "lost-write" | "divergence"))
+        {
             found.push((seed, names.join(",")));
         }
     }

@@ -20,7 +20,7 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::partition::{AppendError, Committed, FetchError};
+use super::partition::{AppendError, Committed, FetchError, FollowerFetch};
 use super::{Broker, PartitionHandle};
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
@@ -305,7 +305,8 @@ impl Broker {
                     .with_high_watermark(-1)
                     .with_last_stable_offset(-1)
                     .with_log_start_offset(-1);
-                let max = (fp.partition_max_bytes.max(1) as usize).min(req.max_bytes.max(1) as usize);
+                let max =
+                    (fp.partition_max_bytes.max(1) as usize).min(req.max_bytes.max(1) as usize);
                 let handle =
                     topic_partition(&topic.topic, fp.partition).and_then(|tp| self.partition(&tp));
                 match handle {
@@ -315,11 +316,13 @@ impl Broker {
                         let broker_epoch = image.isr_eligible_epoch(replica);
                         let read = partition
                             .read_for_follower(
-                                replica,
-                                broker_epoch,
-                                fp.fetch_offset,
-                                fp.current_leader_epoch,
-                                fp.last_fetched_epoch,
+                                &FollowerFetch {
+                                    replica,
+                                    broker_epoch,
+                                    fetch_offset: fp.fetch_offset,
+                                    current_leader_epoch: fp.current_leader_epoch,
+                                    last_fetched_epoch: fp.last_fetched_epoch,
+                                },
                                 max,
                                 first,
                             )
@@ -346,8 +349,12 @@ impl Broker {
                                 complete = true;
                                 data.error_code = code(match e {
                                     FetchError::NotLeader => ResponseError::NotLeaderOrFollower,
-                                    FetchError::FencedLeaderEpoch => ResponseError::FencedLeaderEpoch,
-                                    FetchError::UnknownLeaderEpoch => ResponseError::UnknownLeaderEpoch,
+                                    FetchError::FencedLeaderEpoch => {
+                                        ResponseError::FencedLeaderEpoch
+                                    }
+                                    FetchError::UnknownLeaderEpoch => {
+                                        ResponseError::UnknownLeaderEpoch
+                                    }
                                     FetchError::OffsetOutOfRange => ResponseError::OffsetOutOfRange,
                                     FetchError::Storage => ResponseError::KafkaStorageError,
                                 });
@@ -389,7 +396,11 @@ impl Broker {
                     .with_partitions(partitions),
             );
         }
-        (FetchResponse::default().with_responses(responses), total, complete)
+        (
+            FetchResponse::default().with_responses(responses),
+            total,
+            complete,
+        )
     }
 
     async fn list_offsets(&self, req: ListOffsetsRequest) -> ListOffsetsResponse {

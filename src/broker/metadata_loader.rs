@@ -53,7 +53,10 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
         // What is committed and here; the rest of the committed log comes with later fetches.
         let hw = observer.high_watermark();
         let end = hw.min(observer.log().len() as i64).max(applied);
-        let fresh = observer.log().get(applied as usize..end as usize).unwrap_or(&[]);
+        let fresh = observer
+            .log()
+            .get(applied as usize..end as usize)
+            .unwrap_or(&[]);
         for (offset, entry) in fresh.iter().enumerate() {
             let offset = applied + offset as i64;
             if entry.is_control() {

@@ -158,6 +158,17 @@ pub struct ReplicaRead {
     pub proposal: Option<IsrProposal>,
 }
 
+/// One partition of a follower's fetch, as the leader sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct FollowerFetch {
+    pub replica: i32,
+    /// Its registration's epoch if it is unfenced in our image (`None`: it may not join the ISR).
+    pub broker_epoch: Option<i64>,
+    pub fetch_offset: i64,
+    pub current_leader_epoch: i32,
+    pub last_fetched_epoch: i32,
+}
+
 /// Where a follower fetches from (the fields of a `FetchPartition`).
 pub struct FetchPosition {
     pub fetch_offset: i64,
@@ -379,9 +390,7 @@ impl Partition {
     async fn become_leader(&mut self, now_ms: i64) -> std::io::Result<()> {
         let leo = self.log.log_end_offset();
         self.epoch_start_offset = leo;
-        self.log
-            .assign_epoch_start(self.leader_epoch, leo)
-            .await?;
+        self.log.assign_epoch_start(self.leader_epoch, leo).await?;
         self.followers = self
             .replicas
             .iter()
@@ -526,14 +535,17 @@ impl Partition {
     /// join the ISR now).
     pub async fn read_for_follower(
         &mut self,
-        replica: i32,
-        broker_epoch: Option<i64>,
-        fetch_offset: i64,
-        current_leader_epoch: i32,
-        last_fetched_epoch: i32,
+        fetch: &FollowerFetch,
         max_bytes: usize,
         record_position: bool,
     ) -> Result<ReplicaRead, FetchError> {
+        let FollowerFetch {
+            replica,
+            broker_epoch,
+            fetch_offset,
+            current_leader_epoch,
+            last_fetched_epoch,
+        } = *fetch;
         if !self.is_leader() || !self.followers.contains_key(&replica) {
             return Err(FetchError::NotLeader);
         }

@@ -20,9 +20,9 @@ use serde_json::json;
 
 use super::partition::Partition;
 use super::{replica_fetcher, Broker};
-use crate::storage::checkpoint::{self, REPLICATION_OFFSET_CHECKPOINT};
 use crate::controller::MetadataImage as ControllerImage;
 use crate::metadata::MetadataImage;
+use crate::storage::checkpoint::{self, REPLICATION_OFFSET_CHECKPOINT};
 
 pub(super) async fn publish(broker: &Arc<Broker>, image: &ControllerImage) -> io::Result<()> {
     let ctx = &broker.ctx;
@@ -42,10 +42,14 @@ pub(super) async fn publish(broker: &Arc<Broker>, image: &ControllerImage) -> io
             None => {
                 claim_directory(broker, &tp.to_string(), &meta.topic_id).await?;
                 let config = ctx.topic_config.get(&tp.topic).unwrap_or(&ctx.config);
-                let checkpointed_hw =
-                    checkpoint::read_offset(&ctx.disk, REPLICATION_OFFSET_CHECKPOINT, &tp.topic, tp.partition as i32)
-                        .await
-                        .unwrap_or(None);
+                let checkpointed_hw = checkpoint::read_offset(
+                    &ctx.disk,
+                    REPLICATION_OFFSET_CHECKPOINT,
+                    &tp.topic,
+                    tp.partition as i32,
+                )
+                .await
+                .unwrap_or(None);
                 let (mut partition, report) = Partition::open(
                     ctx,
                     tp.clone(),

@@ -103,12 +103,9 @@ async fn run(broker: Arc<Broker>, leader: i32) {
         let (Some(address), false) = (address, asked.is_empty()) else {
             // Nothing to fetch here (or no address yet): wait for the next image, or for a
             // delayed partition's turn.
-            let wait = delayed
-                .values()
-                .min()
-                .map_or(backoff * 10, |until| {
-                    Duration::from_millis((until - now_ms).max(1) as u64)
-                });
+            let wait = delayed.values().min().map_or(backoff * 10, |until| {
+                Duration::from_millis((until - now_ms).max(1) as u64)
+            });
             tokio::select! {
                 biased;
                 _ = next_image => {}
