@@ -7,7 +7,7 @@ use samsa_sim::history::{Op, OpType, TraceEvent};
 
 const BASE: &str = r#"name = "fault-test"
 summary = "one broker, one producer"
-duration = "12s"
+duration = "25s"                      # a killed broker re-registers once its old session (9 s) is over
 
 [cluster]
 brokers = 1
