@@ -327,9 +327,10 @@ config = {{ "acks" = "1" }}
 fn a_kill_or_a_crash_during_retention_and_cleaning_loses_no_acknowledged_write() {
     // Every write is fsynced before it is acknowledged (flush.messages = 1), so a crash may
     // lose none; retention and the cleaner run every second, so the faults land among them.
+    // The faults are spaced so that each lands on a broker that has registered again.
     let output = run(
         r#"name = "crashes"
-duration = "115s"
+duration = "145s"
 summary = "log manager test"
 [cluster]
 brokers = 1
@@ -371,13 +372,13 @@ target = "broker-1"
 for = "1s"
 
 [[fault]]
-at = "45s"
+at = "55s"
 action = "crash"
 target = "broker-1"
 for = "1s"
 
 [[fault]]
-at = "80500ms"
+at = "95500ms"
 action = "crash"
 target = "broker-1"
 for = "1s"
@@ -389,8 +390,15 @@ for = "1s"
     // Retention ran before each fault and again 30 s after the last restart; the cleaner ran
     // around every fault. (The compacted topic's retention.ms deletes nothing: its cleaned
     // segments are merged into one whose largest timestamp is its latest record's, as Kafka's.)
-    let restarted_ms = 81_500 + log_manager::INITIAL_TASK_DELAY_MS;
-    let windows = [(30_000, 40_300), (76_000, 80_500), (restarted_ms, 115_000)];
+    // A restarted broker opens its logs once its old session is over and it has registered
+    // again (Kafka's DUPLICATE_BROKER_REGISTRATION until then): the last `recovered`.
+    let last_recovered = events(&output, "recovered", "users-0")
+        .last()
+        .map(|e| e.at_ms)
+        .expect("recovered");
+    assert!(last_recovered > 95_500, "{last_recovered}");
+    let restarted_ms = last_recovered + log_manager::INITIAL_TASK_DELAY_MS;
+    let windows = [(30_000, 40_300), (85_000, 95_500), (restarted_ms, 145_000)];
     let retention = events(&output, "retention", "s-0");
     let cleaned = events(&output, "cleaned", "users-0");
     for (from, to) in windows {
@@ -402,7 +410,7 @@ for = "1s"
         .journal
         .history
         .iter()
-        .filter(|op| op.kind == OpType::Ok && op.at_ms > 81_500)
+        .filter(|op| op.kind == OpType::Ok && op.at_ms > last_recovered)
         .count();
     assert!(acked > 1000, "writes resumed after the faults: {acked}");
 }
