@@ -70,8 +70,10 @@ fn a_killed_process_loses_nothing() {
             .iter()
             .filter(|op| op.f == "send" && op.kind == samsa_sim::history::OpType::Ok)
             .count();
+        // Writes resume once the broker is back, which is after its old session (9 s) is over:
+        // until then its new registration is refused as a duplicate and it leads nothing.
         assert!(
-            acked > 4000,
+            acked > 3000,
             "seed {seed}: only {acked} writes acknowledged"
         );
     }
