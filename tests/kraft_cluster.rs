@@ -20,25 +20,12 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use samsa::output::judge;
 use samsa::runner::{self, RunOutput};
-use samsa::scenario::{parse_file, parse_str, Scenario};
+use samsa::scenario::{parse_str, Scenario};
 use samsa_sim::history::{OpType, TraceEvent};
 use serde_json::Value;
 
-fn scenario(name: &str) -> Scenario {
-    let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    parse_file(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn seeds(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn events<'a>(output: &'a RunOutput, kind: &'a str) -> impl Iterator<Item = &'a TraceEvent> + 'a {
-    output.journal.trace.iter().filter(move |e| e.kind == kind)
-}
+mod common;
+use common::{events, scenario, seeds};
 
 /// The committed states of one partition, in commit order.
 fn partition_states<'a>(output: &'a RunOutput, name: &'a str) -> Vec<&'a TraceEvent> {

@@ -19,24 +19,11 @@ use rand_chacha::ChaCha8Rng;
 use samsa::broker::PlantedBug;
 use samsa::output::judge;
 use samsa::runner::{self, RunOutput};
-use samsa::scenario::{parse_file, parse_str, Scenario};
-use samsa_sim::history::{OpType, TraceEvent};
+use samsa::scenario::{parse_str, Scenario};
+use samsa_sim::history::OpType;
 
-fn scenario(name: &str) -> Scenario {
-    let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
-    parse_file(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn seeds(var: &str, default: u64) -> u64 {
-    std::env::var(var)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn events<'a>(output: &'a RunOutput, kind: &'a str) -> impl Iterator<Item = &'a TraceEvent> + 'a {
-    output.journal.trace.iter().filter(move |e| e.kind == kind)
-}
+mod common;
+use common::{events, scenario, seeds};
 
 fn checks(output: &RunOutput) -> Vec<&str> {
     let mut names: Vec<&str> = output.violations.iter().map(|v| v.check.as_str()).collect();

@@ -328,8 +328,8 @@ impl Broker {
                             )
                             .await;
                         data.log_start_offset = partition.log_start_offset();
-                        data.high_watermark = partition.high_watermark();
                         data.last_stable_offset = partition.last_stable_offset();
+                        data.high_watermark = partition.high_watermark();
                         drop(partition);
                         match read {
                             Ok(read) => {
@@ -341,7 +341,6 @@ impl Broker {
                                 if let Some(proposal) = read.proposal {
                                     super::isr::send_proposal(self, handle.clone(), proposal);
                                 }
-                                data.high_watermark = read.high_watermark;
                                 total += read.records.len();
                                 data.records = Some(read.records);
                             }

@@ -150,8 +150,6 @@ pub enum FetchError {
 /// A leader's answer to one follower fetch of this partition.
 pub struct ReplicaRead {
     pub records: Bytes,
-    pub high_watermark: i64,
-    pub log_start_offset: i64,
     /// Where the follower's last fetched epoch ended here, if the follower's log diverges.
     pub diverging: Option<(i32, i64)>,
     /// An ISR expansion this fetch made due.
@@ -561,8 +559,6 @@ impl Partition {
             if epoch < last_fetched_epoch || end_offset < fetch_offset {
                 return Ok(ReplicaRead {
                     records: Bytes::new(),
-                    high_watermark: self.high_watermark,
-                    log_start_offset: self.log.log_start_offset(),
                     diverging: Some((epoch, end_offset)),
                     proposal: None,
                 });
@@ -583,8 +579,6 @@ impl Partition {
         };
         Ok(ReplicaRead {
             records,
-            high_watermark: self.high_watermark,
-            log_start_offset: self.log.log_start_offset(),
             diverging: None,
             proposal,
         })
@@ -843,35 +837,15 @@ impl Partition {
             self.log
                 .truncate_fully_and_start_at(leader_start, now_ms)
                 .await?;
-            self.recorder.event(
-                &self.node,
-                "truncate",
-                json!({
-                    "partition": self.tp.to_string(),
-                    "broker": self.broker_id,
-                    "from": leo,
-                    "to": leader_start,
-                    "leo": leader_start,
-                    "hw": self.high_watermark,
-                    "reason": "offset-out-of-range",
-                    "leader_epoch": self.leader_epoch,
-                }),
-            );
+            self.trace_truncate(leo, leader_start, "offset-out-of-range");
             self.set_high_watermark(leader_start);
-            self.wake();
         }
         Ok(())
     }
 
-    /// Removes everything at and above `offset`; the high watermark follows down if it was
-    /// above.
-    async fn truncate_to(&mut self, offset: i64, reason: &str) -> std::io::Result<()> {
-        let from = self.log.log_end_offset();
-        if offset >= from {
-            return Ok(());
-        }
-        self.log.truncate_to(offset).await.map_err(storage_error)?;
-        let to = self.log.log_end_offset();
+    /// A `truncate` event: the log end moved from `from` to `to`; `hw` is the high watermark
+    /// held until then (the `divergence` check reads a truncation below it).
+    fn trace_truncate(&self, from: i64, to: i64, reason: &str) {
         self.recorder.event(
             &self.node,
             "truncate",
@@ -886,6 +860,18 @@ impl Partition {
                 "leader_epoch": self.leader_epoch,
             }),
         );
+    }
+
+    /// Removes everything at and above `offset`; the high watermark follows down if it was
+    /// above.
+    async fn truncate_to(&mut self, offset: i64, reason: &str) -> std::io::Result<()> {
+        let from = self.log.log_end_offset();
+        if offset >= from {
+            return Ok(());
+        }
+        self.log.truncate_to(offset).await.map_err(storage_error)?;
+        let to = self.log.log_end_offset();
+        self.trace_truncate(from, to, reason);
         if self.high_watermark > to {
             self.set_high_watermark(to);
         }
