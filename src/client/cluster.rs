@@ -81,6 +81,15 @@ impl ClusterView {
         self.leaders.get(tp).copied()
     }
 
+    /// The partitions of `topic` whose leader is known, in order.
+    pub fn partitions_with_leader(&self, topic: &str) -> Vec<u32> {
+        self.leaders
+            .keys()
+            .filter(|tp| tp.topic == topic)
+            .map(|tp| tp.partition)
+            .collect()
+    }
+
     pub fn partition_count(&self, topic: &str) -> Option<u32> {
         self.partition_counts.get(topic).copied()
     }

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod consumer;
 pub mod partitioner;
 pub mod producer;
+pub mod serde;
 
 use std::net::SocketAddr;
 

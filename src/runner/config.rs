@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use crate::broker::{BrokerConfig, LogManagerConfig, PlantedBug};
 use crate::client::consumer::{ConsumerSpec, OffsetReset};
-use crate::client::producer::ProducerSpec;
+use crate::client::partitioner::PartitionerKind;
+use crate::client::producer::{ProducerConfig, ProducerSpec};
+use crate::storage::batch::Compression;
 use crate::scenario::configs::{self, Scope};
 use crate::scenario::{ClientSpec, ConfigValue, Configs, Scenario};
 use crate::storage::batch::TimestampType;
@@ -164,13 +166,6 @@ fn request_timeout(c: &Configs, scope: Scope) -> Duration {
 }
 
 pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
-    let c = &client.config;
-    // Kafka's default since 3.0 is acks=all.
-    let acks = match configs::get_str(c, "acks", Scope::Producer).as_deref() {
-        Some("0") => 0,
-        Some("1") => 1,
-        _ => -1,
-    };
     ProducerSpec {
         topic: client
             .topic
@@ -179,13 +174,52 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
         rate_per_s: client.rate_per_s,
         count: client.count,
         keys: client.keys,
-        acks,
-        request_timeout: request_timeout(c, Scope::Producer),
-        max_block: Duration::from_millis(
-            client_int(c, "max.block.ms", Scope::Producer).max(0) as u64
-        ),
+        config: producer_config(&client.config),
         start_ms: client.start_ms,
         next_record: Default::default(),
+    }
+}
+
+/// A producer's `config` table, with Kafka's defaults for what it leaves out.
+pub fn producer_config(c: &Configs) -> ProducerConfig {
+    let scope = Scope::Producer;
+    let int = |name: &str| client_int(c, name, scope).max(0) as u64;
+    let ms = |name: &str| Duration::from_millis(int(name));
+    // Kafka's default since 3.0 is acks=all.
+    let acks = match configs::get_str(c, "acks", scope).as_deref() {
+        Some("0") => 0,
+        Some("1") => 1,
+        _ => -1,
+    };
+    let compression = match configs::get_str(c, "compression.type", scope).as_deref() {
+        Some("gzip") => Compression::Gzip,
+        Some("snappy") => Compression::Snappy,
+        Some("lz4") => Compression::Lz4,
+        Some("zstd") => Compression::Zstd,
+        _ => Compression::None,
+    };
+    let partitioner = match configs::get_str(c, "partitioner.class", scope) {
+        Some(_) => PartitionerKind::RoundRobin, // the only class the table accepts
+        None => PartitionerKind::BuiltIn,
+    };
+    ProducerConfig {
+        acks,
+        linger_ms: int("linger.ms"),
+        batch_size: int("batch.size") as usize,
+        buffer_memory: int("buffer.memory") as usize,
+        max_block: ms("max.block.ms"),
+        max_in_flight: int("max.in.flight.requests.per.connection").max(1) as usize,
+        max_request_size: int("max.request.size") as usize,
+        request_timeout: request_timeout(c, scope),
+        delivery_timeout: ms("delivery.timeout.ms"),
+        retries: int("retries").min(u32::MAX as u64) as u32,
+        retry_backoff_ms: int("retry.backoff.ms"),
+        retry_backoff_max_ms: int("retry.backoff.max.ms"),
+        compression,
+        partitioner,
+        partitioner_ignore_keys: configs::get_bool(c, "partitioner.ignore.keys", scope)
+            .unwrap_or(false),
+        enable_idempotence: configs::get_bool(c, "enable.idempotence", scope).unwrap_or(true),
     }
 }
 

@@ -1,0 +1,409 @@
+//! Kafka's `RecordAccumulator`: one queue of batches per partition. `send` appends a record to
+//! the last batch of its partition (or opens a new one); the sender drains the first batch of
+//! each partition once it is full, has lingered `linger.ms`, or a flush asks for it.
+//!
+//! No I/O and no clock of its own: every call takes `now_ms`, so the whole of it is tested by
+//! exact results.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use bytes::Bytes;
+
+use super::{Callback, RecordMetadata, SendError};
+use crate::scenario::TopicPartition;
+use crate::storage::batch::{encode_batch, BatchSpec, Record};
+
+/// A record batch's fixed overhead (the v2 header, `DefaultRecordBatch.RECORD_BATCH_OVERHEAD`).
+pub const BATCH_OVERHEAD_BYTES: usize = 61;
+
+/// A record's size in a v2 batch, near enough (`DefaultRecord.sizeInBytes` counts the varints
+/// exactly; an upper bound of five bytes per varint serves the accounting).
+pub fn record_size(key: Option<&Bytes>, value: Option<&Bytes>, headers: &[(String, Option<Bytes>)]) -> usize {
+    let headers_bytes: usize = headers
+        .iter()
+        .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, Bytes::len))
+        .sum();
+    21 + key.map_or(0, Bytes::len) + value.map_or(0, Bytes::len) + headers_bytes
+}
+
+/// One record waiting in a batch, with what its callback needs.
+pub struct PendingRecord {
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+    pub timestamp: i64,
+    pub callback: Callback,
+}
+
+/// Kafka's `ProducerBatch`: records for one partition, sent and retried together.
+pub struct ProducerBatch {
+    pub tp: TopicPartition,
+    pub records: Vec<PendingRecord>,
+    pub size_bytes: usize,
+    pub created_ms: u64,
+    /// Attempts made so far (0 before the first send).
+    pub attempts: u32,
+    /// Not to be sent again before this (retry backoff).
+    pub retry_at_ms: u64,
+    /// Some attempt's outcome is unknown (a timeout, a lost connection): a later failure cannot
+    /// say the records were not written.
+    pub maybe_written: bool,
+}
+
+impl ProducerBatch {
+    fn new(tp: TopicPartition, now_ms: u64) -> Self {
+        ProducerBatch {
+            tp,
+            records: Vec::new(),
+            size_bytes: BATCH_OVERHEAD_BYTES,
+            created_ms: now_ms,
+            attempts: 0,
+            retry_at_ms: 0,
+            maybe_written: false,
+        }
+    }
+
+    /// The batch on the wire: offsets 0.. relative, timestamps relative to the first record's.
+    pub fn encode(&self, spec: BatchSpec) -> Bytes {
+        let base_timestamp = self.records[0].timestamp;
+        let records: Vec<Record> = self
+            .records
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Record {
+                offset_delta: i as i32,
+                timestamp_delta: r.timestamp - base_timestamp,
+                key: r.key.clone(),
+                value: r.value.clone(),
+                headers: r.headers.clone(),
+            })
+            .collect();
+        encode_batch(
+            &BatchSpec {
+                base_timestamp,
+                ..spec
+            },
+            &records,
+        )
+    }
+
+    /// Completes every record: offsets from `base_offset` on, or the error for all.
+    pub fn complete(self, result: Result<i64, SendError>) {
+        for (i, record) in self.records.into_iter().enumerate() {
+            let outcome = match &result {
+                Ok(base_offset) => Ok(RecordMetadata {
+                    tp: self.tp.clone(),
+                    offset: if *base_offset >= 0 {
+                        base_offset + i as i64
+                    } else {
+                        -1
+                    },
+                    timestamp: record.timestamp,
+                }),
+                Err(e) => Err(e.clone()),
+            };
+            (record.callback)(outcome);
+        }
+    }
+}
+
+/// What `append` did, for the caller (the sticky partitioner and the sender's wake-up).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AppendResult {
+    /// The partition's last batch is full, or a new one was opened behind a full one: the
+    /// sender has something to send now.
+    pub batch_full: bool,
+    pub new_batch: bool,
+}
+
+/// Why the sender may send a partition's first batch now, or when it will be able to.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Readiness {
+    /// Leaders with at least one sendable batch.
+    pub ready_nodes: BTreeSet<i32>,
+    /// The earliest time a waiting batch becomes sendable (linger or backoff), if any.
+    pub next_ready_ms: Option<u64>,
+    /// Some partition with batches has no known leader: ask for metadata.
+    pub unknown_leader: bool,
+}
+
+pub struct RecordAccumulator {
+    batch_size: usize,
+    linger_ms: u64,
+    queues: BTreeMap<TopicPartition, VecDeque<ProducerBatch>>,
+    /// Partitions with a batch in flight, when order must be kept (`max.in.flight = 1`).
+    muted: BTreeSet<TopicPartition>,
+    /// Where the next drain of a node starts, so no partition starves (`drainIndex`).
+    drain_start: BTreeMap<i32, usize>,
+    /// Bytes held by queued batches (the `buffer.memory` pool).
+    pub buffered_bytes: usize,
+    /// A flush is in progress: every batch is sendable at once.
+    pub flushing: bool,
+}
+
+impl RecordAccumulator {
+    pub fn new(batch_size: usize, linger_ms: u64) -> Self {
+        RecordAccumulator {
+            batch_size: batch_size.max(1),
+            linger_ms,
+            queues: BTreeMap::new(),
+            muted: BTreeSet::new(),
+            drain_start: BTreeMap::new(),
+            buffered_bytes: 0,
+            flushing: false,
+        }
+    }
+
+    pub fn append(&mut self, tp: &TopicPartition, record: PendingRecord, now_ms: u64) -> AppendResult {
+        let size = record_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
+        let queue = self.queues.entry(tp.clone()).or_default();
+        let fits = queue.back().is_some_and(|last| {
+            last.attempts == 0 && last.size_bytes + size <= self.batch_size
+        });
+        let new_batch = !fits;
+        if new_batch {
+            queue.push_back(ProducerBatch::new(tp.clone(), now_ms));
+        }
+        let last = queue.back_mut().expect("a batch was just ensured");
+        last.records.push(record);
+        last.size_bytes += size;
+        let last_full = last.size_bytes >= self.batch_size;
+        self.buffered_bytes += size;
+        AppendResult {
+            batch_full: queue.len() > 1 || last_full,
+            new_batch,
+        }
+    }
+
+    /// `ready`: the leaders that have a batch to send now. `leader_of` gives a partition's
+    /// leader, `None` when unknown.
+    pub fn ready(&self, now_ms: u64, leader_of: impl Fn(&TopicPartition) -> Option<i32>) -> Readiness {
+        let mut readiness = Readiness::default();
+        for (tp, queue) in &self.queues {
+            let Some(first) = queue.front() else { continue };
+            let Some(leader) = leader_of(tp) else {
+                readiness.unknown_leader = true;
+                continue;
+            };
+            if self.muted.contains(tp) {
+                continue;
+            }
+            let backing_off = first.attempts > 0 && now_ms < first.retry_at_ms;
+            let full = queue.len() > 1 || first.size_bytes >= self.batch_size;
+            let due_ms = if first.attempts > 0 {
+                first.retry_at_ms
+            } else if full || self.flushing {
+                now_ms
+            } else {
+                first.created_ms + self.linger_ms
+            };
+            if !backing_off && due_ms <= now_ms {
+                readiness.ready_nodes.insert(leader);
+            } else {
+                readiness.next_ready_ms = Some(readiness.next_ready_ms.map_or(due_ms, |t| t.min(due_ms)));
+            }
+        }
+        readiness
+    }
+
+    /// `drain`: for one node, the first sendable batch of each of its partitions, up to
+    /// `max_request_bytes` in all (at least one batch), starting where the last drain of this
+    /// node stopped.
+    pub fn drain(
+        &mut self,
+        node: i32,
+        max_request_bytes: usize,
+        now_ms: u64,
+        leader_of: impl Fn(&TopicPartition) -> Option<i32>,
+    ) -> Vec<ProducerBatch> {
+        let partitions: Vec<TopicPartition> = self
+            .queues
+            .iter()
+            .filter(|(tp, queue)| !queue.is_empty() && leader_of(tp) == Some(node))
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        if partitions.is_empty() {
+            return Vec::new();
+        }
+        let start = self.drain_start.get(&node).copied().unwrap_or(0) % partitions.len();
+        let mut drained = Vec::new();
+        let mut bytes = 0;
+        for i in 0..partitions.len() {
+            let tp = &partitions[(start + i) % partitions.len()];
+            if self.muted.contains(tp) {
+                continue;
+            }
+            let queue = self.queues.get_mut(tp).expect("listed above");
+            let first = queue.front().expect("listed non-empty");
+            if first.attempts > 0 && now_ms < first.retry_at_ms {
+                continue;
+            }
+            if !drained.is_empty() && bytes + first.size_bytes > max_request_bytes {
+                self.drain_start.insert(node, (start + i) % partitions.len());
+                return drained;
+            }
+            let batch = queue.pop_front().expect("checked");
+            bytes += batch.size_bytes;
+            drained.push(batch);
+        }
+        self.drain_start.insert(node, start + 1);
+        drained
+    }
+
+    /// Puts a batch back at the head of its queue to be retried (`reenqueue`).
+    pub fn reenqueue(&mut self, batch: ProducerBatch) {
+        self.queues
+            .entry(batch.tp.clone())
+            .or_default()
+            .push_front(batch);
+    }
+
+    /// A batch left the producer for good (completed or failed): its bytes return to the pool.
+    pub fn release(&mut self, batch: &ProducerBatch) {
+        let bytes = batch.size_bytes - BATCH_OVERHEAD_BYTES;
+        self.buffered_bytes = self.buffered_bytes.saturating_sub(bytes);
+    }
+
+    pub fn mute(&mut self, tp: &TopicPartition) {
+        self.muted.insert(tp.clone());
+    }
+
+    pub fn unmute(&mut self, tp: &TopicPartition) {
+        self.muted.remove(tp);
+    }
+
+    /// Removes the queued batches created at or before `deadline_created_ms` (their delivery
+    /// timeout has passed), for the sender to fail.
+    pub fn expire(&mut self, deadline_created_ms: u64) -> Vec<ProducerBatch> {
+        let mut expired = Vec::new();
+        for queue in self.queues.values_mut() {
+            while queue
+                .front()
+                .is_some_and(|b| b.created_ms <= deadline_created_ms)
+            {
+                expired.push(queue.pop_front().expect("checked"));
+            }
+        }
+        expired
+    }
+
+    /// Every queued batch, for a producer that closes without waiting.
+    pub fn take_all(&mut self) -> Vec<ProducerBatch> {
+        let mut all = Vec::new();
+        for queue in self.queues.values_mut() {
+            all.extend(queue.drain(..));
+        }
+        all
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queues.values().all(VecDeque::is_empty)
+    }
+
+    /// The partitions that have batches waiting (for the metadata the sender must know).
+    pub fn topics(&self) -> BTreeSet<String> {
+        self.queues
+            .iter()
+            .filter(|(_, q)| !q.is_empty())
+            .map(|(tp, _)| tp.topic.clone())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    fn tp(partition: u32) -> TopicPartition {
+        TopicPartition {
+            topic: "t".into(),
+            partition,
+        }
+    }
+
+    fn record(value: &str, done: &Arc<Mutex<Vec<String>>>) -> PendingRecord {
+        let done = done.clone();
+        let name = value.to_string();
+        PendingRecord {
+            key: None,
+            value: Some(Bytes::from(value.to_string())),
+            headers: Vec::new(),
+            timestamp: 1000,
+            callback: Box::new(move |r| {
+                done.lock()
+                    .unwrap()
+                    .push(format!("{name}:{}", r.map_or(-9, |m| m.offset)))
+            }),
+        }
+    }
+
+    #[test]
+    fn a_batch_waits_for_linger_unless_full() {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let mut acc = RecordAccumulator::new(200, 5);
+        let r = acc.append(&tp(0), record("a", &done), 100);
+        assert_eq!(r, AppendResult { batch_full: false, new_batch: true });
+        let leader = |_: &TopicPartition| Some(1);
+        let waiting = acc.ready(102, leader);
+        assert!(waiting.ready_nodes.is_empty());
+        assert_eq!(waiting.next_ready_ms, Some(105));
+        assert_eq!(acc.ready(105, leader).ready_nodes, BTreeSet::from([1]));
+        // Enough records to fill 200 bytes: ready at once, and the next opens a new batch.
+        for i in 0..10 {
+            acc.append(&tp(0), record(&format!("record-{i:03}"), &done), 101);
+        }
+        assert_eq!(acc.ready(101, leader).ready_nodes, BTreeSet::from([1]));
+        let drained = acc.drain(1, 1 << 20, 101, leader);
+        assert_eq!(drained.len(), 1, "one batch per partition per request");
+        let first = drained.into_iter().next().unwrap();
+        assert!(first.size_bytes <= 200);
+        let n = first.records.len();
+        first.complete(Ok(40));
+        assert_eq!(done.lock().unwrap()[0], "a:40");
+        assert_eq!(done.lock().unwrap()[n - 1], format!("record-{:03}:{}", n - 2, 40 + n as i64 - 1));
+    }
+
+    #[test]
+    fn unknown_leaders_muted_partitions_and_backoff_hold_batches() {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let mut acc = RecordAccumulator::new(10, 0);
+        acc.append(&tp(0), record("a", &done), 0);
+        acc.append(&tp(1), record("b", &done), 0);
+        let leader = |tp: &TopicPartition| (tp.partition == 0).then_some(2);
+        let r = acc.ready(0, leader);
+        assert!(r.unknown_leader);
+        assert_eq!(r.ready_nodes, BTreeSet::from([2]));
+        acc.mute(&tp(0));
+        assert!(acc.ready(0, leader).ready_nodes.is_empty());
+        acc.unmute(&tp(0));
+        let mut batch = acc.drain(2, 100, 0, leader).pop().unwrap();
+        batch.attempts = 1;
+        batch.retry_at_ms = 50;
+        acc.reenqueue(batch);
+        let r = acc.ready(10, leader);
+        assert!(r.ready_nodes.is_empty());
+        assert_eq!(r.next_ready_ms, Some(50));
+        assert_eq!(acc.drain(2, 100, 10, leader).len(), 0);
+        assert_eq!(acc.drain(2, 100, 50, leader).len(), 1);
+    }
+
+    #[test]
+    fn drain_respects_the_request_size_and_rotates() {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let mut acc = RecordAccumulator::new(10, 0);
+        for p in 0..3 {
+            acc.append(&tp(p), record("x", &done), 0);
+            acc.append(&tp(p), record("y", &done), 0);
+        }
+        let leader = |_: &TopicPartition| Some(1);
+        let one = acc.drain(1, 1, 0, leader);
+        assert_eq!(one.len(), 1, "at least one batch, even past the size");
+        let next = acc.drain(1, 1, 0, leader);
+        assert_ne!(one[0].tp, next[0].tp, "the next drain starts at another partition");
+        let expired = acc.expire(0);
+        assert_eq!(expired.len(), 4);
+        assert!(acc.is_empty());
+    }
+}

@@ -1,0 +1,295 @@
+//! Kafka's `Sender`: the producer's I/O task. Each round it fails batches past
+//! `delivery.timeout.ms`, asks for metadata when a partition's leader is unknown, and sends each
+//! ready leader one `Produce` request holding the first batch of each of its partitions, while
+//! that leader has fewer than `max.in.flight.requests.per.connection` requests outstanding.
+//! Each request runs in a task of its own that completes, retries or fails its batches.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::accumulator::ProducerBatch;
+use super::{error, SendError, Shared};
+use crate::protocol::versions::client_version;
+use crate::protocol::{ClientError, Connection};
+use crate::storage::batch::BatchSpec;
+
+/// Kafka's `reconnect.backoff.ms` default: how soon to try a leader that could not be reached.
+const RECONNECT_BACKOFF_MS: u64 = 50;
+
+pub(super) async fn run(shared: Arc<Shared>) {
+    loop {
+        let now_ms = shared.ctx.clock.elapsed_ms();
+        fail_expired(&shared, now_ms);
+        let next_ms = send_ready(&shared, now_ms).await;
+        if shared.closed.load(Ordering::Relaxed)
+            && shared.incomplete.load(Ordering::Relaxed) == 0
+        {
+            return;
+        }
+        let now_ms = shared.ctx.clock.elapsed_ms();
+        let wait = next_ms.map(|t| t.saturating_sub(now_ms));
+        match wait {
+            Some(0) => tokio::task::yield_now().await,
+            Some(ms) => {
+                tokio::select! {
+                    biased;
+                    _ = shared.wake.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(ms)) => {}
+                }
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+}
+
+/// Fails the queued batches whose delivery timeout has passed (`expiredBatches`).
+fn fail_expired(shared: &Shared, now_ms: u64) {
+    let timeout_ms = shared.config.delivery_timeout.as_millis() as u64;
+    let Some(deadline) = now_ms.checked_sub(timeout_ms) else {
+        return;
+    };
+    let expired = shared.accumulator.lock().expect("accumulator").expire(deadline);
+    for batch in expired {
+        let text = format!(
+            "TimeoutException: Expiring {} record(s) for {}: {timeout_ms} ms has passed since batch creation",
+            batch.records.len(),
+            batch.tp
+        );
+        let maybe_written = batch.maybe_written;
+        finish(shared, batch, Err(error(&text, maybe_written)));
+    }
+}
+
+/// One round of `sendProducerData`; returns when the sender should look again.
+async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
+    let mut view = shared.view.lock().await;
+    let readiness = shared
+        .accumulator
+        .lock()
+        .expect("accumulator")
+        .ready(now_ms, |tp| view.leader(tp).map(|l| l.broker));
+    let mut next_ms = readiness.next_ready_ms;
+    let mut soon = |ms: u64| next_ms = Some(next_ms.map_or(ms, |t: u64| t.min(ms)));
+    if readiness.unknown_leader {
+        let topics: Vec<String> = shared
+            .accumulator
+            .lock()
+            .expect("accumulator")
+            .topics()
+            .into_iter()
+            .collect();
+        view.mark_stale();
+        view.maybe_refresh(&topics).await;
+        soon(now_ms + shared.config.retry_backoff_ms);
+    }
+    for node in readiness.ready_nodes {
+        let in_flight = shared
+            .in_flight
+            .lock()
+            .expect("in flight")
+            .get(&node)
+            .copied()
+            .unwrap_or(0);
+        if in_flight >= shared.config.max_in_flight {
+            continue; // a response will wake the sender
+        }
+        let conn = match view.connection(node).await {
+            Ok(conn) => conn,
+            Err(_) => {
+                view.invalidate(node);
+                soon(now_ms + RECONNECT_BACKOFF_MS);
+                continue;
+            }
+        };
+        let batches = {
+            let mut accumulator = shared.accumulator.lock().expect("accumulator");
+            let batches = accumulator.drain(
+                node,
+                shared.config.max_request_size,
+                now_ms,
+                |tp| view.leader(tp).map(|l| l.broker),
+            );
+            if shared.config.max_in_flight == 1 {
+                // `guaranteeMessageOrder`: nothing more for these partitions until this returns.
+                for batch in &batches {
+                    accumulator.mute(&batch.tp);
+                }
+            }
+            batches
+        };
+        if batches.is_empty() {
+            continue;
+        }
+        *shared.in_flight.lock().expect("in flight").entry(node).or_insert(0) += 1;
+        tokio::spawn(produce(shared.clone(), node, conn, batches));
+    }
+    next_ms
+}
+
+/// One `Produce` request to `node` and what its answer does to each batch.
+async fn produce(shared: Arc<Shared>, node: i32, conn: Arc<Connection>, mut batches: Vec<ProducerBatch>) {
+    for batch in &mut batches {
+        batch.attempts += 1;
+    }
+    let request = request(&shared, &batches);
+    let version = client_version(ApiKey::Produce);
+    if shared.config.acks == 0 {
+        let sent = conn.send_oneway(ApiKey::Produce, version, &request).await;
+        for batch in batches {
+            match &sent {
+                Ok(()) => finish(&shared, batch, Ok(-1)),
+                Err(e) => failed(&shared, batch, e.to_string(), false).await,
+            }
+        }
+    } else {
+        let timeout = shared.config.request_timeout;
+        match conn.send(ApiKey::Produce, version, &request, timeout).await {
+            Ok(ResponseKind::Produce(response)) => answered(&shared, node, batches, response).await,
+            Ok(other) => {
+                let text = format!("unexpected response {other:?}");
+                for batch in batches {
+                    failed(&shared, batch, text.clone(), true).await;
+                }
+            }
+            Err(e) => {
+                shared.view.lock().await.invalidate(node);
+                let unknown = e.outcome_unknown();
+                let text = match e {
+                    ClientError::Timeout => "NetworkException: request timed out".to_string(),
+                    ClientError::Disconnected => "NetworkException: disconnected".to_string(),
+                    other => format!("NetworkException: {other}"),
+                };
+                for batch in batches {
+                    failed(&shared, batch, text.clone(), unknown).await;
+                }
+            }
+        }
+    }
+    if let Some(n) = shared.in_flight.lock().expect("in flight").get_mut(&node) {
+        *n = n.saturating_sub(1);
+    }
+    shared.wake.notify_one();
+}
+
+fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
+    let mut topics: Vec<TopicProduceData> = Vec::new();
+    for batch in batches {
+        let records = batch.encode(BatchSpec::default());
+        let data = PartitionProduceData::default()
+            .with_index(batch.tp.partition as i32)
+            .with_records(Some(records));
+        match topics.iter_mut().find(|t| t.name.0.as_str() == batch.tp.topic) {
+            Some(topic) => topic.partition_data.push(data),
+            None => topics.push(
+                TopicProduceData::default()
+                    .with_name(TopicName(StrBytes::from_string(batch.tp.topic.clone())))
+                    .with_partition_data(vec![data]),
+            ),
+        }
+    }
+    RequestKind::Produce(
+        ProduceRequest::default()
+            .with_acks(shared.config.acks)
+            .with_timeout_ms(shared.config.request_timeout.as_millis() as i32)
+            .with_topic_data(topics),
+    )
+}
+
+async fn answered(shared: &Shared, node: i32, batches: Vec<ProducerBatch>, response: ProduceResponse) {
+    for batch in batches {
+        let answer = response
+            .responses
+            .iter()
+            .filter(|t| t.name.0.as_str() == batch.tp.topic)
+            .flat_map(|t| t.partition_responses.iter())
+            .find(|p| p.index == batch.tp.partition as i32)
+            .map(|p| (p.error_code, p.base_offset));
+        match answer {
+            Some((0, base_offset)) => finish(shared, batch, Ok(base_offset)),
+            Some((code, _)) => {
+                let error = ResponseError::try_from_code(code);
+                if error.is_some_and(|e| {
+                    matches!(
+                        e,
+                        ResponseError::NotLeaderOrFollower
+                            | ResponseError::UnknownTopicOrPartition
+                            | ResponseError::LeaderNotAvailable
+                            | ResponseError::KafkaStorageError
+                    )
+                }) {
+                    shared.view.lock().await.invalidate(node);
+                }
+                let name = error.map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
+                // The leader appended before it could tell: the record may be there.
+                let maybe_written = error.is_some_and(|e| {
+                    matches!(
+                        e,
+                        ResponseError::NotEnoughReplicasAfterAppend | ResponseError::RequestTimedOut
+                    )
+                });
+                let retriable = error.is_some_and(|e| e.is_retriable());
+                if retriable {
+                    failed(shared, batch, name, maybe_written).await;
+                } else {
+                    let maybe_written = batch.maybe_written || maybe_written;
+                    finish(shared, batch, Err(error_of(name, maybe_written)));
+                }
+            }
+            None => failed(shared, batch, "no answer for the partition".into(), true).await,
+        }
+    }
+}
+
+fn error_of(text: String, maybe_written: bool) -> SendError {
+    SendError {
+        error: text,
+        maybe_written,
+    }
+}
+
+/// A retriable failure (`canRetry`): back into the accumulator after the backoff, unless the
+/// retries or the delivery timeout are spent.
+async fn failed(shared: &Shared, mut batch: ProducerBatch, text: String, maybe_written: bool) {
+    batch.maybe_written |= maybe_written;
+    let now_ms = shared.ctx.clock.elapsed_ms();
+    let delivery_deadline = batch.created_ms + shared.config.delivery_timeout.as_millis() as u64;
+    let retries_left = batch.attempts <= shared.config.retries;
+    if !retries_left || now_ms >= delivery_deadline {
+        let maybe_written = batch.maybe_written;
+        return finish(shared, batch, Err(error_of(text, maybe_written)));
+    }
+    batch.retry_at_ms = now_ms + backoff_ms(shared, batch.attempts);
+    let mut accumulator = shared.accumulator.lock().expect("accumulator");
+    accumulator.unmute(&batch.tp);
+    accumulator.reenqueue(batch);
+}
+
+/// KIP-580: `retry.backoff.ms` doubling per attempt up to `retry.backoff.max.ms`, with 20%
+/// jitter drawn from the client's seed.
+fn backoff_ms(shared: &Shared, attempts: u32) -> u64 {
+    let base = shared.config.retry_backoff_ms as f64;
+    let max = shared.config.retry_backoff_max_ms.max(shared.config.retry_backoff_ms) as f64;
+    let exp = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(max);
+    let seed = crate::world::derive_seed(shared.ctx.seed, &format!("backoff/{attempts}/{}", shared.incomplete.load(Ordering::Relaxed)));
+    let jitter = 0.8 + (seed % 4001) as f64 / 10_000.0;
+    (exp * jitter).max(1.0) as u64
+}
+
+/// A batch leaves the producer: its memory returns, its records' callbacks run.
+fn finish(shared: &Shared, batch: ProducerBatch, result: Result<i64, SendError>) {
+    let n = batch.records.len();
+    {
+        let mut accumulator = shared.accumulator.lock().expect("accumulator");
+        accumulator.release(&batch);
+        accumulator.unmute(&batch.tp);
+    }
+    batch.complete(result);
+    shared.incomplete.fetch_sub(n, Ordering::Relaxed);
+    shared.completed.notify_waiters();
+}
