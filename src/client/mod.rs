@@ -1,6 +1,7 @@
 //! Samsa's own Kafka clients, speaking the wire protocol to the brokers and recording what they
 //! saw as a Jepsen-style history.
 
+pub mod assignor;
 pub mod cluster;
 pub mod consumer;
 pub mod partitioner;

@@ -165,7 +165,7 @@ mod tests {
         assert_eq!(&ShortSerde.serialize(&-2).unwrap()[..], &[0xff, 0xfe]);
         assert_eq!(
             &IntegerSerde.serialize(&423_412_424).unwrap()[..],
-            &[0x19, 0x3c, 0xa8, 0xc8]
+            &[0x19, 0x3c, 0xc2, 0xc8]
         );
         assert_eq!(
             &LongSerde.serialize(&-1).unwrap()[..],
