@@ -22,7 +22,9 @@ type = "producer"
 id = "p1"
 topic = "orders"
 rate = "100/s"
-config = { "acks" = "1", "request.timeout.ms" = 1000 }
+# No retries: each failed request fails its records at once (Kafka's default retries them until
+# delivery.timeout.ms, two minutes, past the end of these runs).
+config = { "acks" = "1", "request.timeout.ms" = 1000, "retries" = 0 }
 "#;
 
 fn run(faults: &str, seed: u64) -> RunOutput {

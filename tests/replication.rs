@@ -199,7 +199,7 @@ type = "producer"
 id = "p1"
 topic = "orders"
 rate = "100/s"
-config = { "acks" = "all", "request.timeout.ms" = 3000 }
+config = { "acks" = "all", "request.timeout.ms" = 3000, "retries" = 0 }
 [[fault]]
 when = "acked(p1) >= 200"
 action = "clog-link"

@@ -60,6 +60,11 @@ impl ClusterView {
         self.disconnect(broker);
     }
 
+    /// Whether an error since the last refresh suggested the metadata is out of date.
+    pub fn is_stale(&self) -> bool {
+        self.stale
+    }
+
     /// Marks the metadata out of date without blaming a broker (a topic or leader not known).
     pub fn mark_stale(&mut self) {
         self.stale = true;

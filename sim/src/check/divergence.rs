@@ -16,7 +16,13 @@
 //!   held as committed, so they were not the leader's, whatever the `reason`. Kafka's
 //!   `ReplicaFetcherThread` (`AbstractFetcherThread.truncate`) warns on exactly this:
 //!   "Truncating … to offset … below high watermark …". One violation per event. Truncating to
-//!   exactly the high watermark drops nothing committed and is fine.
+//!   exactly the high watermark drops nothing committed and is fine. So is a truncation below a
+//!   high watermark the replica set itself as the partition's leader (its last `hw` event for
+//!   the partition has role `leader`): it committed those records, and a later leader does not
+//!   hold them because they were lost (a crash took them from the one in-sync copy, or an
+//!   unclean election passed them by). Giving them up is how KIP-101's fix brings the replicas
+//!   back into agreement after such a loss, which `lost-write` reports; what this rule finds is
+//!   a follower whose high watermark, learned from its leader, covered records of its own.
 //! - **The final state.** For each partition, each replica's final log is held up against the
 //!   final leader's committed log (`committed`) at every offset below both that replica's own
 //!   high watermark and the partition's, where both hold a record: a different record (value,
@@ -34,7 +40,23 @@ use crate::history::TraceEvent;
 const CHECK: &str = "divergence";
 
 pub fn check(trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
-    let mut found: Vec<Violation> = trace.iter().filter_map(truncated_below_hw).collect();
+    let mut found: Vec<Violation> = Vec::new();
+    // The role in which each replica last set its high watermark, by (node, partition).
+    let mut hw_role: BTreeMap<(&str, &str), &str> = BTreeMap::new();
+    for event in trace {
+        let partition = event.detail["partition"].as_str().unwrap_or("?");
+        let key = (event.node.as_str(), partition);
+        match event.kind.as_str() {
+            "hw" => {
+                let role = event.detail["role"].as_str().unwrap_or("?");
+                hw_role.insert(key, role);
+            }
+            "truncate" if hw_role.get(&key) != Some(&"leader") => {
+                found.extend(truncated_below_hw(event));
+            }
+            _ => {}
+        }
+    }
     let end_ms = trace.last().map_or(0, |e| e.at_ms);
     for (name, replicas) in &state.replicas {
         let Some(partition) = state.partitions.get(name) else {
@@ -123,7 +145,7 @@ fn shown(value: &Option<String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::fixtures::{event, partition, replica, state, summary, truncate};
+    use crate::check::fixtures::{event, hw, partition, replica, state, summary, truncate};
     use crate::check::FinalState;
 
     fn with_replicas(
@@ -155,6 +177,31 @@ mod tests {
              3), below its high watermark 6: the records at offsets 4..6 it held as committed \
              were not the leader's"
         );
+    }
+
+    #[test]
+    fn a_former_leader_giving_up_what_it_committed_is_a_loss_not_a_divergence() {
+        let cut = truncate(30, 2, "orders-0", (9, 4), 6, "diverging-epoch");
+        // Its high watermark was its own, as leader: the next leader lacks what it committed.
+        let as_leader = [hw(10, 2, "orders-0", "leader", 6, 1, 0), cut.clone()];
+        assert_eq!(check(&as_leader, &FinalState::default()), vec![]);
+        // Learned from a leader, as a follower, afterwards: the rule applies again.
+        let then_follower = [
+            hw(10, 2, "orders-0", "leader", 6, 1, 0),
+            hw(20, 2, "orders-0", "follower", 6, 2, 4),
+            cut.clone(),
+        ];
+        assert_eq!(
+            summary(&check(&then_follower, &FinalState::default())),
+            vec![(30, Some("orders-0"))]
+        );
+        // Another partition's, or another broker's, leadership changes nothing.
+        let elsewhere = [
+            hw(10, 2, "orders-1", "leader", 6, 1, 0),
+            hw(10, 3, "orders-0", "leader", 6, 1, 0),
+            cut,
+        ];
+        assert_eq!(check(&elsewhere, &FinalState::default()).len(), 1);
     }
 
     #[test]

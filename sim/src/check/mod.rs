@@ -15,7 +15,10 @@ pub mod hw_regression;
 pub mod inconsistent_read;
 pub mod lost_write;
 pub mod metadata_lost;
+pub mod nonmonotonic_poll;
 pub mod panic;
+mod poll_sequence;
+pub mod poll_skip;
 pub mod split_brain;
 
 /// One violation, as `summary.json` lists it.
@@ -83,6 +86,8 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.extend(divergence::check(trace, state));
     found.extend(lost_write::check(history, state));
     found.extend(inconsistent_read::check(history, state));
+    found.extend(poll_skip::check(history, state));
+    found.extend(nonmonotonic_poll::check(history, state));
     found.extend(panic::check(history, state));
     found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
     found

@@ -80,7 +80,9 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         .ready(now_ms, |tp| view.leader(tp).map(|l| l.broker));
     let mut next_ms = readiness.next_ready_ms;
     let mut soon = |ms: u64| next_ms = Some(next_ms.map_or(ms, |t: u64| t.min(ms)));
-    if readiness.unknown_leader {
+    // A leader not known, or an error that blamed the metadata (NOT_LEADER_OR_FOLLOWER, a lost
+    // connection): ask again (`Metadata.requestUpdate`), throttled by `maybe_refresh`.
+    if readiness.unknown_leader || view.is_stale() {
         let topics: Vec<String> = shared
             .accumulator
             .lock()
