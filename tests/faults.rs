@@ -22,9 +22,10 @@ type = "producer"
 id = "p1"
 topic = "orders"
 rate = "100/s"
-# No retries: each failed request fails its records at once (Kafka's default retries them until
-# delivery.timeout.ms, two minutes, past the end of these runs).
-config = { "acks" = "1", "request.timeout.ms" = 1000, "retries" = 0 }
+# No retries: each failed request fails its records at once, and a record that cannot be sent
+# (its leader unreachable) expires after 1.5 s. Kafka's defaults retry and hold records for
+# delivery.timeout.ms, two minutes, past the end of these runs.
+config = { "acks" = "1", "request.timeout.ms" = 1000, "retries" = 0, "delivery.timeout.ms" = 1500 }
 "#;
 
 fn run(faults: &str, seed: u64) -> RunOutput {
