@@ -58,6 +58,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -137,5 +138,16 @@ fn dump_log(path: &std::path::Path, print_data_log: bool, index_sanity_check: bo
             eprintln!("{e}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`samsa run … | head`) fails and
+/// `println!` panics; with the signal's default action the process ends quietly instead, as
+/// `cat` does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default, before any thread is started.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
