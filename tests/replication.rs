@@ -370,3 +370,45 @@ fn random_faults_with_high_watermark_truncation_are_searched_for_kip_101() {
         found.first()
     );
 }
+
+/// `acks=0` gets no answers, so the producer learns of a moved leadership only because the old
+/// leader closes the connection on an error (as Kafka's broker does): it must then ask for
+/// metadata and write to the new leader, instead of writing into the void for good.
+#[test]
+fn an_acks_0_producer_follows_the_leadership_when_it_moves() {
+    let text = r#"
+name = "acks0-failover"
+duration = "30s"
+[cluster]
+brokers = 3
+controllers = 1
+[[topic]]
+name = "orders"
+partitions = 1
+replication-factor = 3
+assignment = [[1, 2, 3]]
+[[client]]
+type = "producer"
+id = "p1"
+topic = "orders"
+rate = "50/s"
+config = { "acks" = "0" }
+[[fault]]
+at = "10s"
+action = "controlled-shutdown"
+target = "broker-1"
+for = "5s"
+"#;
+    let s = parse_str("acks0.toml", text).unwrap_or_else(|e| panic!("{e}"));
+    let output = runner::run(&s, 1);
+    let moved_ms = events(&output, "partition-role")
+        .find(|e| e.node == "broker-2" && e.detail["role"] == "leader")
+        .expect("broker-2 leads after the shutdown")
+        .at_ms;
+    let appended: i64 = events(&output, "append")
+        .filter(|e| e.node == "broker-2" && e.at_ms > moved_ms)
+        .map(|e| e.detail["last"].as_i64().unwrap() - e.detail["first"].as_i64().unwrap() + 1)
+        .sum();
+    // 50 records a second for the 18 s after the move, less a second or two to find out.
+    assert!(appended > 600, "the new leader appended {appended} records");
+}

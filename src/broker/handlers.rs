@@ -42,6 +42,15 @@ fn failed(error: ResponseError) -> PartitionProduceResponse {
 }
 
 /// A produce's partition after its append: answered, or waiting for `acks=all`.
+/// What the connection does with a request's outcome.
+pub(super) enum Reply {
+    Send(ResponseKind),
+    /// Nothing to send (`acks=0`).
+    Nothing,
+    /// Close the connection, answering nothing.
+    Close,
+}
+
 enum Appended {
     Done(PartitionProduceResponse),
     Waiting {
@@ -63,23 +72,21 @@ fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> 
 
 impl Broker {
     /// Answers one request; `None` when Kafka sends no response (`Produce` with `acks=0`).
-    pub(super) async fn handle(
-        self: &Arc<Self>,
-        api: ApiKey,
-        request: RequestKind,
-    ) -> Option<ResponseKind> {
+    pub(super) async fn handle(self: &Arc<Self>, api: ApiKey, request: RequestKind) -> Reply {
         match request {
-            RequestKind::ApiVersions(_) => Some(ResponseKind::ApiVersions(api_versions())),
-            RequestKind::Metadata(req) => Some(ResponseKind::Metadata(self.metadata_response(req))),
-            RequestKind::Produce(req) => self.produce(req).await.map(ResponseKind::Produce),
-            RequestKind::Fetch(req) => Some(ResponseKind::Fetch(self.fetch(req).await)),
+            RequestKind::ApiVersions(_) => Reply::Send(ResponseKind::ApiVersions(api_versions())),
+            RequestKind::Metadata(req) => {
+                Reply::Send(ResponseKind::Metadata(self.metadata_response(req)))
+            }
+            RequestKind::Produce(req) => self.produce(req).await,
+            RequestKind::Fetch(req) => Reply::Send(ResponseKind::Fetch(self.fetch(req).await)),
             RequestKind::ListOffsets(req) => {
-                Some(ResponseKind::ListOffsets(self.list_offsets(req).await))
+                Reply::Send(ResponseKind::ListOffsets(self.list_offsets(req).await))
             }
             other => {
                 // decode_request only lets through the APIs of `versions::SUPPORTED`.
                 self.protocol_error(&format!("{api:?} is advertised but not handled: {other:?}"));
-                None
+                Reply::Nothing
             }
         }
     }
@@ -145,7 +152,7 @@ impl Broker {
     /// `Produce`: each partition's batch is appended as leader; with `acks=all` the answer waits
     /// (Kafka's produce purgatory) until the high watermark passes every appended batch, the
     /// leadership is lost, or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
-    async fn produce(&self, req: ProduceRequest) -> Option<ProduceResponse> {
+    async fn produce(&self, req: ProduceRequest) -> Reply {
         let acks = req.acks;
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -161,7 +168,14 @@ impl Broker {
             topics.push((topic.name, partitions));
         }
         if acks == 0 {
-            return None;
+            // No answer; but an error closes the connection, so the producer finds out and
+            // refreshes its metadata (KafkaApis.handleProduceRequest: "the client will find out
+            // about the error when it reconnects").
+            let failed = topics
+                .iter()
+                .flat_map(|(_, partitions)| partitions)
+                .any(|(_, appended)| matches!(appended, Appended::Done(r) if r.error_code != 0));
+            return if failed { Reply::Close } else { Reply::Nothing };
         }
         let mut responses = Vec::new();
         for (name, partitions) in topics {
@@ -203,7 +217,9 @@ impl Broker {
                     .with_partition_responses(partition_responses),
             );
         }
-        Some(ProduceResponse::default().with_responses(responses))
+        Reply::Send(ResponseKind::Produce(
+            ProduceResponse::default().with_responses(responses),
+        ))
     }
 
     async fn produce_partition(

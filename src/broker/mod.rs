@@ -311,8 +311,10 @@ impl Broker {
             let api =
                 ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
             let version = header.request_api_version;
-            let Some(response) = self.handle(api, request).await else {
-                continue; // acks=0: no response
+            let response = match self.handle(api, request).await {
+                handlers::Reply::Send(response) => response,
+                handlers::Reply::Nothing => continue, // acks=0
+                handlers::Reply::Close => return,
             };
             let body: Bytes = match encode_response(api, version, header.correlation_id, &response)
             {

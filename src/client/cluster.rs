@@ -30,7 +30,12 @@ pub struct ClusterView {
     leaders: BTreeMap<TopicPartition, LeaderInfo>,
     partition_counts: BTreeMap<String, u32>,
     connections: BTreeMap<i32, Arc<Connection>>,
-    bootstrap_connection: Option<Arc<Connection>>,
+    /// The connection the last metadata answer came on, and its broker's address.
+    bootstrap_connection: Option<(SocketAddr, Arc<Connection>)>,
+    /// Metadata requests made: each starts with the next broker in turn, so that one broker
+    /// with a stale view (cut off from the quorum, shutting down) cannot pin the client to it
+    /// (Kafka's `leastLoadedNode` spreads them likewise).
+    refreshes: usize,
     pub request_timeout: Duration,
     /// Set after an error that suggests the metadata is out of date.
     stale: bool,
@@ -47,6 +52,7 @@ impl ClusterView {
             partition_counts: BTreeMap::new(),
             connections: BTreeMap::new(),
             bootstrap_connection: None,
+            refreshes: 0,
             request_timeout: REQUEST_TIMEOUT,
             stale: true,
             last_refresh_ms: None,
@@ -95,6 +101,11 @@ impl ClusterView {
             .collect()
     }
 
+    /// The topics whose metadata this view holds.
+    pub fn known_topics(&self) -> Vec<String> {
+        self.partition_counts.keys().cloned().collect()
+    }
+
     pub fn partition_count(&self, topic: &str) -> Option<u32> {
         self.partition_counts.get(topic).copied()
     }
@@ -105,6 +116,9 @@ impl ClusterView {
             if !conn.is_closed() {
                 return Ok(conn.clone());
             }
+            // A lost connection may mean a broker that moved on: ask for metadata again, as
+            // Kafka's `NetworkClient` does after a disconnect.
+            self.stale = true;
         }
         let addr = *self
             .brokers
@@ -130,11 +144,20 @@ impl ClusterView {
             )),
         );
         let mut candidates: Vec<SocketAddr> = self.brokers.values().copied().collect();
-        candidates.extend(self.ctx.bootstrap.iter().copied());
+        for addr in &self.ctx.bootstrap {
+            if !candidates.contains(addr) {
+                candidates.push(*addr);
+            }
+        }
+        if !candidates.is_empty() {
+            let first = self.refreshes % candidates.len();
+            candidates.rotate_left(first);
+        }
+        self.refreshes += 1;
         let mut last_error = ClientError::NotSent("no broker to ask".into());
         for addr in candidates {
             let conn = match self.bootstrap_connection.take() {
-                Some(conn) if !conn.is_closed() => conn,
+                Some((at, conn)) if at == addr && !conn.is_closed() => conn,
                 _ => match Connection::connect(addr, &self.ctx.id).await {
                     Ok(conn) => Arc::new(conn),
                     Err(e) => {
@@ -149,7 +172,7 @@ impl ClusterView {
                 .await
             {
                 Ok(ResponseKind::Metadata(response)) => {
-                    self.bootstrap_connection = Some(conn);
+                    self.bootstrap_connection = Some((addr, conn));
                     self.apply(response);
                     self.stale = false;
                     return Ok(());
@@ -183,6 +206,10 @@ impl ClusterView {
                     topic: name.clone(),
                     partition: p.partition_index as u32,
                 };
+                let known = self.leaders.get(&tp).map(|l| l.epoch);
+                if known.is_some_and(|epoch| p.leader_epoch >= 0 && p.leader_epoch < epoch) {
+                    continue; // an older view than ours (KIP-320): keep what we know
+                }
                 if p.leader_id.0 >= 0 {
                     self.leaders.insert(
                         tp,

@@ -165,6 +165,10 @@ struct Shared {
     /// Records appended and not yet completed.
     incomplete: AtomicUsize,
     closed: AtomicBool,
+    /// Set by request tasks after an error that blames the metadata, so that they never wait
+    /// for the view (which the sender holds while it connects and asks for metadata); the
+    /// sender refreshes.
+    metadata_stale: AtomicBool,
 }
 
 /// The producer handle (`KafkaProducer`), cheap to clone; the sender task runs until `close`.
@@ -201,6 +205,7 @@ impl KafkaProducer {
             in_flight: Mutex::new(BTreeMap::new()),
             incomplete: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
+            metadata_stale: AtomicBool::new(false),
             ctx,
             config,
         });
@@ -273,7 +278,9 @@ impl KafkaProducer {
             partition,
         };
         let now_ms = shared.ctx.clock.elapsed_ms();
-        let keyless = record.key.is_none() && record.partition.is_none();
+        // The sticky partitioner places keyless records, and keyed ones when keys are ignored.
+        let sticky = record.partition.is_none()
+            && (record.key.is_none() || shared.config.partitioner_ignore_keys);
         let pending = PendingRecord {
             key: record.key,
             value: record.value,
@@ -289,7 +296,7 @@ impl KafkaProducer {
             .lock()
             .expect("accumulator")
             .append(&tp, pending, now_ms);
-        if keyless {
+        if sticky {
             shared
                 .chooser
                 .lock()

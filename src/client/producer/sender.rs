@@ -82,14 +82,19 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
     let mut soon = |ms: u64| next_ms = Some(next_ms.map_or(ms, |t: u64| t.min(ms)));
     // A leader not known, or an error that blamed the metadata (NOT_LEADER_OR_FOLLOWER, a lost
     // connection): ask again (`Metadata.requestUpdate`), throttled by `maybe_refresh`.
+    if shared.metadata_stale.swap(false, Ordering::Relaxed) {
+        view.mark_stale();
+    }
     if readiness.unknown_leader || view.is_stale() {
-        let topics: Vec<String> = shared
-            .accumulator
-            .lock()
-            .expect("accumulator")
-            .topics()
-            .into_iter()
-            .collect();
+        // Every topic the producer has used, as Kafka's `ProducerMetadata` keeps them, not only
+        // those with batches queued: with acks=0 nothing stays queued, and a request for no
+        // topics would never learn a new leader.
+        let mut topics: Vec<String> = view.known_topics();
+        for topic in shared.accumulator.lock().expect("accumulator").topics() {
+            if !topics.contains(&topic) {
+                topics.push(topic);
+            }
+        }
         view.mark_stale();
         view.maybe_refresh(&topics).await;
         soon(now_ms + shared.config.retry_backoff_ms);
@@ -150,6 +155,9 @@ async fn produce(
     for batch in &mut batches {
         batch.attempts += 1;
     }
+    // Muted while this request is out (`max.in.flight.requests.per.connection = 1`); unmuted
+    // when it is done, whatever became of its batches (Kafka's `Sender.completeBatch`).
+    let partitions: Vec<_> = batches.iter().map(|b| b.tp.clone()).collect();
     let request = request(&shared, &batches);
     let version = client_version(ApiKey::Produce);
     if shared.config.acks == 0 {
@@ -160,10 +168,14 @@ async fn produce(
                 Err(e) => failed(&shared, batch, e.to_string(), false).await,
             }
         }
+        if sent.is_err() {
+            conn.close();
+            shared.metadata_stale.store(true, Ordering::Relaxed);
+        }
     } else {
         let timeout = shared.config.request_timeout;
         match conn.send(ApiKey::Produce, version, &request, timeout).await {
-            Ok(ResponseKind::Produce(response)) => answered(&shared, node, batches, response).await,
+            Ok(ResponseKind::Produce(response)) => answered(&shared, batches, response).await,
             Ok(other) => {
                 let text = format!("unexpected response {other:?}");
                 for batch in batches {
@@ -171,7 +183,9 @@ async fn produce(
                 }
             }
             Err(e) => {
-                shared.view.lock().await.invalidate(node);
+                // This connection is done for (a later one to the node is the sender's).
+                conn.close();
+                shared.metadata_stale.store(true, Ordering::Relaxed);
                 let unknown = e.outcome_unknown();
                 let text = match e {
                     ClientError::Timeout => "NetworkException: request timed out".to_string(),
@@ -182,6 +196,12 @@ async fn produce(
                     failed(&shared, batch, text.clone(), unknown).await;
                 }
             }
+        }
+    }
+    {
+        let mut accumulator = shared.accumulator.lock().expect("accumulator");
+        for tp in &partitions {
+            accumulator.unmute(tp);
         }
     }
     if let Some(n) = shared.in_flight.lock().expect("in flight").get_mut(&node) {
@@ -217,12 +237,7 @@ fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
     )
 }
 
-async fn answered(
-    shared: &Shared,
-    node: i32,
-    batches: Vec<ProducerBatch>,
-    response: ProduceResponse,
-) {
+async fn answered(shared: &Shared, batches: Vec<ProducerBatch>, response: ProduceResponse) {
     for batch in batches {
         let answer = response
             .responses
@@ -244,16 +259,20 @@ async fn answered(
                             | ResponseError::KafkaStorageError
                     )
                 }) {
-                    shared.view.lock().await.invalidate(node);
+                    // Only the metadata is blamed: the connection still serves the partitions
+                    // this broker leads (`Metadata.requestUpdate`).
+                    shared.metadata_stale.store(true, Ordering::Relaxed);
                 }
                 let name = error.map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
-                // The leader appended before it could tell: the record may be there.
+                // The leader may have appended before it could tell: with acks=all, an
+                // `acks=all` wait ends in NOT_LEADER_OR_FOLLOWER when the leadership moves, and
+                // the new leader may hold what the old one appended.
                 let maybe_written = error.is_some_and(|e| {
                     matches!(
                         e,
                         ResponseError::NotEnoughReplicasAfterAppend
                             | ResponseError::RequestTimedOut
-                    )
+                    ) || (shared.config.acks == -1 && e == ResponseError::NotLeaderOrFollower)
                 });
                 let retriable = error.is_some_and(|e| e.is_retriable());
                 if retriable {
@@ -287,9 +306,11 @@ async fn failed(shared: &Shared, mut batch: ProducerBatch, text: String, maybe_w
         return finish(shared, batch, Err(error_of(text, maybe_written)));
     }
     batch.retry_at_ms = now_ms + backoff_ms(shared, batch.attempts);
-    let mut accumulator = shared.accumulator.lock().expect("accumulator");
-    accumulator.unmute(&batch.tp);
-    accumulator.reenqueue(batch);
+    shared
+        .accumulator
+        .lock()
+        .expect("accumulator")
+        .reenqueue(batch);
 }
 
 /// KIP-580: `retry.backoff.ms` doubling per attempt up to `retry.backoff.max.ms`, with 20%
@@ -318,7 +339,6 @@ fn finish(shared: &Shared, batch: ProducerBatch, result: Result<i64, SendError>)
     {
         let mut accumulator = shared.accumulator.lock().expect("accumulator");
         accumulator.release(&batch);
-        accumulator.unmute(&batch.tp);
     }
     batch.complete(result);
     shared.incomplete.fetch_sub(n, Ordering::Relaxed);
