@@ -16,7 +16,8 @@
 //! - `offsets`: OffsetCommit, OffsetFetch and offset expiration;
 //! - `describe`: DescribeGroups and ListGroups;
 //! - `records`: the `__consumer_offsets` record formats (keys and values) and their codec;
-//! - `requests`: the request and response types, with Kafka's field names.
+//! - `requests`: the request and response types, with Kafka's field names;
+//! - `wire`: the mapping from and to `kafka-protocol`'s messages.
 
 mod classic_group;
 mod coordinator;
@@ -27,6 +28,7 @@ mod rebalance;
 pub mod records;
 mod requests;
 mod sync;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

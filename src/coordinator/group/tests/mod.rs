@@ -8,3 +8,4 @@ mod offset_tests;
 mod rebalance_tests;
 mod record_fixtures;
 mod support;
+mod wire_tests;
