@@ -47,14 +47,23 @@ pub struct OffsetAndMetadata {
     pub commit_timestamp_ms: i64,
 }
 
-/// A timer of the coordinator, in the order timers due at the same moment fire.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+/// A timer of the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Timer {
     Join(String),
     Sync(String),
     /// A member's session (or a pending member id's) in a group.
     Heartbeat(String, String),
     OffsetExpiration,
+}
+
+/// A due timer as compared: (deadline, kind, group id, member id).
+type TimerCandidate<'a> = (u64, u8, &'a str, &'a str);
+
+fn keep_earliest<'a>(next: &mut Option<TimerCandidate<'a>>, candidate: TimerCandidate<'a>) {
+    if next.is_none_or(|n| candidate < n) {
+        *next = Some(candidate);
+    }
 }
 
 /// Timers fire in deadline order; no tick fires more than this many (each firing removes its
@@ -215,34 +224,43 @@ impl GroupCoordinator {
         self.next_timer().map(|(deadline_ms, _)| deadline_ms)
     }
 
+    /// The earliest due timer; at equal deadlines, in `Timer`'s order (join, sync, sessions,
+    /// offset expiration; by group id, then member id). Compared borrowed, built once.
     fn next_timer(&self) -> Option<(u64, Timer)> {
-        let mut next: Option<(u64, Timer)> = self
-            .next_offset_expiration_ms
-            .map(|d| (d, Timer::OffsetExpiration));
-        let mut consider = |deadline_ms: u64, timer: &dyn Fn() -> Timer| {
-            if next.as_ref().is_none_or(|(d, _)| deadline_ms < *d) {
-                next = Some((deadline_ms, timer()));
-            }
-        };
+        const JOIN: u8 = 0;
+        const SYNC: u8 = 1;
+        const HEARTBEAT: u8 = 2;
+        const OFFSETS: u8 = 3;
+        let mut next: Option<TimerCandidate<'_>> = None;
+        let mut consider = |candidate| keep_earliest(&mut next, candidate);
         for (group_id, g) in &self.groups {
             if let Some(join) = g.join_timer {
-                consider(join.deadline_ms(), &|| Timer::Join(group_id.clone()));
+                consider((join.deadline_ms(), JOIN, group_id, ""));
             }
             if let Some((deadline_ms, _)) = g.sync_timer {
-                consider(deadline_ms, &|| Timer::Sync(group_id.clone()));
+                consider((deadline_ms, SYNC, group_id, ""));
             }
-            let sessions = g
-                .members
-                .values()
-                .filter_map(|m| Some((m.heartbeat_deadline_ms?, &m.member_id)));
-            let pending = g.pending_join_members.iter().map(|(id, d)| (*d, id));
-            for (deadline_ms, member_id) in sessions.chain(pending) {
-                consider(deadline_ms, &|| {
-                    Timer::Heartbeat(group_id.clone(), member_id.clone())
-                });
+            for m in g.members.values() {
+                if let Some(deadline_ms) = m.heartbeat_deadline_ms {
+                    consider((deadline_ms, HEARTBEAT, group_id, &m.member_id));
+                }
+            }
+            for (member_id, &deadline_ms) in &g.pending_join_members {
+                consider((deadline_ms, HEARTBEAT, group_id, member_id));
             }
         }
-        next
+        if let Some(deadline_ms) = self.next_offset_expiration_ms {
+            consider((deadline_ms, OFFSETS, "", ""));
+        }
+        next.map(|(deadline_ms, kind, group_id, member_id)| {
+            let timer = match kind {
+                JOIN => Timer::Join(group_id.to_owned()),
+                SYNC => Timer::Sync(group_id.to_owned()),
+                HEARTBEAT => Timer::Heartbeat(group_id.to_owned(), member_id.to_owned()),
+                _ => Timer::OffsetExpiration,
+            };
+            (deadline_ms, timer)
+        })
     }
 
     fn fire(&mut self, now_ms: u64, timer: Timer, out: &mut CoordinatorOutput) {

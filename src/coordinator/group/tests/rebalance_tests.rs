@@ -141,3 +141,58 @@ fn a_member_id_handed_out_but_never_used_expires_after_a_session() {
         join_error(error_code::UNKNOWN_MEMBER_ID, &m1)
     );
 }
+
+#[test]
+fn the_initial_delay_is_extended_only_up_to_the_rebalance_timeout() {
+    let mut h = Harness::new();
+    let short = |member_id: &str, client: &str| {
+        let GroupRequest::JoinGroup(mut r) = join(GROUP, member_id, client) else {
+            unreachable!()
+        };
+        r.rebalance_timeout_ms = 5_000;
+        GroupRequest::JoinGroup(r)
+    };
+    let ids: Vec<String> = ["c1", "c2", "c3"]
+        .iter()
+        .map(|c| h.member_id_for(c))
+        .collect();
+    h.join_waits(short(&ids[0], "c1"));
+    h.at(1_000);
+    h.join_waits(short(&ids[1], "c2"));
+    // At 3 s a member has arrived: 2 s more (what is left of the 5 s), not 3.
+    h.at(3_000);
+    h.join_waits(short(&ids[2], "c3"));
+    assert_eq!(h.at(4_999).responses, vec![]);
+    let out = h.at(5_000);
+    assert_eq!(
+        out.responses.len(),
+        3,
+        "the join completes at the rebalance timeout: {out:?}"
+    );
+    assert_eq!(h.c.group(GROUP).unwrap().generation_id(), 1);
+}
+
+#[test]
+fn the_leader_rejoining_a_stable_group_triggers_a_rebalance() {
+    let mut h = Harness::new();
+    let ids = h.stable_group(&["c1", "c2"]);
+    h.join_waits(join(GROUP, &ids[0], "c1"));
+    assert_eq!(
+        h.c.group(GROUP).unwrap().state(),
+        ClassicGroupState::PreparingRebalance
+    );
+    assert_eq!(h.heartbeat(&ids[1], 1), error_code::REBALANCE_IN_PROGRESS);
+}
+
+#[test]
+fn one_seed_and_one_sequence_give_one_log_and_one_set_of_answers() {
+    let run = || {
+        let mut h = Harness::new();
+        let ids = h.stable_group(&["c1", "c2", "c3"]);
+        h.at(20_000);
+        h.send(commit(&ids[2], 1, "t", 0, 1));
+        let out = h.at(40_000);
+        (h.log, out)
+    };
+    assert_eq!(run(), run());
+}
