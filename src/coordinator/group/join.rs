@@ -151,6 +151,11 @@ fn join_existing_member(
         return respond_error(id, error_code::INCONSISTENT_GROUP_PROTOCOL, &member_id, cx);
     }
     if g.is_pending_member(&member_id) {
+        // Pending ids are handed to dynamic members only; Kafka fails such a join with an
+        // IllegalStateException (UNKNOWN_SERVER_ERROR).
+        if request.group_instance_id.is_some() {
+            return respond_error(id, error_code::UNKNOWN_SERVER_ERROR, &member_id, cx);
+        }
         return add_member_then_rebalance_or_complete_join(g, id, request, member_id, cx);
     }
     if let Some(error) = validate_member(g, &member_id, request.group_instance_id.as_deref()) {

@@ -7,6 +7,18 @@
 //! how a new coordinator loads a partition it now leads. No I/O, no clock of its own (every call
 //! carries `now_ms`), no randomness but the seeded stream it was given (member ids).
 //!
+//! How a broker drives it (the driver is not written yet):
+//! - FindCoordinator: the group's partition is [`partition_for`]`(group, offsets.topic.num.partitions)`;
+//!   its leader is the coordinator;
+//! - becoming that partition's leader: [`GroupCoordinator::new`] with a seeded stream, then
+//!   [`GroupCoordinator::load`] with every record of the partition (decoded with
+//!   [`CoordinatorRecord::decode`]); losing it: [`GroupCoordinator::unload`];
+//! - each request: [`wire::from_request`], [`GroupCoordinator::handle`] with a [`RequestId`],
+//!   append the output's records (`encode_key`, `encode_value`), and once they are committed
+//!   send its responses through [`wire::to_response`];
+//! - the clock: [`GroupCoordinator::tick`] at [`GroupCoordinator::next_deadline_ms`] (or
+//!   regularly), its output handled as a request's.
+//!
 //! The parts, by concern:
 //! - `classic_group`: `ClassicGroup` and `ClassicGroupMember`, the per-group state and its rules;
 //! - `coordinator`: the shard: dispatch, the timers, replay, loading and unloading;
@@ -40,6 +52,7 @@ pub use requests::*;
 
 /// Kafka's error codes (`org.apache.kafka.common.protocol.Errors`) the group coordinator answers.
 pub mod error_code {
+    pub const UNKNOWN_SERVER_ERROR: i16 = -1;
     pub const NONE: i16 = 0;
     pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
     pub const COORDINATOR_NOT_AVAILABLE: i16 = 15;
