@@ -224,32 +224,7 @@ pub fn to_response(
     }
     let [(_, response)] = <[_; 1]>::try_from(responses).ok()?;
     Some(match response {
-        GroupResponse::JoinGroup(r) => ResponseKind::JoinGroup(
-            wire::JoinGroupResponse::default()
-                .with_error_code(r.error_code)
-                .with_generation_id(r.generation_id)
-                .with_protocol_type(opt_str_bytes(&r.protocol_type))
-                // Not nullable before v7.
-                .with_protocol_name(if api_version < 7 {
-                    Some(str_bytes(r.protocol_name.as_deref().unwrap_or_default()))
-                } else {
-                    opt_str_bytes(&r.protocol_name)
-                })
-                .with_leader(str_bytes(&r.leader))
-                .with_skip_assignment(r.skip_assignment)
-                .with_member_id(str_bytes(&r.member_id))
-                .with_members(
-                    r.members
-                        .iter()
-                        .map(|m| {
-                            WireJoinMember::default()
-                                .with_member_id(str_bytes(&m.member_id))
-                                .with_group_instance_id(opt_str_bytes(&m.group_instance_id))
-                                .with_metadata(m.metadata.clone())
-                        })
-                        .collect(),
-                ),
-        ),
+        GroupResponse::JoinGroup(r) => ResponseKind::JoinGroup(join_group_response(api_version, r)),
         GroupResponse::SyncGroup(r) => ResponseKind::SyncGroup(
             wire::SyncGroupResponse::default()
                 .with_error_code(r.error_code)
@@ -263,27 +238,7 @@ pub fn to_response(
         GroupResponse::LeaveGroup(r) => {
             ResponseKind::LeaveGroup(leave_group_response(api_version, r))
         }
-        GroupResponse::OffsetCommit(r) => ResponseKind::OffsetCommit(
-            wire::OffsetCommitResponse::default().with_topics(
-                r.topics
-                    .into_iter()
-                    .map(|(topic, partitions)| {
-                        OffsetCommitResponseTopic::default()
-                            .with_name(TopicName(str_bytes(&topic)))
-                            .with_partitions(
-                                partitions
-                                    .into_iter()
-                                    .map(|(p, e)| {
-                                        OffsetCommitResponsePartition::default()
-                                            .with_partition_index(p)
-                                            .with_error_code(e)
-                                    })
-                                    .collect(),
-                            )
-                    })
-                    .collect(),
-            ),
-        ),
+        GroupResponse::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit_response(r)),
         GroupResponse::OffsetFetch(_) => unreachable!("handled above"),
         GroupResponse::DescribeGroups(groups) => ResponseKind::DescribeGroups(
             wire::DescribeGroupsResponse::default()
@@ -292,20 +247,62 @@ pub fn to_response(
         GroupResponse::ListGroups(error, groups) => ResponseKind::ListGroups(
             wire::ListGroupsResponse::default()
                 .with_error_code(error)
-                .with_groups(
-                    groups
-                        .into_iter()
-                        .map(|g| {
-                            WireListedGroup::default()
-                                .with_group_id(GroupId(str_bytes(&g.group_id)))
-                                .with_protocol_type(str_bytes(&g.protocol_type))
-                                .with_group_state(str_bytes(&g.group_state))
-                                .with_group_type(str_bytes(&g.group_type))
-                        })
-                        .collect(),
-                ),
+                .with_groups(groups.into_iter().map(listed_group).collect()),
         ),
     })
+}
+
+fn join_group_response(api_version: i16, r: super::JoinGroupResponse) -> wire::JoinGroupResponse {
+    let members = r
+        .members
+        .iter()
+        .map(|m| {
+            WireJoinMember::default()
+                .with_member_id(str_bytes(&m.member_id))
+                .with_group_instance_id(opt_str_bytes(&m.group_instance_id))
+                .with_metadata(m.metadata.clone())
+        })
+        .collect();
+    // The protocol name is not nullable before v7.
+    let protocol_name = if api_version < 7 {
+        Some(str_bytes(r.protocol_name.as_deref().unwrap_or_default()))
+    } else {
+        opt_str_bytes(&r.protocol_name)
+    };
+    wire::JoinGroupResponse::default()
+        .with_error_code(r.error_code)
+        .with_generation_id(r.generation_id)
+        .with_protocol_type(opt_str_bytes(&r.protocol_type))
+        .with_protocol_name(protocol_name)
+        .with_leader(str_bytes(&r.leader))
+        .with_skip_assignment(r.skip_assignment)
+        .with_member_id(str_bytes(&r.member_id))
+        .with_members(members)
+}
+
+fn offset_commit_response(r: super::OffsetCommitResponse) -> wire::OffsetCommitResponse {
+    let topic = |(topic, partitions): (String, Vec<(i32, i16)>)| {
+        let partitions = partitions
+            .into_iter()
+            .map(|(p, e)| {
+                OffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(e)
+            })
+            .collect();
+        OffsetCommitResponseTopic::default()
+            .with_name(TopicName(str_bytes(&topic)))
+            .with_partitions(partitions)
+    };
+    wire::OffsetCommitResponse::default().with_topics(r.topics.into_iter().map(topic).collect())
+}
+
+fn listed_group(g: super::ListedGroup) -> WireListedGroup {
+    WireListedGroup::default()
+        .with_group_id(GroupId(str_bytes(&g.group_id)))
+        .with_protocol_type(str_bytes(&g.protocol_type))
+        .with_group_state(str_bytes(&g.group_state))
+        .with_group_type(str_bytes(&g.group_type))
 }
 
 /// v0-2 answer the one member's error at the top level.
