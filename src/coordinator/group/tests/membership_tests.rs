@@ -341,3 +341,40 @@ fn leave_group_removes_a_batch_and_rebalances_the_rest() {
         (ClassicGroupState::Empty, 3)
     );
 }
+
+#[test]
+fn an_admin_removes_a_static_member_by_its_instance_id_alone() {
+    let mut h = Harness::new();
+    h.join_waits(join_static("", "i1", "c1"));
+    h.join_waits(join_static("", "i2", "c2"));
+    h.at(6_000);
+    let i2 =
+        h.c.group(GROUP)
+            .unwrap()
+            .static_member_id("i2")
+            .unwrap()
+            .to_owned();
+    let response = h.answer(leave(&[("", Some("i2")), ("", Some("i9"))]));
+    assert_eq!(
+        response,
+        GroupResponse::LeaveGroup(LeaveGroupResponse {
+            error_code: error_code::NONE,
+            members: vec![
+                LeaveGroupMemberResponse {
+                    member_id: String::new(),
+                    group_instance_id: Some("i2".to_owned()),
+                    error_code: error_code::NONE,
+                },
+                LeaveGroupMemberResponse {
+                    member_id: String::new(),
+                    group_instance_id: Some("i9".to_owned()),
+                    error_code: error_code::UNKNOWN_MEMBER_ID,
+                },
+            ],
+        })
+    );
+    let group = h.c.group(GROUP).unwrap();
+    assert!(group.member(&i2).is_none());
+    assert_eq!(group.static_member_id("i2"), None);
+    assert_eq!(group.state(), ClassicGroupState::PreparingRebalance);
+}

@@ -208,3 +208,34 @@ fn an_empty_groups_offsets_expire_after_the_retention_and_the_group_is_deleted()
     assert!(h.c.group(GROUP).is_none());
     assert!(h.c.committed_offset(GROUP, "t", 0).is_none());
 }
+
+#[test]
+fn a_simple_groups_offsets_expire_a_retention_after_their_commit() {
+    let mut h = Harness::new();
+    h.at(1_000);
+    h.send(commit("", -1, "t", 0, 1));
+    h.at(700_000);
+    h.send(commit("", -1, "t", 1, 2));
+    let week_ms: u64 = 7 * 24 * 3_600 * 1_000;
+    // Checks run every 10 minutes from the load (at 0): the first commit is due at the first
+    // check after 1 s + 7 days, the second at the first after 700 s + 7 days.
+    let first = (1_000 + week_ms).div_ceil(600_000) * 600_000;
+    let tombstone = |partition| CoordinatorRecord::OffsetCommit {
+        group: GROUP.to_owned(),
+        topic: "t".to_owned(),
+        partition,
+        value: None,
+    };
+    assert_eq!(h.at(first).records, vec![tombstone(0)]);
+    let second = (700_000 + week_ms).div_ceil(600_000) * 600_000;
+    assert_eq!(
+        h.at(second).records,
+        vec![
+            tombstone(1),
+            CoordinatorRecord::GroupMetadata {
+                group: GROUP.to_owned(),
+                value: None
+            },
+        ]
+    );
+}
