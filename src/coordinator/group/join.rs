@@ -290,6 +290,7 @@ fn update_static_member(
     new_member_id: String,
     cx: &mut Ctx<'_>,
 ) {
+    let old_leader = g.leader_id.clone().unwrap_or_default();
     replace_static_member(g, old_member_id, &new_member_id, cx);
     update_member(g, &new_member_id, id, &request);
     let member = g.members.get_mut(&new_member_id).expect("replaced member");
@@ -301,8 +302,16 @@ fn update_static_member(
                 group: g.group_id.clone(),
                 value: Some(value),
             });
-            let is_leader = g.is_leader(&new_member_id);
-            let response = current_generation_response(g, &new_member_id, is_leader);
+            let response = if request.supports_skip_assignment {
+                let is_leader = g.is_leader(&new_member_id);
+                current_generation_response(g, &new_member_id, is_leader)
+            } else {
+                // Before KIP-814 the member learns no members, and the leader as it was.
+                let mut response = current_generation_response(g, &new_member_id, false);
+                response.members.clear();
+                response.leader = old_leader;
+                response
+            };
             let member = g.members.get_mut(&new_member_id).expect("replaced member");
             member.awaiting_join = None;
             cx.out.respond(id, GroupResponse::JoinGroup(response));

@@ -23,6 +23,9 @@ pub struct JoinGroupRequest {
     pub client_host: String,
     /// KIP-394: v4+ clients must first get a member id (`MEMBER_ID_REQUIRED`) and join with it.
     pub require_known_member_id: bool,
+    /// KIP-814: v9+ clients understand `skip_assignment`, so a static leader that rejoins
+    /// without a rebalance is told it leads (and must not assign).
+    pub supports_skip_assignment: bool,
 }
 
 /// `JoinGroupResponse`'s `JoinGroupResponseMember`.

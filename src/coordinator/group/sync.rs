@@ -168,7 +168,10 @@ fn validate_sync(g: &ClassicGroup, request: &SyncGroupRequest) -> Option<i16> {
     if let Some(error) = validate_member(g, &request.member_id, instance_id) {
         return Some(error);
     }
-    let differs = |given: &Option<String>, ours: &Option<String>| given.is_some() && given != ours;
+    // `isProtocolInconsistent`: only when both are known.
+    let differs = |given: &Option<String>, ours: &Option<String>| {
+        given.is_some() && ours.is_some() && given != ours
+    };
     if request.generation_id != g.generation_id {
         Some(error_code::ILLEGAL_GENERATION)
     } else if differs(&request.protocol_type, &g.protocol_type)

@@ -100,6 +100,7 @@ fn join_group(cx: &RequestContext, r: &wire::JoinGroupRequest) -> JoinGroupReque
         client_host: cx.client_host.clone(),
         // KIP-394: from v4.
         require_known_member_id: cx.api_version >= 4,
+        supports_skip_assignment: cx.api_version >= 9,
     }
 }
 

@@ -378,3 +378,30 @@ fn an_admin_removes_a_static_member_by_its_instance_id_alone() {
     assert_eq!(group.static_member_id("i2"), None);
     assert_eq!(group.state(), ClassicGroupState::PreparingRebalance);
 }
+
+#[test]
+fn before_kip_814_a_static_leader_rejoining_learns_the_old_leader_and_no_members() {
+    let mut h = Harness::new();
+    h.join_waits(join_static("", "i1", "c1"));
+    h.at(3_000);
+    let old1 =
+        h.c.group(GROUP)
+            .unwrap()
+            .static_member_id("i1")
+            .unwrap()
+            .to_owned();
+    h.send(sync_static(&old1, Some("i1"), 1, &[(&old1, b"a1")]));
+    let GroupRequest::JoinGroup(mut rejoin) = join_static("", "i1", "c1") else {
+        unreachable!()
+    };
+    rejoin.supports_skip_assignment = false; // JoinGroup v5-8
+    let (id, out) = h.send(GroupRequest::JoinGroup(rejoin));
+    let new1 =
+        h.c.group(GROUP)
+            .unwrap()
+            .static_member_id("i1")
+            .unwrap()
+            .to_owned();
+    assert_eq!(out.responses, vec![(id, joined(&new1, 1, &old1, vec![]))]);
+    assert_eq!(h.c.group(GROUP).unwrap().leader_id(), Some(new1.as_str()));
+}

@@ -144,6 +144,7 @@ pub fn join(group: &str, member_id: &str, client_id: &str) -> GroupRequest {
         client_id: client_id.to_owned(),
         client_host: HOST.to_owned(),
         require_known_member_id: true,
+        supports_skip_assignment: true,
     })
 }
 
