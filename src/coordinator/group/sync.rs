@@ -55,8 +55,8 @@ impl GroupCoordinator {
         let member_id = request.member_id.clone();
         remove_pending_sync_member(g, &member_id);
         if g.is_in_state(ClassicGroupState::Stable) {
-            let member = g.members.get_mut(&member_id).expect("validated member");
-            member.heartbeat_deadline_ms = Some(now_ms + timeout_ms(member.session_timeout_ms));
+            // The current assignment; as in Kafka, this does not count as a heartbeat.
+            let member = &g.members[&member_id];
             let response = SyncGroupResponse {
                 error_code: error_code::NONE,
                 protocol_type: g.protocol_type.clone(),
