@@ -19,7 +19,7 @@ use kafka_protocol::messages::{self as wire, GroupId, RequestKind, ResponseKind,
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
-    GroupRequest, GroupResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
+    error_code, GroupRequest, GroupResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, MemberIdentity, OffsetCommitPartition, OffsetCommitRequest,
     OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
 };
@@ -242,8 +242,12 @@ pub fn to_response(
         GroupResponse::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit_response(r)),
         GroupResponse::OffsetFetch(_) => unreachable!("handled above"),
         GroupResponse::DescribeGroups(groups) => ResponseKind::DescribeGroups(
-            wire::DescribeGroupsResponse::default()
-                .with_groups(groups.into_iter().map(described_group).collect()),
+            wire::DescribeGroupsResponse::default().with_groups(
+                groups
+                    .into_iter()
+                    .map(|g| described_group(api_version, g))
+                    .collect(),
+            ),
         ),
         GroupResponse::ListGroups(error, groups) => ResponseKind::ListGroups(
             wire::ListGroupsResponse::default()
@@ -335,9 +339,16 @@ fn leave_group_response(
         )
 }
 
-fn described_group(g: super::DescribedGroup) -> WireDescribedGroup {
+/// From v6 an unknown group is GROUP_ID_NOT_FOUND rather than a Dead group without error.
+fn described_group(api_version: i16, g: super::DescribedGroup) -> WireDescribedGroup {
+    let unknown = g.error_code == error_code::NONE && g.group_state == "Dead";
+    let error = if api_version >= 6 && unknown {
+        error_code::GROUP_ID_NOT_FOUND
+    } else {
+        g.error_code
+    };
     WireDescribedGroup::default()
-        .with_error_code(g.error_code)
+        .with_error_code(error)
         .with_group_id(GroupId(str_bytes(&g.group_id)))
         .with_group_state(str_bytes(&g.group_state))
         .with_protocol_type(str_bytes(&g.protocol_type))

@@ -165,3 +165,18 @@ fn offset_fetch_responses_are_one_group_before_v8_and_a_list_after() {
     assert_eq!(v7.topics[0].partitions[0].committed_offset, 1);
     assert!(v7.groups.is_empty());
 }
+
+#[test]
+fn an_unknown_group_is_described_dead_before_v6_and_not_found_after() {
+    let mut h = Harness::new();
+    let response = h.answer(GroupRequest::DescribeGroups(vec!["nope".to_owned()]));
+    for (version, expected) in [(5, error_code::NONE), (6, error_code::GROUP_ID_NOT_FOUND)] {
+        let Some(ResponseKind::DescribeGroups(r)) =
+            to_response(version, vec![(String::new(), response.clone())])
+        else {
+            panic!()
+        };
+        assert_eq!(r.groups[0].error_code, expected, "v{version}");
+        assert_eq!(r.groups[0].group_state.as_str(), "Dead");
+    }
+}
