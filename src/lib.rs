@@ -6,6 +6,7 @@
 pub mod broker;
 pub mod client;
 pub mod controller;
+pub mod coordinator;
 pub mod dump;
 pub mod metadata;
 pub mod output;
