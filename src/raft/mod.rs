@@ -11,6 +11,7 @@ pub mod driver;
 pub mod messages;
 pub mod observer;
 pub mod quorum_state;
+pub mod snapshot;
 pub mod wire;
 
 #[cfg(test)]
@@ -19,5 +20,7 @@ mod observer_tests;
 mod sim_tests;
 
 pub use self::core::{Command, QuorumStateRecord, RaftBugs, RaftConfig, RaftCore, RoleName};
-pub use messages::{Entry, Epoch, FetchBody, LogPosition, Message, NodeId};
+pub use messages::{
+    Entry, Epoch, FetchBody, LogPosition, Message, NodeId, SnapshotBody, SnapshotId,
+};
 pub use observer::{ObserverCore, ObserverEvent};
