@@ -24,7 +24,7 @@
 //!   retention, a restart loads the latest snapshot and then the log after it, a follower
 //!   behind the leader's log start fetches the leader's snapshot (`FetchSnapshot`).
 //!
-//! Trace events (node `ControllerContext::name`): `raft-snapshot` `{end_offset, epoch, source}`
+//! Trace events (node `ControllerContext::name`): `raft-snapshot` `{end_offset, epoch, source, records}`
 //! (`generated`, `loaded` at a restart, `fetched` from the leader), `raft-log-start`
 //! `{log_start, deleted_segments}`, `raft-snapshot-invalid`, `raft-restored`, `raft-role` `{epoch, role, leader}`,
 //! `raft-hw` `{hw, last_epoch}` (on change; `last_epoch` is the epoch of the entry at `hw - 1`),

@@ -159,12 +159,12 @@ impl SnapshotState {
 }
 
 impl Controller {
-    fn snapshot_event(&self, id: SnapshotId, source: &str, bytes: usize) {
+    fn snapshot_event(&self, id: SnapshotId, source: &str, records: usize) {
         let detail = json!({
             "end_offset": id.end_offset,
             "epoch": id.epoch,
             "source": source,
-            "bytes": bytes,
+            "records": records,
         });
         self.ctx.event("raft-snapshot", detail);
     }
@@ -177,8 +177,7 @@ impl Controller {
         }
         self.applied = id.end_offset;
         self.snapshots.reset(now_ms);
-        let bytes = records.iter().map(Bytes::len).sum();
-        self.snapshot_event(id, source, bytes);
+        self.snapshot_event(id, source, records.len());
     }
 
     /// Writes a snapshot of the applied state when one is due, then applies retention.
@@ -211,7 +210,7 @@ impl Controller {
         self.core.snapshot_written(id);
         self.snapshots.times.insert(id, last_contained_ms);
         self.snapshots.reset(now_ms);
-        self.snapshot_event(id, "generated", bytes.len());
+        self.snapshot_event(id, "generated", records.len());
         self.clean().await
     }
 
