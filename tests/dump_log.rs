@@ -758,14 +758,22 @@ fn a_kraft_snapshot_prints_its_id_and_batches() {
     assert_eq!(printed[1], "Snapshot end offset: 1234, epoch: 7");
     assert!(printed[2].starts_with("baseOffset: 0 lastOffset: 0 count: 1"));
     assert!(printed[2].contains("partitionLeaderEpoch: 7 isTransactional: false isControl: true"));
-    assert!(printed[3].ends_with(
-        " SnapshotHeader {\"version\":0,\"lastContainedLogTimestamp\":1700000000000}"
-    ));
-    assert!(printed[4].contains("baseOffset: 1 lastOffset: 1") && printed[4].contains("isControl: false"));
-    assert!(printed[6].contains("baseOffset: 2 lastOffset: 2") && printed[6].contains("isControl: true"));
+    assert!(printed[3]
+        .ends_with(" SnapshotHeader {\"version\":0,\"lastContainedLogTimestamp\":1700000000000}"));
+    assert!(
+        printed[4].contains("baseOffset: 1 lastOffset: 1")
+            && printed[4].contains("isControl: false")
+    );
+    assert!(
+        printed[6].contains("baseOffset: 2 lastOffset: 2")
+            && printed[6].contains("isControl: true")
+    );
     assert!(printed[7].ends_with(" SnapshotFooter {\"version\":0}"));
     assert_eq!(printed.len(), 8, "{out}");
     // Inside the metadata log's directory it is dumped too, not skipped as unknown.
     let listed = dump_ok(&[s(&dir)]);
-    assert!(listed.contains("Snapshot end offset: 1234, epoch: 7"), "{listed}");
+    assert!(
+        listed.contains("Snapshot end offset: 1234, epoch: 7"),
+        "{listed}"
+    );
 }

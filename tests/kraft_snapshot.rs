@@ -57,7 +57,9 @@ fn image_on_disk(files: &BTreeMap<String, Vec<u8>>, end_offset: i64) -> Option<M
     if let Some(id) = latest {
         let decoded = snapshot::decode(&files[&snapshot::path(METADATA_LOG_DIR, id)]).ok()?;
         for value in &decoded.records {
-            image.replay(&MetadataRecord::decode(value).unwrap()).unwrap();
+            image
+                .replay(&MetadataRecord::decode(value).unwrap())
+                .unwrap();
         }
         next = id.end_offset;
     }
@@ -77,7 +79,9 @@ fn image_on_disk(files: &BTreeMap<String, Vec<u8>>, end_offset: i64) -> Option<M
                 continue;
             }
             if !entry.is_control() {
-                image.replay(&MetadataRecord::decode(&entry.data).unwrap()).unwrap();
+                image
+                    .replay(&MetadataRecord::decode(&entry.data).unwrap())
+                    .unwrap();
             }
             next += 1;
         }
@@ -96,9 +100,15 @@ fn check_run(seed: u64) {
     let generated = events(&output, "raft-snapshot")
         .filter(|e| e.detail["source"] == "generated")
         .count();
-    assert!(generated >= 6, "seed {seed}: only {generated} snapshots\n{repro}");
+    assert!(
+        generated >= 6,
+        "seed {seed}: only {generated} snapshots\n{repro}"
+    );
     let moved = events(&output, "raft-log-start").count();
-    assert!(moved >= 3, "seed {seed}: the log start moved {moved} times\n{repro}");
+    assert!(
+        moved >= 3,
+        "seed {seed}: the log start moved {moved} times\n{repro}"
+    );
     assert!(
         events(&output, "raft-log-start").any(|e| e.detail["deleted_segments"]
             .as_array()
@@ -164,8 +174,9 @@ fn check_run(seed: u64) {
     let images: Vec<(&String, MetadataImage)> = controllers
         .iter()
         .map(|(node, files)| {
-            let image = image_on_disk(files, end)
-                .unwrap_or_else(|| panic!("seed {seed}: {node}'s disk does not reach {end}\n{repro}"));
+            let image = image_on_disk(files, end).unwrap_or_else(|| {
+                panic!("seed {seed}: {node}'s disk does not reach {end}\n{repro}")
+            });
             (*node, image)
         })
         .collect();

@@ -18,6 +18,8 @@ pub mod wire;
 mod observer_tests;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod snapshot_core_tests;
 
 pub use self::core::{Command, QuorumStateRecord, RaftBugs, RaftConfig, RaftCore, RoleName};
 pub use messages::{

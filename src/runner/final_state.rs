@@ -220,7 +220,10 @@ pub fn read_metadata_logs(
             }
         }
         let mut start = start.unwrap_or(0);
-        let latest = snapshots.into_iter().filter(|s| s.end_offset >= start).max();
+        let latest = snapshots
+            .into_iter()
+            .filter(|s| s.end_offset >= start)
+            .max();
         if let Some(id) = latest {
             let epoch_at = |offset: i64| {
                 usize::try_from(offset - start)

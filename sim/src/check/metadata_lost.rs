@@ -52,7 +52,11 @@ pub fn check(trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
         .metadata_logs
         .iter()
         .map(|(node, epochs)| {
-            let start = state.metadata_log_starts.get(node).copied().unwrap_or_default();
+            let start = state
+                .metadata_log_starts
+                .get(node)
+                .copied()
+                .unwrap_or_default();
             (node, FinalLog { start, epochs })
         })
         .collect();
@@ -83,19 +87,25 @@ pub fn check(trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
                     Some(format!("{controller}'s final log holds epoch {held} there"))
                 }
                 // The snapshot ends right there: by log matching its id names the entry.
-                (_, Some(SnapshotPoint { end_offset, epoch: held }))
-                    if end_offset == hw && i64::from(held) != epoch =>
-                {
-                    Some(format!("{controller}'s snapshot ending there is of epoch {held}"))
-                }
+                (
+                    _,
+                    Some(SnapshotPoint {
+                        end_offset,
+                        epoch: held,
+                    }),
+                ) if end_offset == hw && i64::from(held) != epoch => Some(format!(
+                    "{controller}'s snapshot ending there is of epoch {held}"
+                )),
                 // Below its log, inside its snapshot: epochs never decrease along a log.
-                (None, Some(SnapshotPoint { end_offset, epoch: held }))
-                    if end_offset > hw && i64::from(held) < epoch =>
-                {
-                    Some(format!(
-                        "{controller}'s snapshot ending at {end_offset} is of epoch {held}, older"
-                    ))
-                }
+                (
+                    None,
+                    Some(SnapshotPoint {
+                        end_offset,
+                        epoch: held,
+                    }),
+                ) if end_offset > hw && i64::from(held) < epoch => Some(format!(
+                    "{controller}'s snapshot ending at {end_offset} is of epoch {held}, older"
+                )),
                 _ => None,
             };
             if let Some(why) = why {
@@ -215,9 +225,13 @@ mod tests {
         let mut state = state(logs);
         for &(node, log_start, snapshot) in starts {
             let snapshot = snapshot.map(|(end_offset, epoch)| SnapshotPoint { end_offset, epoch });
-            state
-                .metadata_log_starts
-                .insert(node.into(), MetadataLogStart { log_start, snapshot });
+            state.metadata_log_starts.insert(
+                node.into(),
+                MetadataLogStart {
+                    log_start,
+                    snapshot,
+                },
+            );
         }
         state
     }
@@ -253,7 +267,9 @@ mod tests {
         );
         let found = check(&trace, &logs);
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].detail.contains("snapshot ending there is of epoch 2"));
+        assert!(found[0]
+            .detail
+            .contains("snapshot ending there is of epoch 2"));
     }
 
     #[test]
