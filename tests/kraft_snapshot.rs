@@ -196,3 +196,78 @@ fn snapshots_move_the_log_start_and_laggards_catch_up_through_fetch_snapshot() {
         check_run(seed);
     }
 }
+
+/// Random crashes, kills, pauses, isolations and partitions of controllers and brokers, with a
+/// snapshot every kilobyte and the log below it deleted at once: whoever comes back behind the
+/// log start goes through `FetchSnapshot`, at any moment of the quorum's life.
+fn chaos_scenario(seed: u64) -> samsa::scenario::Scenario {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let mut text = String::from(
+        r#"
+name = "kraft-snapshot-chaos"
+duration = "60s"
+[cluster]
+brokers = 3
+controllers = 3
+[cluster.config]
+"metadata.log.max.record.bytes.between.snapshots" = 1024
+"metadata.max.retention.bytes" = 0
+"internal.metadata.log.segment.bytes" = 2048
+[[topic]]
+name = "orders"
+partitions = 3
+replication-factor = 3
+[[client]]
+type = "producer"
+id = "p1"
+topic = "orders"
+rate = "50/s"
+config = { "acks" = "1" }
+"#,
+    );
+    let targets = [
+        "controller-1",
+        "controller-2",
+        "controller-3",
+        "controller-leader",
+        "broker-1",
+        "broker-2",
+        "broker-3",
+    ];
+    let mut at_ms = 3_000;
+    for _ in 0..8 {
+        at_ms += rng.gen_range(500..6_000);
+        let target = targets[rng.gen_range(0..targets.len())];
+        let for_ms = rng.gen_range(500..12_000);
+        let action = ["crash", "kill", "pause", "isolate"][rng.gen_range(0..4)];
+        text.push_str(&format!(
+            "[[fault]]\nat = \"{at_ms}ms\"\naction = \"{action}\"\ntarget = \"{target}\"\nfor = \"{for_ms}ms\"\n"
+        ));
+    }
+    samsa::scenario::parse_str("kraft-snapshot-chaos.toml", &text)
+        .unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn random_faults_with_frequent_snapshots_never_split_the_brain_or_lose_metadata() {
+    let n = seeds("SAMSA_CHAOS_SEEDS", 8);
+    let mut fetched = 0;
+    for seed in 1..=n {
+        let s = chaos_scenario(seed);
+        let output = runner::run(&s, seed);
+        let safety: Vec<_> = output
+            .violations
+            .iter()
+            .filter(|v| matches!(v.check.as_str(), "split-brain" | "metadata-lost" | "panic"))
+            .collect();
+        assert!(
+            safety.is_empty(),
+            "chaos seed {seed}: {safety:?}\n(rebuild the scenario with chaos_scenario({seed}))"
+        );
+        fetched += events(&output, "raft-snapshot")
+            .filter(|e| e.detail["source"] == "fetched")
+            .count();
+    }
+    assert!(fetched > 0, "no snapshot was fetched over {n} runs");
+}
