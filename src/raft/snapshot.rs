@@ -353,4 +353,43 @@ mod tests {
         flipped[bytes.len() - footer - 2] ^= 1;
         assert!(decode(&flipped).is_err());
     }
+
+    #[test]
+    fn a_snapshot_is_renamed_whole_and_a_partial_one_is_deleted_at_recovery() {
+        use crate::storage::tests::{disk, run};
+        let (mem, disk) = disk();
+        run(async {
+            let dir = "__cluster_metadata-0";
+            let bytes = encode(id(12, 1), 5, &[Bytes::from_static(b"r")]);
+            write(&disk, dir, id(12, 1), &bytes).await.unwrap();
+            assert_eq!(
+                mem.fsyncs(&format!("{dir}/{:020}-{:010}{PARTIAL_SUFFIX}", 12, 1)),
+                1
+            );
+            // A fetch cut short by a crash: half a snapshot in its .part file.
+            write_chunk(&disk, dir, id(30, 2), 0, &bytes[..20])
+                .await
+                .unwrap();
+            assert_eq!(
+                mem.names(),
+                vec![
+                    "__cluster_metadata-0/00000000000000000012-0000000001.checkpoint".to_string(),
+                    "__cluster_metadata-0/00000000000000000030-0000000002.checkpoint.part"
+                        .to_string(),
+                ]
+            );
+            assert_eq!(recover(&disk, dir).await.unwrap(), vec![id(12, 1)]);
+            assert_eq!(mem.names().len(), 1, "the partial file is gone");
+            let (size, chunk) = read_chunk(&disk, dir, id(12, 1), 10, 16).await.unwrap();
+            assert_eq!(
+                (size, chunk.as_slice()),
+                (bytes.len() as u64, &bytes[10..26])
+            );
+            let read = read(&disk, dir, id(12, 1)).await.unwrap();
+            assert_eq!(
+                decode(&read).unwrap().records,
+                vec![Bytes::from_static(b"r")]
+            );
+        });
+    }
 }
