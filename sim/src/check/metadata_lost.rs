@@ -218,10 +218,10 @@ mod tests {
         assert_eq!(check(&trace, &logs), vec![]);
     }
 
-    fn state_with_starts(
-        logs: &[(&str, &[i32])],
-        starts: &[(&str, i64, Option<(i64, i32)>)],
-    ) -> FinalState {
+    /// A controller, its log start, and its snapshot's (end offset, epoch).
+    type Start<'a> = (&'a str, i64, Option<(i64, i32)>);
+
+    fn state_with_starts(logs: &[(&str, &[i32])], starts: &[Start]) -> FinalState {
         let mut state = state(logs);
         for &(node, log_start, snapshot) in starts {
             let snapshot = snapshot.map(|(end_offset, epoch)| SnapshotPoint { end_offset, epoch });
