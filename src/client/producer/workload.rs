@@ -67,30 +67,24 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
             value: Some(Bytes::from(value.clone())),
             ..ProducerRecord::default()
         };
-        let callback = Box::new(
-            move |outcome: Result<super::RecordMetadata, super::SendError>| {
-                let (kind, detail) = match outcome {
-                    Ok(meta) if acks_zero => (
-                        OpType::Info,
-                        json!({ "value": value, "partition": meta.tp.to_string(), "error": "acks=0: sent, never acknowledged" }),
-                    ),
-                    Ok(meta) => (
-                        OpType::Ok,
-                        json!({ "value": value, "partition": meta.tp.to_string(), "offset": meta.offset }),
-                    ),
-                    Err(e) => (
-                        if e.maybe_written {
-                            OpType::Info
-                        } else {
-                            OpType::Fail
-                        },
-                        json!({ "value": value, "partition": null, "error": e.error }),
-                    ),
-                };
-                recorder.op(&id, kind, "send", detail);
-                let _ = done_tx.send(());
-            },
-        );
+        let callback = Box::new(move |outcome: Result<super::RecordMetadata, super::SendError>| {
+            let (kind, detail) = match outcome {
+                Ok(meta) if acks_zero => (
+                    OpType::Info,
+                    json!({ "value": value, "partition": meta.tp.to_string(), "error": "acks=0: sent, never acknowledged" }),
+                ),
+                Ok(meta) => (
+                    OpType::Ok,
+                    json!({ "value": value, "partition": meta.tp.to_string(), "offset": meta.offset }),
+                ),
+                Err(e) => (
+                    if e.maybe_written { OpType::Info } else { OpType::Fail },
+                    json!({ "value": value, "partition": null, "error": e.error }),
+                ),
+            };
+            recorder.op(&id, kind, "send", detail);
+            let _ = done_tx.send(());
+        });
         producer.send(record, callback).await;
         if spec.rate_per_s.is_none() {
             producer.flush().await;
