@@ -143,6 +143,8 @@ enum FileKind {
     TimeIndex,
     LeaderEpochCheckpoint,
     OffsetCheckpoint,
+    /// A KRaft snapshot, `<end offset>-<epoch>.checkpoint` (KIP-630): record batches.
+    Snapshot,
 }
 
 fn file_kind(path: &Path) -> Option<FileKind> {
@@ -158,6 +160,7 @@ fn file_kind(path: &Path) -> Option<FileKind> {
         "log" => Some(FileKind::Segment),
         "index" => Some(FileKind::OffsetIndex),
         "timeindex" => Some(FileKind::TimeIndex),
+        "checkpoint" => Some(FileKind::Snapshot),
         _ => None,
     }
 }
@@ -179,12 +182,23 @@ fn dump_file(
         return Err(input_error(
             path,
             "unknown file type: expected a segment (*.log), an offset index (*.index), a time \
-             index (*.timeindex), a leader-epoch-checkpoint or an offset checkpoint (*-checkpoint)",
+             index (*.timeindex), a leader-epoch-checkpoint, an offset checkpoint (*-checkpoint) \
+             or a KRaft snapshot (*.checkpoint)",
         ));
     };
     let base_offset = match kind {
         FileKind::Segment | FileKind::OffsetIndex | FileKind::TimeIndex => base_offset_of(path)?,
         FileKind::LeaderEpochCheckpoint | FileKind::OffsetCheckpoint => 0,
+        FileKind::Snapshot => {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if crate::raft::snapshot::parse_file_name(name).is_none() {
+                return Err(input_error(
+                    path,
+                    "a snapshot is named <end offset, 20 digits>-<epoch, 10 digits>.checkpoint",
+                ));
+            }
+            0
+        }
     };
     let bytes = std::fs::read(path).map_err(|e| input_error(path, cannot_read(&e)))?;
     writeln!(out, "Dumping {}", path.display())?;
@@ -194,7 +208,27 @@ fn dump_file(
         FileKind::TimeIndex => dump_time_index(path, base_offset, &bytes, opts, out),
         FileKind::LeaderEpochCheckpoint => dump_leader_epochs(path, &bytes, out),
         FileKind::OffsetCheckpoint => dump_offsets(path, &bytes, out),
+        FileKind::Snapshot => dump_snapshot(path, &bytes, opts, out),
     }
+}
+
+/// A KRaft snapshot, as Kafka's `dumpLog` prints one: its id from the name (no "Log starting
+/// offset" line), then its batches (offsets count from 0 within the file; the header and footer
+/// are control records).
+fn dump_snapshot(
+    path: &Path,
+    bytes: &[u8],
+    opts: &DumpOptions,
+    out: &mut impl Write,
+) -> Result<(), DumpError> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let (id, _) = crate::raft::snapshot::parse_file_name(name).expect("checked by dump_file");
+    writeln!(
+        out,
+        "Snapshot end offset: {}, epoch: {}",
+        id.end_offset, id.epoch
+    )?;
+    dump_batches(path, 0, bytes, opts, out)
 }
 
 /// A segment and its indexes are named by the segment's base offset (Kafka's
@@ -305,6 +339,17 @@ fn dump_segment(
     out: &mut impl Write,
 ) -> Result<(), DumpError> {
     writeln!(out, "Log starting offset: {base_offset}")?;
+    dump_batches(path, base_offset, bytes, opts, out)
+}
+
+/// The batches of a segment or a snapshot, as Kafka's `dumpLog` prints them.
+fn dump_batches(
+    path: &Path,
+    base_offset: i64,
+    bytes: &[u8],
+    opts: &DumpOptions,
+    out: &mut impl Write,
+) -> Result<(), DumpError> {
     // Kafka starts from -1, so every segment but the first reports "-1 is followed by <base>";
     // we start from the segment's own base offset.
     let mut gaps = OffsetGaps {
@@ -505,8 +550,8 @@ fn control_type_name(id: i16) -> &'static str {
 }
 
 /// A transaction marker as Kafka prints it (`endTxnMarker: COMMIT coordinatorEpoch: 3`; the
-/// value is version i16, coordinatorEpoch i32); other control records by type only, where
-/// Kafka prints the KRaft records as JSON.
+/// value is version i16, coordinatorEpoch i32), a snapshot's header and footer as Kafka's JSON;
+/// other control records by type only, where Kafka prints the KRaft records as JSON.
 fn describe_control(key: Option<&[u8]>, value: Option<&[u8]>) -> String {
     let id = match key {
         Some(k) if k.len() >= 4 => i16::from_be_bytes([k[2], k[3]]),
@@ -517,6 +562,17 @@ fn describe_control(key: Option<&[u8]>, value: Option<&[u8]>) -> String {
         Some(v) if (id == 0 || id == 1) && v.len() >= 6 => {
             let epoch = i32::from_be_bytes([v[2], v[3], v[4], v[5]]);
             format!("endTxnMarker: {name} coordinatorEpoch: {epoch}")
+        }
+        // SnapshotHeaderRecord: Version int16, LastContainedLogTimestamp int64.
+        Some(v) if id == 3 && v.len() >= 10 => {
+            let version = i16::from_be_bytes([v[0], v[1]]);
+            let ms = i64::from_be_bytes(v[2..10].try_into().expect("8 bytes"));
+            format!("SnapshotHeader {{\"version\":{version},\"lastContainedLogTimestamp\":{ms}}}")
+        }
+        // SnapshotFooterRecord: Version int16.
+        Some(v) if id == 4 && v.len() >= 2 => {
+            let version = i16::from_be_bytes([v[0], v[1]]);
+            format!("SnapshotFooter {{\"version\":{version}}}")
         }
         _ => format!("controlType: {name}({id})"),
     }

@@ -736,3 +736,44 @@ fn dumps_the_disks_of_a_run_folder() {
         assert!(!stdout.contains(finding), "{finding}: {stdout}");
     }
 }
+
+/// A KRaft snapshot (KIP-630) is record batches: its id from the name, then the header control
+/// record, the metadata records, the footer control record.
+#[test]
+fn a_kraft_snapshot_prints_its_id_and_batches() {
+    use samsa::raft::snapshot;
+    use samsa::raft::SnapshotId;
+    let dir = scratch("snapshot");
+    let id = SnapshotId {
+        end_offset: 1234,
+        epoch: 7,
+    };
+    let records = [Bytes::from_static(&[1, 20, 0, 0])]; // a NoOpRecord
+    let bytes = snapshot::encode(id, T0, &records);
+    let path = dir.join(snapshot::file_name(id));
+    assert!(s(&path).ends_with("00000000000000001234-0000000007.checkpoint"));
+    std::fs::write(&path, &bytes).unwrap();
+    let out = dump_ok(&[s(&path), "--print-data-log"]);
+    let printed: Vec<&str> = out.lines().collect();
+    assert_eq!(printed[1], "Snapshot end offset: 1234, epoch: 7");
+    assert!(printed[2].starts_with("baseOffset: 0 lastOffset: 0 count: 1"));
+    assert!(printed[2].contains("partitionLeaderEpoch: 7 isTransactional: false isControl: true"));
+    assert!(printed[3]
+        .ends_with(" SnapshotHeader {\"version\":0,\"lastContainedLogTimestamp\":1700000000000}"));
+    assert!(
+        printed[4].contains("baseOffset: 1 lastOffset: 1")
+            && printed[4].contains("isControl: false")
+    );
+    assert!(
+        printed[6].contains("baseOffset: 2 lastOffset: 2")
+            && printed[6].contains("isControl: true")
+    );
+    assert!(printed[7].ends_with(" SnapshotFooter {\"version\":0}"));
+    assert_eq!(printed.len(), 8, "{out}");
+    // Inside the metadata log's directory it is dumped too, not skipped as unknown.
+    let listed = dump_ok(&[s(&dir)]);
+    assert!(
+        listed.contains("Snapshot end offset: 1234, epoch: 7"),
+        "{listed}"
+    );
+}

@@ -134,6 +134,7 @@ impl Quorum {
                 raft,
                 seed: derive_seed(seed, &format!("raft/{}", name(id))),
                 noop_interval_ms: None,
+                metadata_log: Default::default(),
             });
             let proposals = quorum.proposals.clone();
             let node = handle

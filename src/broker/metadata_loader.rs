@@ -2,8 +2,13 @@
 //! an observer (KIP-595; `crate::raft::observer`), replays every committed record into its
 //! `MetadataImage` (Kafka's `MetadataLoader`), and publishes the image when a record changed it.
 //!
-//! The broker keeps the log in memory: a restarted broker fetches it again from offset 0 (Kafka
-//! keeps it on disk and loads the latest snapshot first; Samsa's quorum writes no snapshots yet).
+//! The broker keeps the log in memory: a restarted broker fetches it again from offset 0, and
+//! when the leader's log no longer starts there it is sent the leader's latest snapshot
+//! (KIP-630), which it loads as a whole new image before replaying the log after it, as Kafka's
+//! `MetadataLoader` loads the latest snapshot first. (Kafka's broker keeps the log and its own
+//! snapshots on disk; Samsa's broker keeps neither.)
+//!
+//! Trace events (node `broker-N`): `raft-snapshot` `{end_offset, epoch, source: "fetched"}`.
 //!
 //! A committed record that does not decode or replay is a controller bug: the broker panics,
 //! and the run reports the panic with its seed.
@@ -13,9 +18,11 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::json;
+
 use crate::controller::{MetadataImage, MetadataRecord};
-use crate::raft::observer::ObserverCore;
-use crate::raft::wire;
+use crate::raft::observer::{ObserverCore, ObserverEvent};
+use crate::raft::{snapshot, wire, SnapshotId};
 use crate::world::derive_seed;
 
 use super::{publisher, Broker};
@@ -45,17 +52,25 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
             .await
             .ok()
             .and_then(|r| wire::from_response(&r));
-        observer.on_response(ctx.clock.elapsed_ms(), to, response);
+        let events = observer.on_response(ctx.clock.elapsed_ms(), to, response);
+        for event in events {
+            if let ObserverEvent::SnapshotLoaded { snapshot, bytes } = event {
+                image = load_snapshot(&broker, snapshot, &bytes);
+                applied = snapshot.end_offset;
+                changed = true;
+            }
+        }
         if let Some(leader) = observer.leader() {
             // The quorum's leader is the active controller: the lifecycle's requests go there.
             broker.controllers.set_active(leader);
         }
         // What is committed and here; the rest of the committed log comes with later fetches.
         let hw = observer.high_watermark();
-        let end = hw.min(observer.log().len() as i64).max(applied);
+        let end = hw.min(observer.log_end()).max(applied);
+        let start = observer.log_start();
         let fresh = observer
             .log()
-            .get(applied as usize..end as usize)
+            .get((applied - start) as usize..(end - start) as usize)
             .unwrap_or(&[]);
         for (offset, entry) in fresh.iter().enumerate() {
             let offset = applied + offset as i64;
@@ -89,6 +104,29 @@ pub(super) async fn run(broker: Arc<Broker>) -> io::Result<()> {
             broker.lifecycle.replayed(applied - 1);
         }
     }
+}
+
+/// The image a fetched snapshot holds. A snapshot that does not decode or replay came whole from
+/// the leader: a controller bug, found.
+fn load_snapshot(broker: &Broker, id: SnapshotId, bytes: &[u8]) -> MetadataImage {
+    let name = &broker.ctx.name;
+    let decoded = snapshot::decode(bytes).unwrap_or_else(|e| {
+        panic!(
+            "{name}: the snapshot at {} does not decode: {e}",
+            id.end_offset
+        )
+    });
+    let mut image = MetadataImage::default();
+    for value in &decoded.records {
+        let record = MetadataRecord::decode(value)
+            .unwrap_or_else(|e| panic!("{name}: a record of snapshot {id:?} does not decode: {e}"));
+        image.replay(&record).unwrap_or_else(|e| {
+            panic!("{name}: record {record:?} of snapshot {id:?} does not replay: {e}")
+        });
+    }
+    let detail = json!({ "end_offset": id.end_offset, "epoch": id.epoch, "source": "fetched" });
+    broker.ctx.recorder.event(name, "raft-snapshot", detail);
+    image
 }
 
 /// Whether `image` holds this broker's current registration. Until it does, the broker acts on

@@ -7,6 +7,7 @@
 //!   `MetadataRecordSerde`'s framing; the versions chosen are listed there. `record_bodies`
 //!   holds each record's fields in schema order, over the flexible-encoding primitives of
 //!   `codec`. `uuid` is Kafka's `Uuid` (topic ids, incarnation ids, directory ids).
+//! - `image_writer`: the image as the records of a snapshot (`MetadataImage::records`).
 //! - `image`: `MetadataImage` and `replay`, with the semantics of Kafka's
 //!   `ClusterControlManager`, `ReplicationControlManager` and `ConfigurationControlManager`.
 //! - `placement`: `assign_replicas_to_brokers`, Kafka's rack-unaware `AdminUtils` placement.
@@ -21,13 +22,14 @@
 //!   `quorum_topics`; ISR changes, elections and reassignments in `quorum_partitions`.
 //!
 //! Still to build in this layer: the records it does not know yet (`FeatureLevelRecord` for
-//! `metadata.version`, `UnregisterBrokerRecord`, snapshots), the requests the `QuorumController`
+//! `metadata.version`, `UnregisterBrokerRecord`), the requests the `QuorumController`
 //! does not serve yet (`ListPartitionReassignments`, `IncrementalAlterConfigs`,
 //! `UnregisterBroker`), racks in placement, and KIP-966 part 2 (unclean recovery).
 
 pub mod codec;
 pub mod election;
 pub mod image;
+pub mod image_writer;
 pub mod partition_change;
 pub mod placement;
 pub mod quorum;

@@ -236,4 +236,43 @@ impl StateMachine for ControllerService {
             .map(MetadataRecord::encode)
             .collect()
     }
+
+    fn snapshot(&self) -> Option<Vec<Bytes>> {
+        Some(
+            self.committed
+                .records()
+                .iter()
+                .map(MetadataRecord::encode)
+                .collect(),
+        )
+    }
+
+    /// The committed image becomes the snapshot's; a controller loads one only while it does
+    /// not lead (at its start, or as a follower behind the leader's log start).
+    fn load_snapshot(&mut self, _now_ms: u64, end_offset: i64, records: &[Bytes]) {
+        let mut image = MetadataImage::default();
+        for (i, value) in records.iter().enumerate() {
+            let record = MetadataRecord::decode(value).unwrap_or_else(|e| {
+                panic!(
+                    "{}: record {i} of the snapshot at {end_offset} does not decode: {e}",
+                    self.name
+                )
+            });
+            image.replay(&record).unwrap_or_else(|e| {
+                panic!(
+                    "{}: record {i} of the snapshot at {end_offset} ({record:?}) does not replay: {e}",
+                    self.name
+                )
+            });
+        }
+        assert!(!self.leading, "{}: the leader loads no snapshot", self.name);
+        self.committed = image;
+    }
+}
+
+impl ControllerService {
+    /// The replay of the committed log (or of the snapshot it started from).
+    pub fn committed_image(&self) -> &MetadataImage {
+        &self.committed
+    }
 }

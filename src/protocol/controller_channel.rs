@@ -144,6 +144,7 @@ impl ControllerChannel {
 pub fn api_of(request: &RequestKind) -> ApiKey {
     match request {
         RequestKind::Fetch(_) => ApiKey::Fetch,
+        RequestKind::FetchSnapshot(_) => ApiKey::FetchSnapshot,
         RequestKind::BrokerRegistration(_) => ApiKey::BrokerRegistration,
         RequestKind::BrokerHeartbeat(_) => ApiKey::BrokerHeartbeat,
         RequestKind::AlterPartition(_) => ApiKey::AlterPartition,

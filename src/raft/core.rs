@@ -10,7 +10,9 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use super::messages::{Entry, Epoch, FetchBody, LogPosition, Message, NodeId};
+use super::messages::{
+    Entry, Epoch, FetchBody, LogPosition, Message, NodeId, SnapshotBody, SnapshotId,
+};
 
 /// Bugs a test can plant to show the safety checks find them (issue: "planted bugs").
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -91,6 +93,22 @@ pub enum Command {
     },
     /// The high watermark moved: entries below it are committed.
     HighWatermark(i64),
+    /// Answer the `FetchSnapshot` request being handled, from `to`, with the bytes of this
+    /// node's `snapshot` from `position` (the driver reads them off its disk).
+    ServeSnapshot {
+        to: NodeId,
+        snapshot: SnapshotId,
+        position: i64,
+    },
+    /// Write fetched bytes at `position` of the snapshot being fetched (position 0 starts it).
+    WriteSnapshotChunk {
+        snapshot: SnapshotId,
+        position: i64,
+        bytes: bytes::Bytes,
+    },
+    /// The fetched snapshot is whole: make it durable, start the log empty at its end offset
+    /// (Kafka's `truncateToLatestSnapshot`), drop older snapshots and load it into the state.
+    InstallSnapshot(SnapshotId),
     RoleChanged {
         role: RoleName,
         epoch: Epoch,
@@ -122,17 +140,48 @@ enum Role {
     Resigned,
 }
 
-/// The largest epoch ≤ `epoch` in `log` and the offset after its last entry (Kafka's
-/// `endOffsetForEpoch`); `(0, 0)` when the log has none. Voters and observers truncate by it.
-pub(crate) fn end_offset_for_epoch(log: &[Entry], epoch: Epoch) -> (Epoch, i64) {
+/// The largest epoch ≤ `epoch` in a log of `log` from `log_start` (below which `start_snapshot`
+/// holds the state) and the offset after its last entry (Kafka's `endOffsetForEpoch`); the
+/// snapshot's epoch and end when the log holds no such entry but the snapshot's epoch is not
+/// newer; `(0, 0)` otherwise. Voters and observers truncate by it.
+pub(crate) fn end_offset_for_epoch(
+    log_start: i64,
+    start_snapshot: Option<SnapshotId>,
+    log: &[Entry],
+    epoch: Epoch,
+) -> (Epoch, i64) {
     match log.iter().rposition(|e| e.epoch <= epoch) {
-        Some(i) => (log[i].epoch, i as i64 + 1),
-        None => (0, 0),
+        Some(i) => (log[i].epoch, log_start + i as i64 + 1),
+        None => match start_snapshot {
+            Some(s) if s.epoch <= epoch && s.end_offset == log_start => (s.epoch, log_start),
+            _ => (0, 0),
+        },
     }
+}
+
+/// Kafka's `validateOffsetAndEpoch` on the leader, for the snapshot case only: a fetch whose
+/// offset is below the log start, or at it in another epoch than the snapshot there, or whose
+/// epoch is older than the earliest snapshot, is sent the latest snapshot (KIP-630).
+pub(crate) fn snapshot_for_fetch(
+    log_start: i64,
+    snapshots: &std::collections::BTreeSet<SnapshotId>,
+    fetch_offset: i64,
+    last_fetched_epoch: Epoch,
+) -> Option<SnapshotId> {
+    if log_start == 0 && fetch_offset == 0 {
+        return None;
+    }
+    let earliest = snapshots.first()?;
+    let behind = fetch_offset < log_start
+        || (fetch_offset == log_start && last_fetched_epoch != earliest.epoch)
+        || last_fetched_epoch < earliest.epoch;
+    behind.then(|| *snapshots.last().expect("a first implies a last"))
 }
 
 /// Entries fetched at most per response, a stand-in for `max.bytes`.
 const MAX_ENTRIES_PER_FETCH: usize = 512;
+/// Bytes asked for per `FetchSnapshot` request (its `MaxBytes`).
+pub const FETCH_SNAPSHOT_MAX_BYTES: usize = 32 * 1024;
 /// How long a follower's fetch may go unanswered before it is sent again (`fetch.max.wait.ms`).
 const FETCH_RETRY_MS: u64 = 500;
 /// How long a caught-up follower waits between fetches (the leader's long-poll, simplified).
@@ -142,7 +191,13 @@ pub struct RaftCore {
     config: RaftConfig,
     state: QuorumStateRecord,
     role: Role,
+    /// The offset of `log[0]`; the state below it is in the snapshot that ends there.
+    log_start: i64,
     log: Vec<Entry>,
+    /// The snapshots on this node's disk, oldest first (Kafka's `snapshotIds`).
+    snapshots: BTreeSet<SnapshotId>,
+    /// The snapshot a follower is fetching, and how many of its bytes it has.
+    fetching_snapshot: Option<(SnapshotId, i64)>,
     high_watermark: i64,
     /// When the current timer (election, fetch or check-quorum) fires.
     deadline_ms: u64,
@@ -160,12 +215,35 @@ impl RaftCore {
         now_ms: u64,
         seed: u64,
     ) -> Self {
+        Self::restore_from(config, state, 0, BTreeSet::new(), log, now_ms, seed)
+    }
+
+    /// A replica restarting from its snapshots and its log from `log_start` (the latest snapshot
+    /// was loaded into the state, so the high watermark starts at its end: it was committed).
+    pub fn restore_from(
+        config: RaftConfig,
+        state: QuorumStateRecord,
+        log_start: i64,
+        snapshots: BTreeSet<SnapshotId>,
+        log: Vec<Entry>,
+        now_ms: u64,
+        seed: u64,
+    ) -> Self {
+        let latest = snapshots.last().copied();
+        assert!(
+            log_start == 0 || snapshots.first().is_some_and(|s| s.end_offset <= log_start),
+            "node {}: a log starting at {log_start} needs a snapshot at or below its start",
+            config.id
+        );
         let mut core = RaftCore {
             config,
             state,
             role: Role::Unattached,
+            log_start,
             log,
-            high_watermark: 0,
+            snapshots,
+            fetching_snapshot: None,
+            high_watermark: latest.map_or(0, |s| s.end_offset),
             deadline_ms: 0,
             rng: ChaCha8Rng::seed_from_u64(seed),
             out: Vec::new(),
@@ -198,8 +276,71 @@ impl RaftCore {
         self.high_watermark
     }
 
+    /// The entries from `log_start()`.
     pub fn log(&self) -> &[Entry] {
         &self.log
+    }
+
+    /// The offset of the first entry of `log()`.
+    pub fn log_start(&self) -> i64 {
+        self.log_start
+    }
+
+    /// The offset the next entry gets.
+    pub fn log_end(&self) -> i64 {
+        self.log_start + self.log.len() as i64
+    }
+
+    /// The entry at `offset`, if the log holds it.
+    pub fn entry(&self, offset: i64) -> Option<&Entry> {
+        usize::try_from(offset - self.log_start)
+            .ok()
+            .and_then(|i| self.log.get(i))
+    }
+
+    /// The epoch of the entry at `offset`: from the log, or from the snapshot ending right after.
+    pub fn epoch_at(&self, offset: i64) -> Option<Epoch> {
+        self.entry(offset).map(|e| e.epoch).or_else(|| {
+            self.snapshots
+                .iter()
+                .find(|s| s.end_offset == offset + 1)
+                .map(|s| s.epoch)
+        })
+    }
+
+    pub fn snapshots(&self) -> &BTreeSet<SnapshotId> {
+        &self.snapshots
+    }
+
+    pub fn latest_snapshot(&self) -> Option<SnapshotId> {
+        self.snapshots.last().copied()
+    }
+
+    /// This node wrote a snapshot of its committed state (Kafka's `onSnapshotFrozen`).
+    pub fn snapshot_written(&mut self, id: SnapshotId) {
+        assert!(
+            id.end_offset <= self.high_watermark
+                && self.epoch_at(id.end_offset - 1) == Some(id.epoch),
+            "node {}: snapshot {id:?} is not of the committed log (high watermark {}, log from {})",
+            self.config.id,
+            self.high_watermark,
+            self.log_start
+        );
+        self.snapshots.insert(id);
+    }
+
+    /// Kafka's `deleteBeforeSnapshot`: the log starts at `id`'s end offset from now on, and the
+    /// older snapshots go. Returns whether it moved (the driver then deletes the same on disk).
+    pub fn delete_before_snapshot(&mut self, id: SnapshotId) -> bool {
+        let moved = self.snapshots.contains(&id)
+            && self.log_start < id.end_offset
+            && id.end_offset <= self.log_end();
+        if moved {
+            self.log.drain(..(id.end_offset - self.log_start) as usize);
+            self.log_start = id.end_offset;
+            self.snapshots = self.snapshots.split_off(&id);
+        }
+        moved
     }
 
     pub fn role(&self) -> RoleName {
@@ -213,15 +354,26 @@ impl RaftCore {
         }
     }
 
-    fn log_end(&self) -> i64 {
-        self.log.len() as i64
+    /// The epoch of the last entry, or of the snapshot the log starts at.
+    fn last_epoch(&self) -> Epoch {
+        match self.log.last() {
+            Some(e) => e.epoch,
+            None => self.epoch_at(self.log_start - 1).unwrap_or(0),
+        }
     }
 
     fn last_position(&self) -> LogPosition {
         LogPosition {
-            last_epoch: self.log.last().map_or(0, |e| e.epoch),
+            last_epoch: self.last_epoch(),
             end_offset: self.log_end(),
         }
+    }
+
+    fn start_snapshot(&self) -> Option<SnapshotId> {
+        self.snapshots
+            .iter()
+            .find(|s| s.end_offset == self.log_start)
+            .copied()
     }
 
     fn random_election_timeout(&mut self) -> u64 {
@@ -230,7 +382,7 @@ impl RaftCore {
     }
 
     fn epoch_end(&self, epoch: Epoch) -> (Epoch, i64) {
-        end_offset_for_epoch(&self.log, epoch)
+        end_offset_for_epoch(self.log_start, self.start_snapshot(), &self.log, epoch)
     }
 
     fn take(&mut self) -> Vec<Command> {
@@ -345,6 +497,16 @@ impl RaftCore {
                 leader,
                 body,
             } => self.on_fetch_response(now_ms, from, epoch, leader, body),
+            Message::FetchSnapshotRequest {
+                epoch,
+                snapshot,
+                position,
+            } => self.on_fetch_snapshot_request(now_ms, from, epoch, snapshot, position),
+            Message::FetchSnapshotResponse {
+                epoch,
+                leader,
+                body,
+            } => self.on_fetch_snapshot_response(now_ms, from, epoch, leader, body),
         }
         self.take()
     }
@@ -352,6 +514,7 @@ impl RaftCore {
     // ---- transitions -------------------------------------------------------------------------
 
     fn become_unattached(&mut self, now_ms: u64, epoch: Epoch) {
+        self.fetching_snapshot = None;
         self.state = QuorumStateRecord {
             epoch,
             voted_for: None,
@@ -364,6 +527,7 @@ impl RaftCore {
     }
 
     fn become_candidate(&mut self, now_ms: u64) {
+        self.fetching_snapshot = None;
         self.state = QuorumStateRecord {
             epoch: self.state.epoch + 1,
             voted_for: Some(self.config.id),
@@ -391,6 +555,7 @@ impl RaftCore {
     }
 
     fn become_leader(&mut self, now_ms: u64) {
+        self.fetching_snapshot = None;
         self.state.leader = Some(self.config.id);
         let progress = self
             .others()
@@ -422,6 +587,7 @@ impl RaftCore {
     }
 
     fn become_follower(&mut self, now_ms: u64, epoch: Epoch, leader: NodeId) {
+        self.fetching_snapshot = None;
         if epoch > self.state.epoch {
             self.state.voted_for = None;
         }
@@ -615,6 +781,21 @@ impl RaftCore {
             };
             return self.send(follower, response);
         }
+        let snapshot = snapshot_for_fetch(
+            self.log_start,
+            &self.snapshots,
+            fetch_offset,
+            last_fetched_epoch,
+        );
+        if let Some(snapshot) = snapshot {
+            self.heard_from(now_ms, follower);
+            let response = Message::FetchResponse {
+                epoch: self.state.epoch,
+                leader: self.state.leader,
+                body: FetchBody::Snapshot { snapshot },
+            };
+            return self.send(follower, response);
+        }
         if fetch_offset > 0 || last_fetched_epoch > 0 {
             let (end_epoch, end_offset) = self.epoch_end(last_fetched_epoch);
             if end_epoch != last_fetched_epoch || end_offset < fetch_offset {
@@ -645,10 +826,10 @@ impl RaftCore {
             }
             self.update_high_watermark(now_ms);
         }
-        let from = fetch_offset.clamp(0, self.log_end()) as usize;
+        let from = (fetch_offset.clamp(self.log_start, self.log_end()) - self.log_start) as usize;
         let to = (from + MAX_ENTRIES_PER_FETCH).min(self.log.len());
         let body = FetchBody::Records {
-            from_offset: from as i64,
+            from_offset: self.log_start + from as i64,
             entries: self.log[from..to].to_vec(),
             high_watermark: self.high_watermark,
         };
@@ -690,6 +871,15 @@ impl RaftCore {
                 self.deadline_ms = now_ms + self.config.fetch_timeout_ms;
                 self.fetch(now_ms);
             }
+            FetchBody::Snapshot { snapshot } => {
+                self.deadline_ms = now_ms + self.config.fetch_timeout_ms;
+                // KIP-630: the leader's log starts past ours; fetch its snapshot first. One
+                // that ends below what we know committed is stale: fetch again.
+                if snapshot.end_offset >= self.high_watermark && snapshot.end_offset > 0 {
+                    self.fetching_snapshot = Some((snapshot, 0));
+                }
+                self.fetch(now_ms);
+            }
             FetchBody::Records {
                 from_offset,
                 entries,
@@ -719,6 +909,7 @@ impl RaftCore {
 
     // ---- the log -----------------------------------------------------------------------------
 
+    /// Fetches from the leader: the snapshot being fetched, else the log from its end.
     fn fetch(&mut self, now_ms: u64) {
         let Some(leader) = self.state.leader else {
             return;
@@ -726,13 +917,138 @@ impl RaftCore {
         if let Role::Follower { fetch_sent_ms, .. } = &mut self.role {
             *fetch_sent_ms = Some(now_ms);
         }
-        let last_fetched_epoch = self.log.last().map_or(0, |e| e.epoch);
-        let message = Message::FetchRequest {
-            epoch: self.state.epoch,
-            fetch_offset: self.log_end(),
-            last_fetched_epoch,
+        let message = match self.fetching_snapshot {
+            Some((snapshot, position)) => Message::FetchSnapshotRequest {
+                epoch: self.state.epoch,
+                snapshot,
+                position,
+            },
+            None => Message::FetchRequest {
+                epoch: self.state.epoch,
+                fetch_offset: self.log_end(),
+                last_fetched_epoch: self.last_epoch(),
+            },
         };
         self.send(leader, message);
+    }
+
+    /// A voter's fetch counts for check-quorum even when it is answered with a snapshot id or
+    /// a snapshot's bytes (Kafka's `updateCheckQuorumForFollowingVoter`).
+    fn heard_from(&mut self, now_ms: u64, voter: NodeId) {
+        if let Role::Leader { progress, .. } = &mut self.role {
+            if let Some(p) = progress.get_mut(&voter) {
+                p.last_fetch_ms = Some(now_ms);
+            }
+        }
+    }
+
+    fn on_fetch_snapshot_request(
+        &mut self,
+        now_ms: u64,
+        follower: NodeId,
+        epoch: Epoch,
+        snapshot: SnapshotId,
+        position: i64,
+    ) {
+        let leading = matches!(self.role, Role::Leader { .. }) && epoch == self.state.epoch;
+        let body = if !leading {
+            SnapshotBody::Fenced
+        } else if !self.snapshots.contains(&snapshot) || position < 0 {
+            SnapshotBody::NotFound
+        } else {
+            self.heard_from(now_ms, follower);
+            return self.out.push(Command::ServeSnapshot {
+                to: follower,
+                snapshot,
+                position,
+            });
+        };
+        let response = Message::FetchSnapshotResponse {
+            epoch: self.state.epoch,
+            leader: self.state.leader,
+            body,
+        };
+        self.send(follower, response);
+    }
+
+    fn on_fetch_snapshot_response(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        body: SnapshotBody,
+    ) {
+        if epoch > self.state.epoch {
+            return match leader {
+                Some(leader) => self.become_follower(now_ms, epoch, leader),
+                None => self.become_unattached(now_ms, epoch),
+            };
+        }
+        if epoch < self.state.epoch || self.state.leader != Some(from) {
+            return;
+        }
+        let Role::Follower { fetch_sent_ms, .. } = &mut self.role else {
+            return;
+        };
+        *fetch_sent_ms = None;
+        self.deadline_ms = now_ms + self.config.fetch_timeout_ms;
+        match body {
+            SnapshotBody::Fenced => {}
+            SnapshotBody::NotFound => {
+                // The leader moved on (a newer snapshot): ask for the log again, which names it.
+                self.fetching_snapshot = None;
+                self.fetch(now_ms);
+            }
+            SnapshotBody::Chunk {
+                snapshot,
+                size,
+                position,
+                bytes,
+            } => self.on_snapshot_chunk(now_ms, snapshot, size, position, bytes),
+        }
+    }
+
+    fn on_snapshot_chunk(
+        &mut self,
+        now_ms: u64,
+        snapshot: SnapshotId,
+        size: i64,
+        position: i64,
+        bytes: Bytes,
+    ) {
+        let Some((fetching, have)) = self.fetching_snapshot else {
+            return;
+        };
+        if fetching != snapshot || position != have || (bytes.is_empty() && have < size) {
+            return self.fetch(now_ms); // stale or useless: ask again from where we are
+        }
+        let have = have + bytes.len() as i64;
+        self.out.push(Command::WriteSnapshotChunk {
+            snapshot,
+            position,
+            bytes,
+        });
+        if have < size {
+            self.fetching_snapshot = Some((snapshot, have));
+            return self.fetch(now_ms);
+        }
+        self.fetching_snapshot = None;
+        self.install_snapshot(snapshot);
+        self.fetch(now_ms);
+    }
+
+    /// The fetched snapshot replaces the log: it starts, empty, at the snapshot's end offset,
+    /// which is committed (a leader snapshots only its committed state).
+    fn install_snapshot(&mut self, snapshot: SnapshotId) {
+        self.out.push(Command::InstallSnapshot(snapshot));
+        self.log.clear();
+        self.log_start = snapshot.end_offset;
+        self.snapshots = BTreeSet::from([snapshot]);
+        if snapshot.end_offset > self.high_watermark {
+            self.high_watermark = snapshot.end_offset;
+            self.out.push(Command::HighWatermark(snapshot.end_offset));
+        }
     }
 
     /// Appends and returns the offset of the first entry.
@@ -756,7 +1072,13 @@ impl RaftCore {
             self.config.id,
             self.high_watermark
         );
-        self.log.truncate(end_offset as usize);
+        assert!(
+            end_offset >= self.log_start,
+            "node {} would truncate below its log start {}",
+            self.config.id,
+            self.log_start
+        );
+        self.log.truncate((end_offset - self.log_start) as usize);
         self.out.push(Command::TruncateLog { end_offset });
     }
 
@@ -773,8 +1095,9 @@ impl RaftCore {
         }
         ends.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = ends[self.config.majority() - 1];
-        let current_epoch =
-            candidate > 0 && self.log[candidate as usize - 1].epoch == self.state.epoch;
+        let current_epoch = self
+            .entry(candidate - 1)
+            .is_some_and(|e| e.epoch == self.state.epoch);
         if candidate > self.high_watermark && current_epoch {
             self.high_watermark = candidate;
             self.out.push(Command::HighWatermark(candidate));

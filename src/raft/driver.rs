@@ -19,7 +19,14 @@
 //! - A disk that fails (full, broken) stops the controller, as Kafka's raft I/O thread exits on
 //!   a log write error.
 //!
-//! Trace events (node `ControllerContext::name`): `raft-restored`, `raft-role` `{epoch, role, leader}`,
+//! - Snapshots (KIP-630, `snapshots`): the state machine's image is written as a snapshot once
+//!   enough was committed since the last one, the log below an older snapshot is deleted by
+//!   retention, a restart loads the latest snapshot and then the log after it, a follower
+//!   behind the leader's log start fetches the leader's snapshot (`FetchSnapshot`).
+//!
+//! Trace events (node `ControllerContext::name`): `raft-snapshot` `{end_offset, epoch, source, records}`
+//! (`generated`, `loaded` at a restart, `fetched` from the leader), `raft-log-start`
+//! `{log_start, deleted_segments}`, `raft-snapshot-invalid`, `raft-restored`, `raft-role` `{epoch, role, leader}`,
 //! `raft-hw` `{hw, last_epoch}` (on change; `last_epoch` is the epoch of the entry at `hw - 1`),
 //! `raft-truncate` `{to}`, `raft-propose-dropped`, `raft-unrouted`, `listening`,
 //! `listener-failed`, `protocol-error`, `stopped`.
@@ -40,6 +47,7 @@ use tokio::task::JoinHandle;
 
 use super::core::{Command, RaftConfig, RaftCore, RoleName};
 use super::messages::{Entry, Epoch, Message, NodeId};
+use super::snapshot::MetadataLogConfig;
 use super::{quorum_state, wire};
 use crate::protocol::codec::{decode_request_with, encode_response};
 use crate::protocol::frame::{read_frame, write_frame};
@@ -65,6 +73,9 @@ const MAX_IN_FLIGHT_PER_VOTER: usize = 64;
 /// Bytes read from the log per step when restoring it.
 const RESTORE_READ_BYTES: usize = 1 << 20;
 
+#[path = "driver_snapshots.rs"]
+mod snapshots;
+
 /// What a controller process is given.
 pub struct ControllerContext {
     pub id: NodeId,
@@ -83,6 +94,8 @@ pub struct ControllerContext {
     /// `NoOpRecord` this often, so the high watermark keeps moving with nothing else to write.
     /// `None` writes nothing of its own (the raft tests propose their own records).
     pub noop_interval_ms: Option<u64>,
+    /// The metadata log's segment size, snapshot and retention configs.
+    pub metadata_log: MetadataLogConfig,
 }
 
 /// Kafka's `NoOpRecord` (apiKey 20, version 0, no fields) in the metadata record framing:
@@ -128,6 +141,13 @@ pub trait StateMachine: Send + 'static {
     ) -> Option<(Vec<Bytes>, ResponseKind)>;
     /// Timers; only called while leading. Returns records to append from `next_offset`.
     fn tick(&mut self, now_ms: u64, next_offset: i64) -> Vec<Bytes>;
+    /// The records of the committed state as of the last entry `handle_commit` was given: a
+    /// snapshot's content (Kafka's image written by its `SnapshotGenerator`). `None` for a
+    /// machine that cannot be snapshotted (no snapshots are then taken).
+    fn snapshot(&self) -> Option<Vec<Bytes>>;
+    /// Replaces the committed state with a snapshot's `records`, the state of the log below
+    /// `end_offset` (Kafka's `handleLoadSnapshot`).
+    fn load_snapshot(&mut self, now_ms: u64, end_offset: i64, records: &[Bytes]);
 }
 
 /// Runs a controller until its node dies or its disk fails. `proposals` are appended to the
@@ -206,6 +226,7 @@ struct Controller {
     /// The log below this offset has been given to the state machine as committed.
     applied: i64,
     waiting: Vec<Waiting>,
+    snapshots: snapshots::SnapshotState,
 }
 
 impl Controller {
@@ -238,26 +259,40 @@ impl Controller {
             }
             None => Default::default(),
         };
-        let (log, report) = Log::open(
+        let log_config = LogConfig {
+            segment_bytes: ctx.metadata_log.segment_bytes,
+            ..LogConfig::default()
+        };
+        let (mut log, report) = Log::open(
             disk.clone(),
             METADATA_LOG_DIR,
-            LogConfig::default(),
+            log_config,
             ctx.clock.now_ms(),
         )
         .await?;
         let entries = read_entries(&log).await?;
+        let recovered = snapshots::recover(&ctx, &mut log, entries).await?;
         let now_ms = ctx.clock.elapsed_ms();
         // A fresh stream per start, so a restarted voter does not replay its old timeouts.
         let seed = derive_seed(ctx.seed, &format!("raft/{}/start/{now_ms}", ctx.id));
-        let core = RaftCore::restore(ctx.raft.clone(), state, entries, now_ms, seed);
+        let core = RaftCore::restore_from(
+            ctx.raft.clone(),
+            state,
+            log.log_start_offset(),
+            recovered.ids.clone(),
+            recovered.entries,
+            now_ms,
+            seed,
+        );
         ctx.event(
             "raft-restored",
             json!({
                 "epoch": state.epoch,
                 "voted_for": state.voted_for,
                 "leader": state.leader,
-                "leo": core.log().len(),
-                "last_epoch": core.log().last().map_or(0, |e| e.epoch),
+                "log_start": core.log_start(),
+                "leo": core.log_end(),
+                "last_epoch": core.epoch_at(core.log_end() - 1).unwrap_or(0),
                 "truncated_bytes": report.truncated_bytes,
                 "reason": report.reason,
             }),
@@ -272,18 +307,23 @@ impl Controller {
             .filter(|(&id, _)| id != ctx.id)
             .map(|(&id, &addr)| (id, Arc::new(Peer::new(addr, &ctx))))
             .collect();
-        Ok(Controller {
+        let mut controller = Controller {
             ctx,
+            high_watermark: core.high_watermark(),
             core,
             log,
-            high_watermark: 0,
             inbox,
             peers,
             next_noop_ms: now_ms,
             machine,
             applied: 0,
             waiting: Vec::new(),
-        })
+            snapshots: snapshots::SnapshotState::new(now_ms, recovered.times),
+        };
+        if let Some((id, records)) = recovered.latest {
+            controller.load_snapshot(id, &records, "loaded");
+        }
+        Ok(controller)
     }
 
     fn now_ms(&self) -> u64 {
@@ -315,6 +355,7 @@ impl Controller {
                     self.perform(commands, None).await?;
                     self.maybe_append_noop().await?;
                     self.tick_machine().await?;
+                    self.maybe_snapshot().await?;
                 }
                 Some(input) = inbox.recv() => self.on_input(input).await?,
                 Some(data) = next_proposal(&mut proposals) => self.on_proposal(data).await?,
@@ -352,7 +393,7 @@ impl Controller {
         reply: oneshot::Sender<ResponseKind>,
     ) -> io::Result<()> {
         let now_ms = self.now_ms();
-        let next_offset = self.core.log().len() as i64;
+        let next_offset = self.core.log_end();
         let Some(machine) = self.machine.as_mut() else {
             return Ok(()); // dropping `reply` closes the connection: nothing here answers it
         };
@@ -363,7 +404,7 @@ impl Controller {
             // An answer that writes nothing may still rest on records of this leader not yet
             // committed (a topic it created, a broker it unfenced): it waits for them, as
             // Kafka's controller holds such a result until its last written offset commits.
-            let end_offset = self.core.log().len() as i64;
+            let end_offset = self.core.log_end();
             if self.core.role() == RoleName::Leader && end_offset > self.high_watermark {
                 self.waiting.push(Waiting {
                     end_offset,
@@ -396,7 +437,7 @@ impl Controller {
             return Ok(());
         }
         let now_ms = self.now_ms();
-        let next_offset = self.core.log().len() as i64;
+        let next_offset = self.core.log_end();
         let Some(machine) = self.machine.as_mut() else {
             return Ok(());
         };
@@ -412,7 +453,7 @@ impl Controller {
     async fn propose_all(&mut self, records: Vec<Bytes>) -> io::Result<Option<i64>> {
         let mut end_offset = None;
         for data in records {
-            let expected = self.core.log().len() as i64;
+            let expected = self.core.log_end();
             match self.core.propose(self.now_ms(), data) {
                 Ok((offset, commands)) => {
                     assert_eq!(
@@ -484,6 +525,23 @@ impl Controller {
                 } => self.append(from_offset, &entries).await?,
                 Command::Send { to, message } => self.send(to, message, &mut pending),
                 Command::HighWatermark(hw) => self.on_high_watermark(hw),
+                Command::ServeSnapshot {
+                    to,
+                    snapshot,
+                    position,
+                } => {
+                    let message = self.serve_snapshot(snapshot, position).await;
+                    self.send(to, message, &mut pending);
+                }
+                Command::WriteSnapshotChunk {
+                    snapshot,
+                    position,
+                    bytes,
+                } => {
+                    self.write_snapshot_chunk(snapshot, position, &bytes)
+                        .await?
+                }
+                Command::InstallSnapshot(snapshot) => self.install_snapshot(snapshot).await?,
                 Command::RoleChanged {
                     role,
                     epoch,
@@ -510,10 +568,7 @@ impl Controller {
             return;
         }
         self.high_watermark = hw;
-        let last_epoch = usize::try_from(hw - 1)
-            .ok()
-            .and_then(|i| self.core.log().get(i))
-            .map(|e| e.epoch);
+        let last_epoch = self.core.epoch_at(hw - 1);
         self.ctx
             .event("raft-hw", json!({ "hw": hw, "last_epoch": last_epoch }));
         self.apply_committed();
@@ -533,10 +588,15 @@ impl Controller {
         let Some(machine) = self.machine.as_mut() else {
             return;
         };
-        let hw = self.high_watermark.min(self.core.log().len() as i64);
+        let hw = self.high_watermark.min(self.core.log_end());
+        let wall_ms = self.ctx.clock.now_ms();
         while self.applied < hw {
-            let entry = &self.core.log()[self.applied as usize];
+            let entry = self
+                .core
+                .entry(self.applied)
+                .expect("the log holds what is committed and not yet applied");
             machine.handle_commit(now_ms, self.applied, entry);
+            self.snapshots.applied(wall_ms, entry);
             self.applied += 1;
         }
     }
@@ -554,7 +614,8 @@ impl Controller {
         let Some(machine) = self.machine.as_mut() else {
             return;
         };
-        let uncommitted = &self.core.log()[(applied as usize).min(self.core.log().len())..];
+        let from = (applied - self.core.log_start()).clamp(0, self.core.log().len() as i64);
+        let uncommitted = &self.core.log()[from as usize..];
         machine.handle_leader_change(now_ms, leading, epoch, applied, uncommitted);
     }
 
@@ -647,20 +708,14 @@ async fn next_proposal(proposals: &mut Option<mpsc::Receiver<Bytes>>) -> Option<
     }
 }
 
-/// Every entry of the metadata log, from offset 0 (the quorum keeps no snapshots yet).
+/// Every entry of the metadata log, from its log start offset.
 async fn read_entries(log: &Log) -> io::Result<Vec<Entry>> {
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
-    if log.log_start_offset() != 0 {
-        return Err(invalid(format!(
-            "{}: the metadata log starts at {}, not 0",
-            log.dir(),
-            log.log_start_offset()
-        )));
-    }
+    let start = log.log_start_offset();
     let end = log.log_end_offset();
     let mut entries = Vec::new();
-    while (entries.len() as i64) < end {
-        let offset = entries.len() as i64;
+    while start + (entries.len() as i64) < end {
+        let offset = start + entries.len() as i64;
         let read = log.read(offset, RESTORE_READ_BYTES).await?;
         let decoded = wire::decode_entries(&read.records).filter(|(from, batch)| {
             *from == offset && !batch.is_empty() && offset + batch.len() as i64 <= end
@@ -761,6 +816,7 @@ fn is_machine_api(api: ApiKey) -> bool {
             | ApiKey::BeginQuorumEpoch
             | ApiKey::EndQuorumEpoch
             | ApiKey::Fetch
+            | ApiKey::FetchSnapshot
             | ApiKey::ApiVersions
     )
 }

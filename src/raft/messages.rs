@@ -13,6 +13,15 @@ pub struct Entry {
     pub data: Bytes,
 }
 
+/// A snapshot's id (Kafka's `OffsetAndEpoch` for snapshots, KIP-630): it holds the state of the
+/// log below `end_offset`, whose last entry has `epoch`. Ordered by offset, then epoch, as Kafka
+/// orders them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SnapshotId {
+    pub end_offset: i64,
+    pub epoch: Epoch,
+}
+
 /// A position in the log: the epoch of the last entry and the offset after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct LogPosition {
@@ -49,6 +58,33 @@ pub enum Message {
         leader: Option<NodeId>,
         body: FetchBody,
     },
+    /// KIP-630: a follower whose fetch offset is below the leader's log start pulls the
+    /// leader's snapshot, `position` bytes into it.
+    FetchSnapshotRequest {
+        epoch: Epoch,
+        snapshot: SnapshotId,
+        position: i64,
+    },
+    FetchSnapshotResponse {
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        body: SnapshotBody,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SnapshotBody {
+    /// The snapshot's bytes from `position`; it is `size` bytes long (`UnalignedRecords`).
+    Chunk {
+        snapshot: SnapshotId,
+        size: i64,
+        position: i64,
+        bytes: Bytes,
+    },
+    /// `SNAPSHOT_NOT_FOUND`: the leader no longer has (or never had) that snapshot.
+    NotFound,
+    /// `FENCED_LEADER_EPOCH`, or this node is not the leader.
+    Fenced,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -64,6 +100,9 @@ pub enum FetchBody {
     Diverging { epoch: Epoch, end_offset: i64 },
     /// The request's epoch is stale (`FENCED_LEADER_EPOCH`) or this node is not the leader.
     Fenced,
+    /// The fetch offset is below the leader's log start (or its epoch older than the snapshot
+    /// there): fetch this snapshot first (KIP-630's `SnapshotId` in the Fetch response).
+    Snapshot { snapshot: SnapshotId },
 }
 
 /// The data of the entry a new leader appends at the start of its epoch (KIP-595's

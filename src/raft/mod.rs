@@ -11,13 +11,18 @@ pub mod driver;
 pub mod messages;
 pub mod observer;
 pub mod quorum_state;
+pub mod snapshot;
 pub mod wire;
 
 #[cfg(test)]
 mod observer_tests;
 #[cfg(test)]
 mod sim_tests;
+#[cfg(test)]
+mod snapshot_core_tests;
 
 pub use self::core::{Command, QuorumStateRecord, RaftBugs, RaftConfig, RaftCore, RoleName};
-pub use messages::{Entry, Epoch, FetchBody, LogPosition, Message, NodeId};
+pub use messages::{
+    Entry, Epoch, FetchBody, LogPosition, Message, NodeId, SnapshotBody, SnapshotId,
+};
 pub use observer::{ObserverCore, ObserverEvent};

@@ -4,14 +4,20 @@
 //! observer mode, whose `FollowerState` this is; a pure state machine like `RaftCore`: the caller
 //! sends what `poll` returns, hands back the answer (or its failure), and replays the entries
 //! below the high watermark into its metadata image.
+//!
+//! An observer behind the leader's log start is sent the leader's snapshot id and fetches the
+//! snapshot with `FetchSnapshot` (KIP-630), keeping its bytes in memory until they are whole;
+//! its log then starts, empty, at the snapshot's end offset.
 
 use std::collections::BTreeSet;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use bytes::Bytes;
+
 use super::core::end_offset_for_epoch;
-use super::messages::{Entry, Epoch, FetchBody, Message, NodeId};
+use super::messages::{Entry, Epoch, FetchBody, Message, NodeId, SnapshotBody, SnapshotId};
 
 /// `controller.quorum.request.timeout.ms` (2000): a fetch unanswered this long is abandoned (its
 /// late answer, if any, is ignored).
@@ -36,6 +42,9 @@ pub enum ObserverEvent {
     Truncated { end_offset: i64 },
     /// The high watermark moved up to this offset: the entries below it are committed.
     HighWatermark(i64),
+    /// A whole snapshot was fetched: the state below its end offset is in `bytes` (the file's
+    /// content), and the log starts, empty, at its end.
+    SnapshotLoaded { snapshot: SnapshotId, bytes: Bytes },
 }
 
 /// The one fetch in flight.
@@ -44,6 +53,8 @@ struct InFlight {
     to: NodeId,
     sent_ms: u64,
     fetch_offset: i64,
+    /// A `FetchSnapshot` of this snapshot from this position, rather than a `Fetch`.
+    snapshot: Option<(SnapshotId, i64)>,
 }
 
 pub struct ObserverCore {
@@ -52,7 +63,12 @@ pub struct ObserverCore {
     voters: Vec<NodeId>,
     epoch: Epoch,
     leader: Option<NodeId>,
+    /// The offset of `log[0]`; the state below it came in the snapshot `start_snapshot`.
+    log_start: i64,
+    start_snapshot: Option<SnapshotId>,
     log: Vec<Entry>,
+    /// The snapshot being fetched from the leader and its bytes so far.
+    fetching: Option<(SnapshotId, Vec<u8>)>,
     high_watermark: i64,
     in_flight: Option<InFlight>,
     next_fetch_ms: u64,
@@ -74,7 +90,10 @@ impl ObserverCore {
             voters: voters.into_iter().collect(),
             epoch: 0,
             leader: None,
+            log_start: 0,
+            start_snapshot: None,
             log: Vec::new(),
+            fetching: None,
             high_watermark: 0,
             in_flight: None,
             next_fetch_ms: 0,
@@ -87,8 +106,13 @@ impl ObserverCore {
         self.id
     }
 
+    /// The entries from `log_start()`.
     pub fn log(&self) -> &[Entry] {
         &self.log
+    }
+
+    pub fn log_start(&self) -> i64 {
+        self.log_start
     }
 
     /// The entries below it are committed.
@@ -104,8 +128,16 @@ impl ObserverCore {
         self.epoch
     }
 
-    fn log_end(&self) -> i64 {
-        self.log.len() as i64
+    pub fn log_end(&self) -> i64 {
+        self.log_start + self.log.len() as i64
+    }
+
+    fn last_epoch(&self) -> Epoch {
+        match (self.log.last(), self.start_snapshot) {
+            (Some(e), _) => e.epoch,
+            (None, Some(s)) => s.epoch,
+            (None, None) => 0,
+        }
     }
 
     /// The fetch to send now, if any: to the leader, or to a random voter when no leader is
@@ -126,18 +158,34 @@ impl ObserverCore {
         }
         let to = match self.leader {
             Some(leader) => leader,
-            None => self.voters[self.rng.gen_range(0..self.voters.len())],
+            None => {
+                // A snapshot is fetched from the leader that named it, or not at all.
+                self.fetching = None;
+                self.voters[self.rng.gen_range(0..self.voters.len())]
+            }
         };
         let fetch_offset = self.log_end();
+        let snapshot = self
+            .fetching
+            .as_ref()
+            .map(|(id, bytes)| (*id, bytes.len() as i64));
         self.in_flight = Some(InFlight {
             to,
             sent_ms: now_ms,
             fetch_offset,
+            snapshot,
         });
-        let request = Message::FetchRequest {
-            epoch: self.epoch,
-            fetch_offset,
-            last_fetched_epoch: self.log.last().map_or(0, |e| e.epoch),
+        let request = match snapshot {
+            Some((snapshot, position)) => Message::FetchSnapshotRequest {
+                epoch: self.epoch,
+                snapshot,
+                position,
+            },
+            None => Message::FetchRequest {
+                epoch: self.epoch,
+                fetch_offset,
+                last_fetched_epoch: self.last_epoch(),
+            },
         };
         Some((to, request))
     }
@@ -159,7 +207,16 @@ impl ObserverCore {
                 epoch,
                 leader,
                 body,
-            }) => self.on_fetch_response(now_ms, from, fetch, epoch, leader, body),
+            }) if fetch.snapshot.is_none() => {
+                self.on_fetch_response(now_ms, from, fetch, epoch, leader, body)
+            }
+            Some(Message::FetchSnapshotResponse {
+                epoch,
+                leader,
+                body,
+            }) if fetch.snapshot.is_some() => {
+                self.on_fetch_snapshot_response(now_ms, from, fetch, epoch, leader, body)
+            }
             _ => {
                 self.back_off(now_ms);
                 Vec::new()
@@ -192,8 +249,18 @@ impl ObserverCore {
                 self.next_fetch_ms = now_ms;
                 // KIP-595 / KIP-279, as a voter does: truncate to where both logs agree on the
                 // end of that epoch; the next fetch checks again from there.
-                let (_, own_end) = end_offset_for_epoch(&self.log, epoch);
+                let (_, own_end) =
+                    end_offset_for_epoch(self.log_start, self.start_snapshot, &self.log, epoch);
                 self.truncate(end_offset.min(own_end))
+            }
+            FetchBody::Snapshot { snapshot } if from_leader => {
+                // KIP-630: our log is behind the leader's start; fetch its snapshot first.
+                self.leader_deadline_ms = now_ms + FETCH_TIMEOUT_MS;
+                self.next_fetch_ms = now_ms;
+                if snapshot.end_offset >= self.high_watermark && snapshot.end_offset > 0 {
+                    self.fetching = Some((snapshot, Vec::new()));
+                }
+                Vec::new()
             }
             // Refused, but pointed at a newer epoch or a leader: ask there at once.
             FetchBody::Fenced if news => {
@@ -212,6 +279,69 @@ impl ObserverCore {
                 Vec::new()
             }
         }
+    }
+
+    fn on_fetch_snapshot_response(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        fetch: InFlight,
+        epoch: Epoch,
+        leader: Option<NodeId>,
+        body: SnapshotBody,
+    ) -> Vec<ObserverEvent> {
+        let news = self.learn_leader(now_ms, epoch, leader);
+        let from_leader = epoch == self.epoch && self.leader == Some(from);
+        let (Some((asked, position)), true) = (fetch.snapshot, from_leader) else {
+            self.fetching = None;
+            if news {
+                self.next_fetch_ms = now_ms;
+            } else {
+                self.back_off(now_ms);
+            }
+            return Vec::new();
+        };
+        self.leader_deadline_ms = now_ms + FETCH_TIMEOUT_MS;
+        self.next_fetch_ms = now_ms;
+        let SnapshotBody::Chunk {
+            snapshot,
+            size,
+            position: at,
+            bytes,
+        } = body
+        else {
+            // Not found (the leader moved to a newer one) or refused: fetch the log again,
+            // which names the snapshot to fetch now.
+            self.fetching = None;
+            return Vec::new();
+        };
+        let Some((id, have)) = self.fetching.as_mut() else {
+            return Vec::new();
+        };
+        if snapshot != asked || *id != asked || at != position || have.len() as i64 != at {
+            return Vec::new(); // stale: the next poll asks from where we are
+        }
+        if bytes.is_empty() && (have.len() as i64) < size {
+            self.back_off(now_ms);
+            return Vec::new();
+        }
+        have.extend_from_slice(&bytes);
+        if (have.len() as i64) < size {
+            return Vec::new();
+        }
+        let (snapshot, bytes) = self.fetching.take().expect("fetching");
+        self.log.clear();
+        self.log_start = snapshot.end_offset;
+        self.start_snapshot = Some(snapshot);
+        let mut events = vec![ObserverEvent::SnapshotLoaded {
+            snapshot,
+            bytes: Bytes::from(bytes),
+        }];
+        if snapshot.end_offset > self.high_watermark {
+            self.high_watermark = snapshot.end_offset;
+            events.push(ObserverEvent::HighWatermark(snapshot.end_offset));
+        }
+        events
     }
 
     /// Adopts a newer epoch with its leader (or none), or the leader of the current epoch when
@@ -280,7 +410,13 @@ impl ObserverCore {
             self.id,
             self.high_watermark
         );
-        self.log.truncate(end_offset as usize);
+        assert!(
+            end_offset >= self.log_start,
+            "observer {} would truncate below its log start {}",
+            self.id,
+            self.log_start
+        );
+        self.log.truncate((end_offset - self.log_start) as usize);
         vec![ObserverEvent::Truncated { end_offset }]
     }
 }

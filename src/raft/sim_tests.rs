@@ -236,6 +236,9 @@ impl Cluster {
                     self.observer_truncations.push((id, end_offset, hw));
                 }
                 ObserverEvent::HighWatermark(hw) => self.on_observer_commit(id, hw),
+                ObserverEvent::SnapshotLoaded { .. } => {
+                    unreachable!("no snapshots in the core harness")
+                }
             }
         }
     }
@@ -304,6 +307,13 @@ impl Cluster {
                     if role == RoleName::Leader {
                         self.on_leader(id, epoch);
                     }
+                }
+                // No node of this harness takes a snapshot (the driver's tests do), so none is
+                // ever served, written or installed.
+                Command::ServeSnapshot { .. }
+                | Command::WriteSnapshotChunk { .. }
+                | Command::InstallSnapshot(_) => {
+                    unreachable!("no snapshots in the core harness: {command:?}")
                 }
             }
         }

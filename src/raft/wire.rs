@@ -10,13 +10,16 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{
     begin_quorum_epoch_request, begin_quorum_epoch_response, end_quorum_epoch_request,
-    end_quorum_epoch_response, vote_request, vote_response, ApiKey, BeginQuorumEpochRequest,
-    BeginQuorumEpochResponse, BrokerId, EndQuorumEpochRequest, EndQuorumEpochResponse,
-    FetchRequest, FetchResponse, RequestKind, ResponseKind, TopicName, VoteRequest, VoteResponse,
+    end_quorum_epoch_response, fetch_response, fetch_snapshot_request, fetch_snapshot_response,
+    vote_request, vote_response, ApiKey, BeginQuorumEpochRequest, BeginQuorumEpochResponse,
+    BrokerId, EndQuorumEpochRequest, EndQuorumEpochResponse, FetchRequest, FetchResponse,
+    FetchSnapshotRequest, FetchSnapshotResponse, RequestKind, ResponseKind, TopicName, VoteRequest,
+    VoteResponse,
 };
 use kafka_protocol::protocol::StrBytes;
 
-use super::messages::{Entry, FetchBody, LogPosition, Message, NodeId};
+use super::core::FETCH_SNAPSHOT_MAX_BYTES;
+use super::messages::{Entry, FetchBody, LogPosition, Message, NodeId, SnapshotBody, SnapshotId};
 use crate::storage::batch::{self, BatchSpec, Record};
 
 pub const METADATA_TOPIC: &str = "__cluster_metadata";
@@ -27,6 +30,7 @@ pub const VOTE_VERSION: i16 = 0;
 pub const BEGIN_QUORUM_EPOCH_VERSION: i16 = 0;
 pub const END_QUORUM_EPOCH_VERSION: i16 = 0;
 pub const FETCH_VERSION: i16 = 12;
+pub const FETCH_SNAPSHOT_VERSION: i16 = 0;
 
 fn topic() -> TopicName {
     TopicName(StrBytes::from_static_str(METADATA_TOPIC))
@@ -108,7 +112,36 @@ pub fn to_request(from: NodeId, message: &Message) -> Option<(ApiKey, i16, Reque
                     .with_partitions(vec![partition])]);
             (ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(request))
         }
-        Message::VoteResponse { .. } | Message::FetchResponse { .. } => return None,
+        Message::FetchSnapshotRequest {
+            epoch,
+            snapshot,
+            position,
+        } => {
+            let partition = fetch_snapshot_request::PartitionSnapshot::default()
+                .with_partition(0)
+                .with_current_leader_epoch(*epoch)
+                .with_snapshot_id(
+                    fetch_snapshot_request::SnapshotId::default()
+                        .with_end_offset(snapshot.end_offset)
+                        .with_epoch(snapshot.epoch),
+                )
+                .with_position(*position);
+            let request = FetchSnapshotRequest::default()
+                .with_cluster_id(cluster_id())
+                .with_replica_id(BrokerId(from))
+                .with_max_bytes(FETCH_SNAPSHOT_MAX_BYTES as i32)
+                .with_topics(vec![fetch_snapshot_request::TopicSnapshot::default()
+                    .with_name(topic())
+                    .with_partitions(vec![partition])]);
+            (
+                ApiKey::FetchSnapshot,
+                FETCH_SNAPSHOT_VERSION,
+                RequestKind::FetchSnapshot(request),
+            )
+        }
+        Message::VoteResponse { .. }
+        | Message::FetchResponse { .. }
+        | Message::FetchSnapshotResponse { .. } => return None,
     })
 }
 
@@ -163,6 +196,22 @@ pub fn from_request(request: &RequestKind) -> Option<(NodeId, Message)> {
             };
             Some((r.replica_id.0, message))
         }
+        RequestKind::FetchSnapshot(r) => {
+            let t = r
+                .topics
+                .first()
+                .filter(|t| t.name.0.as_str() == METADATA_TOPIC)?;
+            let p = t.partitions.first()?;
+            let message = Message::FetchSnapshotRequest {
+                epoch: p.current_leader_epoch,
+                snapshot: SnapshotId {
+                    end_offset: p.snapshot_id.end_offset,
+                    epoch: p.snapshot_id.epoch,
+                },
+                position: p.position,
+            };
+            Some((r.replica_id.0, message))
+        }
         _ => None,
     }
 }
@@ -198,6 +247,14 @@ pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
                 body,
             }),
         ) => ResponseKind::Fetch(fetch_response(*epoch, *leader, body)),
+        (
+            ApiKey::FetchSnapshot,
+            Some(Message::FetchSnapshotResponse {
+                epoch,
+                leader,
+                body,
+            }),
+        ) => ResponseKind::FetchSnapshot(fetch_snapshot_response(*epoch, *leader, body)),
         (ApiKey::BeginQuorumEpoch, _) => {
             ResponseKind::BeginQuorumEpoch(BeginQuorumEpochResponse::default().with_topics(
                 vec![begin_quorum_epoch_response::TopicData::default()
@@ -223,10 +280,50 @@ pub fn to_response(api: ApiKey, answer: Option<&Message>) -> ResponseKind {
                 .with_partitions(vec![data])],
             ))
         }
+        (ApiKey::FetchSnapshot, _) => ResponseKind::FetchSnapshot(
+            FetchSnapshotResponse::default()
+                .with_error_code(ResponseError::UnknownServerError.code()),
+        ),
         _ => ResponseKind::Vote(
             VoteResponse::default().with_error_code(ResponseError::UnknownServerError.code()),
         ),
     }
+}
+
+fn fetch_snapshot_response(
+    epoch: i32,
+    leader: Option<NodeId>,
+    body: &SnapshotBody,
+) -> FetchSnapshotResponse {
+    let mut data = fetch_snapshot_response::PartitionSnapshot::default()
+        .with_index(0)
+        .with_current_leader(
+            fetch_snapshot_response::LeaderIdAndEpoch::default()
+                .with_leader_id(BrokerId(leader.unwrap_or(-1)))
+                .with_leader_epoch(epoch),
+        );
+    match body {
+        SnapshotBody::Fenced => data.error_code = ResponseError::FencedLeaderEpoch.code(),
+        SnapshotBody::NotFound => data.error_code = ResponseError::SnapshotNotFound.code(),
+        SnapshotBody::Chunk {
+            snapshot,
+            size,
+            position,
+            bytes,
+        } => {
+            data.snapshot_id = fetch_snapshot_response::SnapshotId::default()
+                .with_end_offset(snapshot.end_offset)
+                .with_epoch(snapshot.epoch);
+            data.size = *size;
+            data.position = *position;
+            data.unaligned_records = bytes.clone();
+        }
+    }
+    FetchSnapshotResponse::default().with_topics(vec![
+        fetch_snapshot_response::TopicSnapshot::default()
+            .with_name(topic())
+            .with_partitions(vec![data]),
+    ])
 }
 
 fn fetch_response(epoch: i32, leader: Option<NodeId>, body: &FetchBody) -> FetchResponse {
@@ -251,6 +348,11 @@ fn fetch_response(epoch: i32, leader: Option<NodeId>, body: &FetchBody) -> Fetch
         } => {
             data.high_watermark = *high_watermark;
             data.records = Some(encode_entries(*from_offset, entries));
+        }
+        FetchBody::Snapshot { snapshot } => {
+            data.snapshot_id = fetch_response::SnapshotId::default()
+                .with_end_offset(snapshot.end_offset)
+                .with_epoch(snapshot.epoch);
         }
     }
     FetchResponse::default().with_responses(vec![FetchableTopicResponse::default()
@@ -277,6 +379,13 @@ pub fn from_response(response: &ResponseKind) -> Option<Message> {
                 FetchBody::Fenced
             } else if p.error_code != 0 {
                 return None;
+            } else if p.snapshot_id.epoch >= 0 && p.snapshot_id.end_offset >= 0 {
+                FetchBody::Snapshot {
+                    snapshot: SnapshotId {
+                        end_offset: p.snapshot_id.end_offset,
+                        epoch: p.snapshot_id.epoch,
+                    },
+                }
             } else if p.diverging_epoch.epoch >= 0 && p.diverging_epoch.end_offset >= 0 {
                 FetchBody::Diverging {
                     epoch: p.diverging_epoch.epoch,
@@ -291,6 +400,33 @@ pub fn from_response(response: &ResponseKind) -> Option<Message> {
                 }
             };
             Some(Message::FetchResponse {
+                epoch,
+                leader,
+                body,
+            })
+        }
+        ResponseKind::FetchSnapshot(r) => {
+            let p = r.topics.first()?.partitions.first()?;
+            let epoch = p.current_leader.leader_epoch;
+            let leader = Some(p.current_leader.leader_id.0).filter(|&l| l >= 0);
+            let body = if p.error_code == ResponseError::FencedLeaderEpoch.code() {
+                SnapshotBody::Fenced
+            } else if p.error_code == ResponseError::SnapshotNotFound.code() {
+                SnapshotBody::NotFound
+            } else if p.error_code != 0 || r.error_code != 0 {
+                return None;
+            } else {
+                SnapshotBody::Chunk {
+                    snapshot: SnapshotId {
+                        end_offset: p.snapshot_id.end_offset,
+                        epoch: p.snapshot_id.epoch,
+                    },
+                    size: p.size,
+                    position: p.position,
+                    bytes: p.unaligned_records.clone(),
+                }
+            };
+            Some(Message::FetchSnapshotResponse {
                 epoch,
                 leader,
                 body,
@@ -393,6 +529,48 @@ mod tests {
                 last_fetched_epoch: 3,
             },
         );
+        round_trip_request(
+            3,
+            Message::FetchSnapshotRequest {
+                epoch: 4,
+                snapshot: SnapshotId {
+                    end_offset: 17,
+                    epoch: 3,
+                },
+                position: 4096,
+            },
+        );
+    }
+
+    #[test]
+    fn snapshot_ids_and_chunks_survive_the_wire() {
+        let snapshot = SnapshotId {
+            end_offset: 900,
+            epoch: 2,
+        };
+        let message = Message::FetchResponse {
+            epoch: 3,
+            leader: Some(1),
+            body: FetchBody::Snapshot { snapshot },
+        };
+        round_trip_response(ApiKey::Fetch, FETCH_VERSION, message);
+        for body in [
+            SnapshotBody::Chunk {
+                snapshot,
+                size: 10_000,
+                position: 4096,
+                bytes: Bytes::from_static(b"some bytes"),
+            },
+            SnapshotBody::NotFound,
+            SnapshotBody::Fenced,
+        ] {
+            let message = Message::FetchSnapshotResponse {
+                epoch: 3,
+                leader: Some(1),
+                body,
+            };
+            round_trip_response(ApiKey::FetchSnapshot, FETCH_SNAPSHOT_VERSION, message);
+        }
     }
 
     #[test]

@@ -302,6 +302,25 @@ pub fn quorum_controller_config(
     }
 }
 
+/// The metadata log's configs, from `[cluster.config]` (Kafka's `MetadataLogConfig`).
+pub fn metadata_log_config(scenario: &Scenario) -> crate::raft::snapshot::MetadataLogConfig {
+    let cluster = &scenario.cluster.config;
+    let default = crate::raft::snapshot::MetadataLogConfig::default();
+    let long = |name: &str| configs::get_i64(cluster, name, Scope::Broker);
+    crate::raft::snapshot::MetadataLogConfig {
+        max_bytes_between_snapshots: long("metadata.log.max.record.bytes.between.snapshots")
+            .map_or(default.max_bytes_between_snapshots, |v| v as u64),
+        max_snapshot_interval_ms: long("metadata.log.max.snapshot.interval.ms")
+            .map_or(default.max_snapshot_interval_ms, |v| v as u64),
+        max_retention_bytes: long("metadata.max.retention.bytes")
+            .unwrap_or(default.max_retention_bytes),
+        max_retention_ms: long("metadata.max.retention.ms").unwrap_or(default.max_retention_ms),
+        segment_bytes: long("internal.metadata.log.segment.bytes")
+            .or_else(|| long("metadata.log.segment.bytes"))
+            .map_or(default.segment_bytes, |v| v as u64),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

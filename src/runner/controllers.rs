@@ -59,6 +59,7 @@ pub fn start(
     slot: &Arc<Mutex<Slot>>,
 ) {
     let controller_config = super::config::quorum_controller_config(scenario);
+    let metadata_log = super::config::metadata_log_config(scenario);
     for n in 1..=scenario.cluster.controllers {
         let id = controller_id(n);
         let name = format!("controller-{n}");
@@ -77,6 +78,7 @@ pub fn start(
             raft,
             seed: derive_seed(seed, &name),
             noop_interval_ms: Some(NOOP_INTERVAL_MS),
+            metadata_log,
         });
         let config = controller_config.clone();
         let service_seed = derive_seed(seed, &format!("{name}/controller"));

@@ -12,9 +12,13 @@
 
 use std::collections::BTreeMap;
 
-use samsa_sim::check::{FinalPartition, FinalRecord, FinalReplica, FinalState};
+use samsa_sim::check::{
+    FinalPartition, FinalRecord, FinalReplica, FinalState, MetadataLogStart, SnapshotPoint,
+};
 
 use super::recorder::{PartitionFigures, ReplicaFigures};
+use crate::raft::driver::METADATA_LOG_DIR;
+use crate::raft::snapshot;
 use crate::storage::{batch, checkpoint};
 
 /// The file naming the topic id a partition directory belongs to (Kafka's
@@ -173,26 +177,41 @@ fn of_topic(metadata: Option<&Vec<u8>>, topic_id: &str) -> bool {
 }
 
 /// Each controller's metadata log (`__cluster_metadata-0`) off its disk, as the epoch of each
-/// entry by offset (one record per batch, the batch's partition leader epoch its entry's epoch),
-/// up to the first invalid batch, as recovery would read it.
+/// entry by offset from the log's first batch (one record per batch, the batch's partition
+/// leader epoch its entry's epoch), up to the first invalid batch, as recovery would read it;
+/// and, for a log that does not start at 0 or has a snapshot, where it starts and its latest
+/// whole snapshot. As a restart would (Kafka's `truncateToLatestSnapshot`), a log that does not
+/// continue the latest snapshot counts as empty from the snapshot's end.
 pub fn read_metadata_logs(
     disks: &BTreeMap<String, BTreeMap<String, Vec<u8>>>,
-) -> BTreeMap<String, Vec<i32>> {
+) -> (
+    BTreeMap<String, Vec<i32>>,
+    BTreeMap<String, MetadataLogStart>,
+) {
     let mut logs = BTreeMap::new();
+    let mut starts = BTreeMap::new();
     for (node, files) in disks
         .iter()
         .filter(|(node, _)| node.starts_with("controller-"))
     {
-        let mut epochs = Vec::new();
-        for (path, bytes) in files.range("__cluster_metadata-0/".to_string()..) {
-            if !path.starts_with("__cluster_metadata-0/") {
+        let (mut start, mut epochs) = (None::<i64>, Vec::new());
+        let mut snapshots = Vec::new();
+        for (path, bytes) in files.range(format!("{METADATA_LOG_DIR}/")..) {
+            let Some(name) = path.strip_prefix(&format!("{METADATA_LOG_DIR}/")) else {
                 break;
+            };
+            if let Some((id, false)) = snapshot::parse_file_name(name) {
+                if snapshot::decode(bytes).is_ok() {
+                    snapshots.push(id);
+                }
+                continue;
             }
             if !path.ends_with(".log") {
                 continue;
             }
             for (_, header) in batch::batches(bytes) {
-                if header.base_offset != epochs.len() as i64 {
+                let first = *start.get_or_insert(header.base_offset);
+                if header.base_offset != first + epochs.len() as i64 {
                     break;
                 }
                 for _ in 0..=header.last_offset_delta {
@@ -200,9 +219,41 @@ pub fn read_metadata_logs(
                 }
             }
         }
+        let mut start = start.unwrap_or(0);
+        let latest = snapshots
+            .into_iter()
+            .filter(|s| s.end_offset >= start)
+            .max();
+        if let Some(id) = latest {
+            let epoch_at = |offset: i64| {
+                usize::try_from(offset - start)
+                    .ok()
+                    .and_then(|i| epochs.get(i).copied())
+            };
+            let end = start + epochs.len() as i64;
+            let continues = id.end_offset <= end
+                && (id.end_offset == start || epoch_at(id.end_offset - 1) == Some(id.epoch));
+            if !continues {
+                start = id.end_offset;
+                epochs.clear();
+            }
+        }
+        if start != 0 || latest.is_some() {
+            let snapshot = latest.map(|id| SnapshotPoint {
+                end_offset: id.end_offset,
+                epoch: id.epoch,
+            });
+            starts.insert(
+                node.clone(),
+                MetadataLogStart {
+                    log_start: start,
+                    snapshot,
+                },
+            );
+        }
         logs.insert(node.clone(), epochs);
     }
-    logs
+    (logs, starts)
 }
 
 #[cfg(test)]

@@ -497,7 +497,8 @@ fn collect(slot: Arc<Mutex<Slot>>, panic: Option<String>) -> RunOutput {
             .panics
             .push(("cluster".to_string(), last_ms, message));
     }
-    final_state.metadata_logs = final_state::read_metadata_logs(&disks);
+    (final_state.metadata_logs, final_state.metadata_log_starts) =
+        final_state::read_metadata_logs(&disks);
     let violations = check::check_all(&journal.history, &journal.trace, &final_state);
     journal.digest_extra(&serde_json::to_vec(&final_state).expect("the final state serializes"));
     RunOutput {

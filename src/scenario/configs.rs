@@ -263,6 +263,23 @@ pub const BROKER: &[ConfigDef] = &[
         I32,
         D(1_000),
     ), // no Kafka validator
+    // KRaft's metadata log and its snapshots (`MetadataLogConfig`, KIP-630).
+    long(
+        "metadata.log.max.record.bytes.between.snapshots",
+        1,
+        D(20 * 1024 * 1024),
+    ),
+    long("metadata.log.max.snapshot.interval.ms", 0, D(3_600_000)),
+    long("metadata.max.retention.bytes", -1, D(100 * 1024 * 1024)), // no Kafka validator
+    long("metadata.max.retention.ms", -1, D(604_800_000)),          // no Kafka validator
+    int(
+        "metadata.log.segment.bytes",
+        8 * 1024 * 1024,
+        I32,
+        D(1_073_741_824),
+    ),
+    // Kafka's internal override of metadata.log.segment.bytes, for tests that want small segments.
+    int("internal.metadata.log.segment.bytes", 14, I32, Null),
 ];
 
 /// A topic's configs: `LogConfig`.

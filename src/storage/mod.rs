@@ -18,4 +18,4 @@ mod segment_recovery;
 pub mod time_index;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

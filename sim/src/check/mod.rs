@@ -58,6 +58,22 @@ pub struct FinalReplica {
     pub records: Vec<FinalRecord>,
 }
 
+/// The start of a controller's final metadata log: the offset of its first entry, and the id of
+/// the latest whole snapshot (the state of the log below `end_offset`, whose last entry is of
+/// `epoch`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MetadataLogStart {
+    pub log_start: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotPoint>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPoint {
+    pub end_offset: i64,
+    pub epoch: i32,
+}
+
 /// The final state of the cluster, by partition name (`orders-0`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
@@ -65,9 +81,13 @@ pub struct FinalState {
     /// Nodes that panicked: (node, at_ms, message).
     pub panics: Vec<(String, u64, String)>,
     /// Each controller's final metadata log (`__cluster_metadata-0`), as the epoch of each
-    /// entry by offset.
+    /// entry by offset from its start (`metadata_log_starts`; 0 when absent).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub metadata_logs: BTreeMap<String, Vec<i32>>,
+    /// Where each controller's final metadata log starts and the latest snapshot it would load
+    /// (KIP-630), for the controllers whose log does not simply start at 0 without one.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata_log_starts: BTreeMap<String, MetadataLogStart>,
     /// Partitions whose topic was deleted (`DeleteTopics`), by name, with when the last broker
     /// dropped its replica: what was acknowledged before is gone by the user's will.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -5,6 +5,7 @@
 mod election_tests;
 mod elr_tests;
 mod image_tests;
+mod image_writer_tests;
 mod placement_tests;
 mod quorum_broker_tests;
 mod quorum_partition_tests;
