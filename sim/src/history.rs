@@ -5,9 +5,9 @@
 //! `fail` (it certainly did not happen) or `info` (unknown: a timeout is always `info`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::digest::Digest;
+use crate::val::Val;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,7 +26,7 @@ pub struct Op {
     pub kind: OpType,
     /// The operation: `send`, `poll`, …
     pub f: String,
-    pub value: Value,
+    pub value: Val,
     pub at_ms: u64,
 }
 
@@ -38,8 +38,8 @@ pub struct TraceEvent {
     pub node: String,
     /// What happened: `crash`, `restart`, `append`, `truncate`, `recovered`, `hw`, …
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub detail: Value,
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub detail: Val,
 }
 
 /// Records history and trace in order, and digests every entry as it is recorded.
@@ -48,6 +48,8 @@ pub struct Journal {
     pub history: Vec<Op>,
     pub trace: Vec<TraceEvent>,
     digest: Digest,
+    /// The text of the entry being digested, kept between entries to save the allocation.
+    line: Vec<u8>,
 }
 
 impl Journal {
@@ -57,21 +59,17 @@ impl Journal {
 
     pub fn op(&mut self, op: Op) {
         self.digest.write(b"h");
-        self.digest.write(
-            serde_json::to_string(&op)
-                .expect("an op serializes")
-                .as_bytes(),
-        );
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &op).expect("an op serializes");
+        self.digest.write(&self.line);
         self.history.push(op);
     }
 
     pub fn event(&mut self, event: TraceEvent) {
         self.digest.write(b"t");
-        self.digest.write(
-            serde_json::to_string(&event)
-                .expect("an event serializes")
-                .as_bytes(),
-        );
+        self.line.clear();
+        serde_json::to_writer(&mut self.line, &event).expect("an event serializes");
+        self.digest.write(&self.line);
         self.trace.push(event);
     }
 

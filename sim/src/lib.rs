@@ -7,3 +7,4 @@ pub mod digest;
 pub mod disk;
 pub mod history;
 pub mod report;
+pub mod val;

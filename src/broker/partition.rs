@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use samsa_sim::val;
 use serde_json::json;
 
 use super::{BrokerConfig, BrokerContext, PlantedBug, ReplicationConfig};
@@ -322,10 +323,10 @@ impl Partition {
         } else {
             UNKNOWN_OFFSET
         };
-        self.recorder.event(
+        self.recorder.event_val(
             &self.node,
             "hw",
-            json!({
+            val!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
                 "hw": self.high_watermark,
@@ -475,10 +476,10 @@ impl Partition {
                 other => AppendError::Corrupt(other.to_string()),
             })?;
         self.trace_roll(&info);
-        self.recorder.event(
+        self.recorder.event_val(
             &self.node,
             "append",
-            json!({
+            val!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
                 "first": info.first_offset,
@@ -758,10 +759,10 @@ impl Partition {
             match self.log.append_as_follower(records, now_ms).await {
                 Ok(info) if info.last_offset >= info.first_offset => {
                     self.trace_roll(&info);
-                    self.recorder.event(
+                    self.recorder.event_val(
                         &self.node,
                         "replica-append",
-                        json!({
+                        val!({
                             "partition": self.tp.to_string(),
                             "broker": self.broker_id,
                             "first": info.first_offset,

@@ -109,7 +109,13 @@ impl PartitionChooser {
 
     /// The partition of a record with no explicit partition. `available` lists the partitions
     /// that have a leader (the sticky choice prefers them, as Kafka's does).
-    pub fn choose(&mut self, topic: &str, key: Option<&[u8]>, count: u32, available: &[u32]) -> u32 {
+    pub fn choose(
+        &mut self,
+        topic: &str,
+        key: Option<&[u8]>,
+        count: u32,
+        available: &[u32],
+    ) -> u32 {
         assert!(count > 0, "a topic has at least one partition");
         if let Some(custom) = &self.custom {
             return custom.partition(topic, key, count) % count;
@@ -211,7 +217,10 @@ mod tests {
             })
             .collect();
         assert!(draws.len() > 1, "the sticky partition moves: {draws:?}");
-        assert_eq!(chooser.choose("t", Some(b"foobar"), 6, &[]), partition_for_key(b"foobar", 6));
+        assert_eq!(
+            chooser.choose("t", Some(b"foobar"), 6, &[]),
+            partition_for_key(b"foobar", 6)
+        );
     }
 
     #[test]
@@ -227,7 +236,9 @@ mod tests {
     #[test]
     fn round_robin_and_custom_partitioners() {
         let mut chooser = PartitionChooser::new(PartitionerKind::RoundRobin, false, 1, 0);
-        let got: Vec<u32> = (0..5).map(|_| chooser.choose("t", Some(b"k"), 3, &[])).collect();
+        let got: Vec<u32> = (0..5)
+            .map(|_| chooser.choose("t", Some(b"k"), 3, &[]))
+            .collect();
         assert_eq!(got, vec![0, 1, 2, 0, 1]);
         struct Last;
         impl Partitioner for Last {
@@ -235,8 +246,8 @@ mod tests {
                 partitions - 1
             }
         }
-        let mut chooser =
-            PartitionChooser::new(PartitionerKind::BuiltIn, false, 1, 0).with_custom(Box::new(Last));
+        let mut chooser = PartitionChooser::new(PartitionerKind::BuiltIn, false, 1, 0)
+            .with_custom(Box::new(Last));
         assert_eq!(chooser.choose("t", None, 4, &[0]), 3);
     }
 }

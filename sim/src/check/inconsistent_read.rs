@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use super::final_log::{FinalLog, SentKeys};
 use super::{FinalState, Violation};
@@ -59,18 +59,18 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
         if op.f != "poll" || op.kind != OpType::Ok {
             continue;
         }
-        let Some(records) = op.value.get("records").and_then(Value::as_array) else {
+        let Some(records) = op.value.get("records").and_then(Val::as_array) else {
             continue;
         };
         for record in records {
-            let partition = record.get("partition").and_then(Value::as_str);
-            let offset = record.get("offset").and_then(Value::as_i64);
+            let partition = record.get("partition").and_then(Val::as_str);
+            let offset = record.get("offset").and_then(Val::as_i64);
             let (Some(partition), Some(offset)) = (partition, offset) else {
                 continue;
             };
             let value = match record.get("value") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
+                None | Some(Val::Null) => None,
+                Some(Val::Str(s)) => Some(s.to_string()),
                 Some(other) => Some(other.to_string()),
             };
             let index = *seen

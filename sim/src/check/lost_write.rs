@@ -41,7 +41,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use super::final_log::{FinalLog, SentKeys};
 use super::{FinalState, Violation};
@@ -72,13 +72,13 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
                 let field = |name: &str| {
                     op.value
                         .get(name)
-                        .and_then(Value::as_str)
+                        .and_then(Val::as_str)
                         .or_else(|| invoke.and_then(|i| i.value.get(name)?.as_str()))
                 };
                 let (Some(value), Some(partition)) = (field("value"), field("partition")) else {
                     continue;
                 };
-                let Some(offset) = op.value.get("offset").and_then(Value::as_i64) else {
+                let Some(offset) = op.value.get("offset").and_then(Val::as_i64) else {
                     continue;
                 };
                 if offset < 0 {

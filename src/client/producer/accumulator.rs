@@ -18,7 +18,11 @@ pub const BATCH_OVERHEAD_BYTES: usize = 61;
 
 /// A record's size in a v2 batch, near enough (`DefaultRecord.sizeInBytes` counts the varints
 /// exactly; an upper bound of five bytes per varint serves the accounting).
-pub fn record_size(key: Option<&Bytes>, value: Option<&Bytes>, headers: &[(String, Option<Bytes>)]) -> usize {
+pub fn record_size(
+    key: Option<&Bytes>,
+    value: Option<&Bytes>,
+    headers: &[(String, Option<Bytes>)],
+) -> usize {
     let headers_bytes: usize = headers
         .iter()
         .map(|(k, v)| 10 + k.len() + v.as_ref().map_or(0, Bytes::len))
@@ -154,12 +158,17 @@ impl RecordAccumulator {
         }
     }
 
-    pub fn append(&mut self, tp: &TopicPartition, record: PendingRecord, now_ms: u64) -> AppendResult {
+    pub fn append(
+        &mut self,
+        tp: &TopicPartition,
+        record: PendingRecord,
+        now_ms: u64,
+    ) -> AppendResult {
         let size = record_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         let queue = self.queues.entry(tp.clone()).or_default();
-        let fits = queue.back().is_some_and(|last| {
-            last.attempts == 0 && last.size_bytes + size <= self.batch_size
-        });
+        let fits = queue
+            .back()
+            .is_some_and(|last| last.attempts == 0 && last.size_bytes + size <= self.batch_size);
         let new_batch = !fits;
         if new_batch {
             queue.push_back(ProducerBatch::new(tp.clone(), now_ms));
@@ -177,7 +186,11 @@ impl RecordAccumulator {
 
     /// `ready`: the leaders that have a batch to send now. `leader_of` gives a partition's
     /// leader, `None` when unknown.
-    pub fn ready(&self, now_ms: u64, leader_of: impl Fn(&TopicPartition) -> Option<i32>) -> Readiness {
+    pub fn ready(
+        &self,
+        now_ms: u64,
+        leader_of: impl Fn(&TopicPartition) -> Option<i32>,
+    ) -> Readiness {
         let mut readiness = Readiness::default();
         for (tp, queue) in &self.queues {
             let Some(first) = queue.front() else { continue };
@@ -200,7 +213,8 @@ impl RecordAccumulator {
             if !backing_off && due_ms <= now_ms {
                 readiness.ready_nodes.insert(leader);
             } else {
-                readiness.next_ready_ms = Some(readiness.next_ready_ms.map_or(due_ms, |t| t.min(due_ms)));
+                readiness.next_ready_ms =
+                    Some(readiness.next_ready_ms.map_or(due_ms, |t| t.min(due_ms)));
             }
         }
         readiness
@@ -239,7 +253,8 @@ impl RecordAccumulator {
                 continue;
             }
             if !drained.is_empty() && bytes + first.size_bytes > max_request_bytes {
-                self.drain_start.insert(node, (start + i) % partitions.len());
+                self.drain_start
+                    .insert(node, (start + i) % partitions.len());
                 return drained;
             }
             let batch = queue.pop_front().expect("checked");
@@ -344,7 +359,13 @@ mod tests {
         let done = Arc::new(Mutex::new(Vec::new()));
         let mut acc = RecordAccumulator::new(200, 5);
         let r = acc.append(&tp(0), record("a", &done), 100);
-        assert_eq!(r, AppendResult { batch_full: false, new_batch: true });
+        assert_eq!(
+            r,
+            AppendResult {
+                batch_full: false,
+                new_batch: true
+            }
+        );
         let leader = |_: &TopicPartition| Some(1);
         let waiting = acc.ready(102, leader);
         assert!(waiting.ready_nodes.is_empty());
@@ -362,7 +383,10 @@ mod tests {
         let n = first.records.len();
         first.complete(Ok(40));
         assert_eq!(done.lock().unwrap()[0], "a:40");
-        assert_eq!(done.lock().unwrap()[n - 1], format!("record-{:03}:{}", n - 2, 40 + n as i64 - 1));
+        assert_eq!(
+            done.lock().unwrap()[n - 1],
+            format!("record-{:03}:{}", n - 2, 40 + n as i64 - 1)
+        );
     }
 
     #[test]
@@ -401,7 +425,10 @@ mod tests {
         let one = acc.drain(1, 1, 0, leader);
         assert_eq!(one.len(), 1, "at least one batch, even past the size");
         let next = acc.drain(1, 1, 0, leader);
-        assert_ne!(one[0].tp, next[0].tp, "the next drain starts at another partition");
+        assert_ne!(
+            one[0].tp, next[0].tp,
+            "the next drain starts at another partition"
+        );
         let expired = acc.expire(0);
         assert_eq!(expired.len(), 4);
         assert!(acc.is_empty());

@@ -230,11 +230,16 @@ impl KafkaProducer {
         if shared.closed.load(Ordering::Relaxed) {
             return callback(Err(error("KafkaException: producer closed", false)));
         }
-        let deadline_ms = shared.ctx.clock.elapsed_ms() + shared.config.max_block.as_millis() as u64;
-        let Some((count, available)) = self.wait_on_metadata(&record.topic, deadline_ms).await else {
+        let deadline_ms =
+            shared.ctx.clock.elapsed_ms() + shared.config.max_block.as_millis() as u64;
+        let Some((count, available)) = self.wait_on_metadata(&record.topic, deadline_ms).await
+        else {
             let ms = shared.config.max_block.as_millis();
             return callback(Err(error(
-                &format!("TimeoutException: topic {} not present in metadata after {ms} ms", record.topic),
+                &format!(
+                    "TimeoutException: topic {} not present in metadata after {ms} ms",
+                    record.topic
+                ),
                 false,
             )));
         };
@@ -273,7 +278,9 @@ impl KafkaProducer {
             key: record.key,
             value: record.value,
             headers: record.headers,
-            timestamp: record.timestamp.unwrap_or_else(|| shared.ctx.clock.now_ms()),
+            timestamp: record
+                .timestamp
+                .unwrap_or_else(|| shared.ctx.clock.now_ms()),
             callback,
         };
         shared.incomplete.fetch_add(1, Ordering::Relaxed);
@@ -348,7 +355,11 @@ impl KafkaProducer {
             let completed = shared.completed.notified();
             tokio::pin!(completed);
             completed.as_mut().enable();
-            let used = shared.accumulator.lock().expect("accumulator").buffered_bytes;
+            let used = shared
+                .accumulator
+                .lock()
+                .expect("accumulator")
+                .buffered_bytes;
             if used + size <= shared.config.buffer_memory {
                 return true;
             }

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::messages::{
+    ApiKey, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use super::accumulator::ProducerBatch;
@@ -27,9 +29,7 @@ pub(super) async fn run(shared: Arc<Shared>) {
         let now_ms = shared.ctx.clock.elapsed_ms();
         fail_expired(&shared, now_ms);
         let next_ms = send_ready(&shared, now_ms).await;
-        if shared.closed.load(Ordering::Relaxed)
-            && shared.incomplete.load(Ordering::Relaxed) == 0
-        {
+        if shared.closed.load(Ordering::Relaxed) && shared.incomplete.load(Ordering::Relaxed) == 0 {
             return;
         }
         let now_ms = shared.ctx.clock.elapsed_ms();
@@ -54,7 +54,11 @@ fn fail_expired(shared: &Shared, now_ms: u64) {
     let Some(deadline) = now_ms.checked_sub(timeout_ms) else {
         return;
     };
-    let expired = shared.accumulator.lock().expect("accumulator").expire(deadline);
+    let expired = shared
+        .accumulator
+        .lock()
+        .expect("accumulator")
+        .expire(deadline);
     for batch in expired {
         let text = format!(
             "TimeoutException: Expiring {} record(s) for {}: {timeout_ms} ms has passed since batch creation",
@@ -109,12 +113,9 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         };
         let batches = {
             let mut accumulator = shared.accumulator.lock().expect("accumulator");
-            let batches = accumulator.drain(
-                node,
-                shared.config.max_request_size,
-                now_ms,
-                |tp| view.leader(tp).map(|l| l.broker),
-            );
+            let batches = accumulator.drain(node, shared.config.max_request_size, now_ms, |tp| {
+                view.leader(tp).map(|l| l.broker)
+            });
             if shared.config.max_in_flight == 1 {
                 // `guaranteeMessageOrder`: nothing more for these partitions until this returns.
                 for batch in &batches {
@@ -126,14 +127,24 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         if batches.is_empty() {
             continue;
         }
-        *shared.in_flight.lock().expect("in flight").entry(node).or_insert(0) += 1;
+        *shared
+            .in_flight
+            .lock()
+            .expect("in flight")
+            .entry(node)
+            .or_insert(0) += 1;
         tokio::spawn(produce(shared.clone(), node, conn, batches));
     }
     next_ms
 }
 
 /// One `Produce` request to `node` and what its answer does to each batch.
-async fn produce(shared: Arc<Shared>, node: i32, conn: Arc<Connection>, mut batches: Vec<ProducerBatch>) {
+async fn produce(
+    shared: Arc<Shared>,
+    node: i32,
+    conn: Arc<Connection>,
+    mut batches: Vec<ProducerBatch>,
+) {
     for batch in &mut batches {
         batch.attempts += 1;
     }
@@ -184,7 +195,10 @@ fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
         let data = PartitionProduceData::default()
             .with_index(batch.tp.partition as i32)
             .with_records(Some(records));
-        match topics.iter_mut().find(|t| t.name.0.as_str() == batch.tp.topic) {
+        match topics
+            .iter_mut()
+            .find(|t| t.name.0.as_str() == batch.tp.topic)
+        {
             Some(topic) => topic.partition_data.push(data),
             None => topics.push(
                 TopicProduceData::default()
@@ -201,7 +215,12 @@ fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
     )
 }
 
-async fn answered(shared: &Shared, node: i32, batches: Vec<ProducerBatch>, response: ProduceResponse) {
+async fn answered(
+    shared: &Shared,
+    node: i32,
+    batches: Vec<ProducerBatch>,
+    response: ProduceResponse,
+) {
     for batch in batches {
         let answer = response
             .responses
@@ -230,7 +249,8 @@ async fn answered(shared: &Shared, node: i32, batches: Vec<ProducerBatch>, respo
                 let maybe_written = error.is_some_and(|e| {
                     matches!(
                         e,
-                        ResponseError::NotEnoughReplicasAfterAppend | ResponseError::RequestTimedOut
+                        ResponseError::NotEnoughReplicasAfterAppend
+                            | ResponseError::RequestTimedOut
                     )
                 });
                 let retriable = error.is_some_and(|e| e.is_retriable());
@@ -274,9 +294,18 @@ async fn failed(shared: &Shared, mut batch: ProducerBatch, text: String, maybe_w
 /// jitter drawn from the client's seed.
 fn backoff_ms(shared: &Shared, attempts: u32) -> u64 {
     let base = shared.config.retry_backoff_ms as f64;
-    let max = shared.config.retry_backoff_max_ms.max(shared.config.retry_backoff_ms) as f64;
+    let max = shared
+        .config
+        .retry_backoff_max_ms
+        .max(shared.config.retry_backoff_ms) as f64;
     let exp = (base * 2f64.powi(attempts.saturating_sub(1).min(30) as i32)).min(max);
-    let seed = crate::world::derive_seed(shared.ctx.seed, &format!("backoff/{attempts}/{}", shared.incomplete.load(Ordering::Relaxed)));
+    let seed = crate::world::derive_seed(
+        shared.ctx.seed,
+        &format!(
+            "backoff/{attempts}/{}",
+            shared.incomplete.load(Ordering::Relaxed)
+        ),
+    );
     let jitter = 0.8 + (seed % 4001) as f64 / 10_000.0;
     (exp * jitter).max(1.0) as u64
 }
