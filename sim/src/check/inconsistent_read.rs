@@ -52,7 +52,16 @@ struct Read<'a> {
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     // The key each value was sent with, to tell a compacted offset from a lost one.
     let keys = SentKeys::from_history(history);
+    let logs = FinalLog::by_partition(state, &keys);
+    check_with(history, &keys, &logs)
+}
 
+/// `check` against final logs already indexed (`check_all` indexes them once for two checkers).
+pub(crate) fn check_with<'a>(
+    history: &'a [Op],
+    keys: &SentKeys<'a>,
+    logs: &BTreeMap<&str, FinalLog<'a>>,
+) -> Vec<Violation> {
     let mut reads: Vec<Read> = Vec::new();
     let mut seen: BTreeMap<(&str, i64, Option<String>), usize> = BTreeMap::new();
     for op in history {
@@ -90,7 +99,6 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
         }
     }
 
-    let logs = FinalLog::by_partition(state, &keys);
     // For offsets the final log cannot judge: the first value read there.
     let mut reference: BTreeMap<(&str, i64), &Read> = BTreeMap::new();
     let mut found = Vec::new();

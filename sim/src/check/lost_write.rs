@@ -50,9 +50,20 @@ use crate::history::{Op, OpType};
 const CHECK: &str = "lost-write";
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
-    // The key each value was sent with (for compaction), and each process's pending `send`.
+    // The key each value was sent with (for compaction).
     let keys = SentKeys::from_history(history);
     let logs = FinalLog::by_partition(state, &keys);
+    check_with(history, state, &keys, &logs)
+}
+
+/// `check` against final logs already indexed (`check_all` indexes them once for two checkers).
+pub(crate) fn check_with<'a>(
+    history: &'a [Op],
+    state: &FinalState,
+    keys: &SentKeys<'a>,
+    logs: &BTreeMap<&str, FinalLog<'a>>,
+) -> Vec<Violation> {
+    // Each process's pending `send`.
     let mut pending: BTreeMap<&str, &Op> = BTreeMap::new();
     let mut found = Vec::new();
     for op in history {
