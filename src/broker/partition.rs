@@ -114,9 +114,19 @@ pub struct Partition {
     broker_id: i32,
     recorder: SharedRecorder,
     clock: Clock,
-    /// Woken on every append and high-watermark change of this broker's partitions: waiting
-    /// fetches and `acks=all` produces look again.
+    /// Woken on every append and high-watermark change of this broker's partitions.
     progress: Arc<super::Signal>,
+    /// Woken on every change of this partition (append, high watermark, role, truncation, and
+    /// when it closes): the fetches and `acks=all` produces waiting on it look again, as
+    /// Kafka's purgatories key delayed operations by partition (`TopicPartitionOperationKey`).
+    changed: super::Signal,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        // Whoever waits on a partition this broker no longer hosts finds out at once.
+        self.changed.wake();
+    }
 }
 
 /// What a consumer's read of a partition finds.
@@ -234,6 +244,7 @@ impl Partition {
             recorder: ctx.recorder.clone(),
             clock: ctx.clock.clone(),
             progress,
+            changed: super::Signal::default(),
         };
         Ok((partition, report))
     }
@@ -298,6 +309,12 @@ impl Partition {
 
     fn wake(&self) {
         self.progress.wake();
+        self.changed.wake();
+    }
+
+    /// A wake-up at this partition's next change, registered now (see `Signal::listen`).
+    pub(crate) fn listen(&self) -> super::Listener {
+        self.changed.listen_owned()
     }
 
     fn role_name(&self) -> &'static str {
