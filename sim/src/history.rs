@@ -60,7 +60,7 @@ impl Journal {
     pub fn op(&mut self, op: Op) {
         self.digest.write(b"h");
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &op).expect("an op serializes");
+        crate::json_text::write_op(&mut self.line, &op);
         self.digest.write(&self.line);
         self.history.push(op);
     }
@@ -68,7 +68,7 @@ impl Journal {
     pub fn event(&mut self, event: TraceEvent) {
         self.digest.write(b"t");
         self.line.clear();
-        serde_json::to_writer(&mut self.line, &event).expect("an event serializes");
+        crate::json_text::write_event(&mut self.line, &event);
         self.digest.write(&self.line);
         self.trace.push(event);
     }
@@ -83,21 +83,21 @@ impl Journal {
     }
 
     pub fn history_jsonl(&self) -> String {
-        to_jsonl(&self.history)
+        to_jsonl(&self.history, crate::json_text::write_op)
     }
 
     pub fn trace_jsonl(&self) -> String {
-        to_jsonl(&self.trace)
+        to_jsonl(&self.trace, crate::json_text::write_event)
     }
 }
 
-fn to_jsonl<T: Serialize>(items: &[T]) -> String {
-    let mut out = String::new();
+fn to_jsonl<T>(items: &[T], write: fn(&mut Vec<u8>, &T)) -> String {
+    let mut out = Vec::new();
     for item in items {
-        out.push_str(&serde_json::to_string(item).expect("serializes"));
-        out.push('\n');
+        write(&mut out, item);
+        out.push(b'\n');
     }
-    out
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 /// Reads a `history.jsonl` back (for `samsa check`).
