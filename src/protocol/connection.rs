@@ -1,10 +1,6 @@
 //! A client's connection to one broker, as Kafka's `NetworkClient` keeps it: many requests in
 //! flight, matched to responses by correlation id; a request that times out closes the
 //! connection (its outcome, and that of every other request in flight, is then unknown).
-//!
-//! Timeouts are swept per connection, as `NetworkClient.handleTimedOutRequests` does on each
-//! poll: one task sleeps until the earliest deadline in flight, rather than one timer per
-//! request (under the simulator every timer is an entry in one heap, kept until it fires).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,8 +11,7 @@ use bytes::Bytes;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::{oneshot, Notify};
-use tokio::time::Instant;
+use tokio::sync::oneshot;
 
 use super::codec::{decode_response, encode_request, response_correlation_id};
 use super::frame::{read_frame, write_frame};
@@ -53,57 +48,32 @@ impl std::fmt::Display for ClientError {
 
 type Reply = oneshot::Sender<Result<ResponseKind, ClientError>>;
 
-/// A request waiting for its response.
-struct Waiter {
-    api: ApiKey,
-    version: i16,
-    reply: Reply,
-    /// When it times out; `None` until the request is written.
-    deadline: Option<Instant>,
-}
-
 #[derive(Default)]
 struct InFlight {
     closed: bool,
     next_correlation_id: i32,
-    waiting: BTreeMap<i32, Waiter>,
-    /// The deadline the sweeper sleeps until, if it sleeps until one.
-    armed: Option<Instant>,
+    waiting: BTreeMap<i32, (ApiKey, i16, Reply)>,
 }
 
 impl InFlight {
     fn close(&mut self) {
         self.closed = true;
-        for (_, waiter) in std::mem::take(&mut self.waiting) {
-            let _ = waiter.reply.send(Err(ClientError::Disconnected));
+        for (_, (_, _, reply)) in std::mem::take(&mut self.waiting) {
+            let _ = reply.send(Err(ClientError::Disconnected));
         }
     }
-
-    fn earliest_deadline(&self) -> Option<Instant> {
-        self.waiting.values().filter_map(|w| w.deadline).min()
-    }
-}
-
-/// What the connection's tasks share.
-#[derive(Default)]
-struct Shared {
-    in_flight: Mutex<InFlight>,
-    /// Wakes the sweeper: a deadline earlier than the one it sleeps until, or the close.
-    sweep: Notify,
 }
 
 pub struct Connection {
     client_id: String,
     writer: tokio::sync::Mutex<WriteHalf<TcpStream>>,
-    shared: Arc<Shared>,
+    in_flight: Arc<Mutex<InFlight>>,
     reader: tokio::task::JoinHandle<()>,
-    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Connection {
     fn drop(&mut self) {
         self.reader.abort();
-        self.sweeper.abort();
     }
 }
 
@@ -113,29 +83,22 @@ impl Connection {
             .await
             .map_err(|e| ClientError::NotSent(format!("connect to {addr}: {e}")))?;
         let (read_half, write_half) = tokio::io::split(stream);
-        let shared = Arc::new(Shared::default());
-        let reader = tokio::spawn(read_responses(read_half, shared.clone()));
-        let sweeper = tokio::spawn(sweep_timeouts(shared.clone()));
+        let in_flight = Arc::new(Mutex::new(InFlight::default()));
+        let reader = tokio::spawn(read_responses(read_half, in_flight.clone()));
         Ok(Connection {
             client_id: client_id.to_string(),
             writer: tokio::sync::Mutex::new(write_half),
-            shared,
+            in_flight,
             reader,
-            sweeper,
         })
     }
 
-    fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
-        self.shared.in_flight.lock().expect("in-flight lock")
-    }
-
     pub fn is_closed(&self) -> bool {
-        self.in_flight().closed
+        self.in_flight.lock().expect("in-flight lock").closed
     }
 
     pub fn close(&self) {
-        self.in_flight().close();
-        self.shared.sweep.notify_one();
+        self.in_flight.lock().expect("in-flight lock").close();
     }
 
     /// Sends a request and waits for its response, up to `timeout`.
@@ -147,36 +110,17 @@ impl Connection {
         timeout: Duration,
     ) -> Result<ResponseKind, ClientError> {
         let (tx, rx) = oneshot::channel();
-        let waiter = Waiter {
-            api,
-            version,
-            reply: tx,
-            deadline: None,
-        };
-        let correlation_id = self.next_correlation_id(Some(waiter))?;
+        let correlation_id = self.next_correlation_id(Some((api, version, tx)))?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
         self.write(&frame).await?;
-        self.set_deadline(correlation_id, timeout);
-        match rx.await {
-            Ok(result) => result,
-            Err(_) => Err(ClientError::Disconnected),
-        }
-    }
-
-    /// Starts the request's timeout (as `tokio::time::timeout` would, at least 1 ms), waking the
-    /// sweeper if it sleeps until later.
-    fn set_deadline(&self, correlation_id: i32, timeout: Duration) {
-        let deadline = Instant::now() + timeout.max(Duration::from_millis(1));
-        let mut in_flight = self.in_flight();
-        let Some(waiter) = in_flight.waiting.get_mut(&correlation_id) else {
-            return; // answered or closed already
-        };
-        waiter.deadline = Some(deadline);
-        if in_flight.armed.is_none_or(|armed| deadline < armed) {
-            in_flight.armed = Some(deadline);
-            drop(in_flight);
-            self.shared.sweep.notify_one();
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ClientError::Disconnected),
+            Err(_) => {
+                self.close();
+                Err(ClientError::Timeout)
+            }
         }
     }
 
@@ -194,8 +138,11 @@ impl Connection {
     }
 
     /// A fresh correlation id, registering the waiter for its response (if one is expected).
-    fn next_correlation_id(&self, waiter: Option<Waiter>) -> Result<i32, ClientError> {
-        let mut in_flight = self.in_flight();
+    fn next_correlation_id(
+        &self,
+        waiter: Option<(ApiKey, i16, Reply)>,
+    ) -> Result<i32, ClientError> {
+        let mut in_flight = self.in_flight.lock().expect("in-flight lock");
         if in_flight.closed {
             return Err(ClientError::NotSent("connection closed".into()));
         }
@@ -217,7 +164,7 @@ impl Connection {
     }
 }
 
-async fn read_responses(mut reader: ReadHalf<TcpStream>, shared: Arc<Shared>) {
+async fn read_responses(mut reader: ReadHalf<TcpStream>, in_flight: Arc<Mutex<InFlight>>) {
     loop {
         let frame = match read_frame(&mut reader).await {
             Ok(Some(frame)) => frame,
@@ -226,62 +173,17 @@ async fn read_responses(mut reader: ReadHalf<TcpStream>, shared: Arc<Shared>) {
         let Ok(correlation_id) = response_correlation_id(&frame) else {
             break;
         };
-        let waiting = shared
-            .in_flight
+        let waiting = in_flight
             .lock()
             .expect("in-flight lock")
             .waiting
             .remove(&correlation_id);
         // A response nobody waits for (its request timed out) is dropped, as Kafka's client does.
-        if let Some(waiter) = waiting {
-            let decoded = decode_response(waiter.api, waiter.version, frame)
-                .map_err(|e| ClientError::Protocol(e.0));
-            let _ = waiter.reply.send(decoded);
+        if let Some((api, version, reply)) = waiting {
+            let decoded =
+                decode_response(api, version, frame).map_err(|e| ClientError::Protocol(e.0));
+            let _ = reply.send(decoded);
         }
     }
-    shared.in_flight.lock().expect("in-flight lock").close();
-    shared.sweep.notify_one();
-}
-
-/// Times out the requests in flight: sleeps until the earliest deadline it knows of (a
-/// request answered before then leaves the sleep to run out, then the next earliest is
-/// found), fails what is due with `Timeout` and closes the connection, which fails every
-/// other request in flight (`Disconnected`). Ends when the connection closes.
-async fn sweep_timeouts(shared: Arc<Shared>) {
-    loop {
-        let armed = {
-            let mut in_flight = shared.in_flight.lock().expect("in-flight lock");
-            if in_flight.closed {
-                return;
-            }
-            let now = Instant::now();
-            let due: Vec<i32> = in_flight
-                .waiting
-                .iter()
-                .filter(|(_, w)| w.deadline.is_some_and(|d| d <= now))
-                .map(|(&id, _)| id)
-                .collect();
-            if !due.is_empty() {
-                for id in due {
-                    if let Some(waiter) = in_flight.waiting.remove(&id) {
-                        let _ = waiter.reply.send(Err(ClientError::Timeout));
-                    }
-                }
-                in_flight.close();
-                return;
-            }
-            in_flight.armed = in_flight.earliest_deadline();
-            in_flight.armed
-        };
-        match armed {
-            Some(deadline) => {
-                tokio::select! {
-                    biased;
-                    _ = shared.sweep.notified() => {}
-                    _ = tokio::time::sleep_until(deadline) => {}
-                }
-            }
-            None => shared.sweep.notified().await,
-        }
-    }
+    in_flight.lock().expect("in-flight lock").close();
 }
