@@ -22,7 +22,7 @@ use samsa::output::judge;
 use samsa::runner::{self, RunOutput};
 use samsa::scenario::{parse_str, Scenario};
 use samsa_sim::history::{OpType, TraceEvent};
-use serde_json::Value;
+use samsa_sim::val::Val;
 
 mod common;
 use common::{events, scenario, seeds};
@@ -34,10 +34,10 @@ fn partition_states<'a>(output: &'a RunOutput, name: &'a str) -> Vec<&'a TraceEv
         .collect()
 }
 
-fn ints(value: &Value) -> Vec<i64> {
+fn ints(value: &Val) -> Vec<i64> {
     value
         .as_array()
-        .map(|a| a.iter().filter_map(Value::as_i64).collect())
+        .map(|a| a.iter().filter_map(Val::as_i64).collect())
         .unwrap_or_default()
 }
 

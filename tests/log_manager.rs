@@ -23,7 +23,7 @@ use samsa::world::{Disk, DiskBackend, DiskOp};
 use samsa_sim::check::{self, FinalPartition, FinalRecord, FinalState};
 use samsa_sim::disk::{DiskConfig, SimDisk};
 use samsa_sim::history::{OpType, TraceEvent};
-use serde_json::Value;
+use samsa_sim::val::Val;
 
 fn run(text: &str, seed: u64) -> RunOutput {
     let scenario = parse_str("log-manager.toml", text).unwrap_or_else(|e| panic!("{e}"));
@@ -39,7 +39,7 @@ fn events<'a>(output: &'a RunOutput, kind: &str, partition: &str) -> Vec<&'a Tra
         .collect()
 }
 
-fn int(value: &Value) -> i64 {
+fn int(value: &Val) -> i64 {
     value
         .as_i64()
         .unwrap_or_else(|| panic!("not an integer: {value}"))

@@ -82,7 +82,7 @@ fn followers_replicate_the_leaders_log_and_the_high_watermark_follows_the_isr() 
     // The crashed leader left the ISR (the controller fenced it), then rejoined it.
     let states: Vec<_> = events(&output, "partition-state")
         .filter(|e| e.detail["partition"] == "orders-0")
-        .map(|e| e.detail["isr"].as_array().map(Vec::len).unwrap_or(0))
+        .map(|e| e.detail["isr"].as_array().map(<[_]>::len).unwrap_or(0))
         .collect();
     assert!(
         states.contains(&2) && states.last() == Some(&3),

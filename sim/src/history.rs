@@ -5,9 +5,9 @@
 //! `fail` (it certainly did not happen) or `info` (unknown: a timeout is always `info`).
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::digest::Digest;
+use crate::val::Val;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -26,7 +26,7 @@ pub struct Op {
     pub kind: OpType,
     /// The operation: `send`, `poll`, …
     pub f: String,
-    pub value: Value,
+    pub value: Val,
     pub at_ms: u64,
 }
 
@@ -38,8 +38,8 @@ pub struct TraceEvent {
     pub node: String,
     /// What happened: `crash`, `restart`, `append`, `truncate`, `recovered`, `hw`, …
     pub kind: String,
-    #[serde(default, skip_serializing_if = "Value::is_null")]
-    pub detail: Value,
+    #[serde(default, skip_serializing_if = "Val::is_null")]
+    pub detail: Val,
 }
 
 /// Records history and trace in order, and digests every entry as it is recorded.
@@ -48,6 +48,8 @@ pub struct Journal {
     pub history: Vec<Op>,
     pub trace: Vec<TraceEvent>,
     digest: Digest,
+    /// The text of the entry being digested, kept between entries to save the allocation.
+    line: Vec<u8>,
 }
 
 impl Journal {
@@ -57,21 +59,17 @@ impl Journal {
 
     pub fn op(&mut self, op: Op) {
         self.digest.write(b"h");
-        self.digest.write(
-            serde_json::to_string(&op)
-                .expect("an op serializes")
-                .as_bytes(),
-        );
+        self.line.clear();
+        crate::json_text::write_op(&mut self.line, &op);
+        self.digest.write(&self.line);
         self.history.push(op);
     }
 
     pub fn event(&mut self, event: TraceEvent) {
         self.digest.write(b"t");
-        self.digest.write(
-            serde_json::to_string(&event)
-                .expect("an event serializes")
-                .as_bytes(),
-        );
+        self.line.clear();
+        crate::json_text::write_event(&mut self.line, &event);
+        self.digest.write(&self.line);
         self.trace.push(event);
     }
 
@@ -85,21 +83,21 @@ impl Journal {
     }
 
     pub fn history_jsonl(&self) -> String {
-        to_jsonl(&self.history)
+        to_jsonl(&self.history, crate::json_text::write_op)
     }
 
     pub fn trace_jsonl(&self) -> String {
-        to_jsonl(&self.trace)
+        to_jsonl(&self.trace, crate::json_text::write_event)
     }
 }
 
-fn to_jsonl<T: Serialize>(items: &[T]) -> String {
-    let mut out = String::new();
+fn to_jsonl<T>(items: &[T], write: fn(&mut Vec<u8>, &T)) -> String {
+    let mut out = Vec::new();
     for item in items {
-        out.push_str(&serde_json::to_string(item).expect("serializes"));
-        out.push('\n');
+        write(&mut out, item);
+        out.push(b'\n');
     }
-    out
+    String::from_utf8(out).expect("JSON text is UTF-8")
 }
 
 /// Reads a `history.jsonl` back (for `samsa check`).

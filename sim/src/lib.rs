@@ -6,4 +6,6 @@ pub mod check;
 pub mod digest;
 pub mod disk;
 pub mod history;
+pub mod json_text;
 pub mod report;
+pub mod val;

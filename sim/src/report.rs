@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use crate::check::{FinalState, Violation};
 use crate::history::{Op, OpType, TraceEvent};
@@ -105,7 +105,7 @@ pub fn describe(event: &TraceEvent) -> String {
     match event.kind.as_str() {
         "crash" => {
             let mut text = format!("{node} crashed (machine failure)");
-            let files = d["disk"]["files"].as_array().cloned().unwrap_or_default();
+            let files = d["disk"]["files"].as_array().unwrap_or_default();
             let lost: Vec<String> = files
                 .iter()
                 .filter(|f| f["lost_bytes"].as_u64().unwrap_or(0) > 0)
@@ -306,7 +306,7 @@ fn clients(out: &mut String, history: &[Op]) {
             ("send", OpType::Info) => t.sends[2] += 1,
             ("poll", OpType::Ok) => {
                 t.polls += 1;
-                t.records_read += op.value["records"].as_array().map_or(0, Vec::len);
+                t.records_read += op.value["records"].as_array().map_or(0, <[_]>::len);
             }
             _ => {}
         }
@@ -394,7 +394,7 @@ fn violations(out: &mut String, r: &ReportInput) {
 /// Whether an event bears on a partition's violations: faults do, and events of that partition.
 fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
     match (
-        event.detail.get("partition").and_then(Value::as_str),
+        event.detail.get("partition").and_then(Val::as_str),
         partition,
     ) {
         (Some(p), Some(q)) => p == q,

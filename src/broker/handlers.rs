@@ -189,8 +189,13 @@ impl Broker {
                         epoch,
                         response,
                     } => loop {
-                        let progress = self.progress.listen();
-                        let done = handle.lock().await.acks_all_done(last_offset, epoch);
+                        let (progress, done) = {
+                            let partition = handle.lock().await;
+                            (
+                                partition.listen(),
+                                partition.acks_all_done(last_offset, epoch),
+                            )
+                        };
                         match done {
                             Some(Ok(())) => break response,
                             Some(Err(AppendError::NotEnoughReplicas)) => {
@@ -278,22 +283,23 @@ impl Broker {
     /// `Fetch`, by a consumer (committed data only, below the HW) or by a follower (replica id
     /// set: everything up to the log end, with its position recorded). With less than
     /// `min_bytes` to return it waits up to `max_wait_ms` for more (Kafka's fetch purgatory),
-    /// woken by every append and high-watermark change here.
+    /// woken by every change of the partitions it reads (append, high watermark, role).
     async fn fetch(self: &Arc<Self>, req: FetchRequest) -> FetchResponse {
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.max_wait_ms.max(0) as u64);
         let min_bytes = req.min_bytes.max(1) as usize;
         let mut first = true;
+        let mut listeners = Vec::new();
         loop {
-            let progress = self.progress.listen();
-            let (response, bytes, complete) = self.fetch_once(&req, first).await;
+            listeners.clear();
+            let (response, bytes, complete) = self.fetch_once(&req, first, &mut listeners).await;
             first = false;
             if complete || bytes >= min_bytes || tokio::time::Instant::now() >= deadline {
                 return response;
             }
             tokio::select! {
                 biased;
-                _ = progress => {}
+                _ = super::any_woken(&mut listeners) => {}
                 _ = tokio::time::sleep_until(deadline) => {}
             }
         }
@@ -303,10 +309,13 @@ impl Broker {
     /// must go at once (an error or a divergence to tell).
     /// A follower's position is recorded on the `first` read only: looking again while the fetch
     /// waits must not make the leader act again (an ISR proposal refused would be made anew).
+    /// Each partition read leaves a wake-up for its next change in `listeners`, registered
+    /// under the partition's lock, so no change after the read is missed.
     async fn fetch_once(
         self: &Arc<Self>,
         req: &FetchRequest,
         first: bool,
+        listeners: &mut Vec<super::Listener>,
     ) -> (FetchResponse, usize, bool) {
         let replica = req.replica_id.0;
         let image = self.metadata();
@@ -329,6 +338,7 @@ impl Broker {
                     None => data.error_code = code(ResponseError::NotLeaderOrFollower),
                     Some(handle) if replica >= 0 => {
                         let mut partition = handle.lock().await;
+                        listeners.push(partition.listen());
                         let broker_epoch = image.isr_eligible_epoch(replica);
                         let read = partition
                             .read_for_follower(
@@ -378,6 +388,7 @@ impl Broker {
                     }
                     Some(handle) => {
                         let partition = handle.lock().await;
+                        listeners.push(partition.listen());
                         data.high_watermark = partition.high_watermark();
                         data.last_stable_offset = partition.last_stable_offset();
                         data.log_start_offset = partition.log_start_offset();

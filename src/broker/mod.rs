@@ -199,10 +199,34 @@ type PartitionHandle = Arc<tokio::sync::Mutex<Partition>>;
 /// run, would change from one run to the next; `tokio::select!` likewise needs `biased`.)
 #[derive(Default)]
 pub struct Signal {
-    notify: tokio::sync::Notify,
+    notify: Arc<tokio::sync::Notify>,
+}
+
+/// A wake-up registered with `Signal::listen_owned`, which outlives the borrow of its signal.
+pub(crate) type Listener = std::pin::Pin<Box<tokio::sync::futures::OwnedNotified>>;
+
+/// Resolves at the first of `listeners` to be woken (none: never).
+pub(crate) async fn any_woken(listeners: &mut [Listener]) {
+    use std::future::Future;
+    std::future::poll_fn(|cx| {
+        for listener in listeners.iter_mut() {
+            if listener.as_mut().poll(cx).is_ready() {
+                return std::task::Poll::Ready(());
+            }
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 impl Signal {
+    /// `listen` that holds the signal itself, so it can be kept past a lock on its owner.
+    pub(crate) fn listen_owned(&self) -> Listener {
+        let mut notified = Box::pin(self.notify.clone().notified_owned());
+        notified.as_mut().enable();
+        notified
+    }
+
     pub(crate) fn wake(&self) {
         self.notify.notify_waiters();
     }

@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use samsa_sim::val;
 use serde_json::json;
 
 use super::{BrokerConfig, BrokerContext, PlantedBug, ReplicationConfig};
@@ -113,9 +114,19 @@ pub struct Partition {
     broker_id: i32,
     recorder: SharedRecorder,
     clock: Clock,
-    /// Woken on every append and high-watermark change of this broker's partitions: waiting
-    /// fetches and `acks=all` produces look again.
+    /// Woken on every append and high-watermark change of this broker's partitions.
     progress: Arc<super::Signal>,
+    /// Woken on every change of this partition (append, high watermark, role, truncation, and
+    /// when it closes): the fetches and `acks=all` produces waiting on it look again, as
+    /// Kafka's purgatories key delayed operations by partition (`TopicPartitionOperationKey`).
+    changed: super::Signal,
+}
+
+impl Drop for Partition {
+    fn drop(&mut self) {
+        // Whoever waits on a partition this broker no longer hosts finds out at once.
+        self.changed.wake();
+    }
 }
 
 /// What a consumer's read of a partition finds.
@@ -233,6 +244,7 @@ impl Partition {
             recorder: ctx.recorder.clone(),
             clock: ctx.clock.clone(),
             progress,
+            changed: super::Signal::default(),
         };
         Ok((partition, report))
     }
@@ -297,6 +309,12 @@ impl Partition {
 
     fn wake(&self) {
         self.progress.wake();
+        self.changed.wake();
+    }
+
+    /// A wake-up at this partition's next change, registered now (see `Signal::listen`).
+    pub(crate) fn listen(&self) -> super::Listener {
+        self.changed.listen_owned()
     }
 
     fn role_name(&self) -> &'static str {
@@ -322,10 +340,10 @@ impl Partition {
         } else {
             UNKNOWN_OFFSET
         };
-        self.recorder.event(
+        self.recorder.event_val(
             &self.node,
             "hw",
-            json!({
+            val!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
                 "hw": self.high_watermark,
@@ -475,10 +493,10 @@ impl Partition {
                 other => AppendError::Corrupt(other.to_string()),
             })?;
         self.trace_roll(&info);
-        self.recorder.event(
+        self.recorder.event_val(
             &self.node,
             "append",
-            json!({
+            val!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
                 "first": info.first_offset,
@@ -758,10 +776,10 @@ impl Partition {
             match self.log.append_as_follower(records, now_ms).await {
                 Ok(info) if info.last_offset >= info.first_offset => {
                     self.trace_roll(&info);
-                    self.recorder.event(
+                    self.recorder.event_val(
                         &self.node,
                         "replica-append",
-                        json!({
+                        val!({
                             "partition": self.tp.to_string(),
                             "broker": self.broker_id,
                             "first": info.first_offset,

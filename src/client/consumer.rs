@@ -16,6 +16,8 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 use samsa_sim::history::OpType;
+use samsa_sim::val;
+use samsa_sim::val::Val;
 use serde_json::{json, Value};
 
 use super::cluster::ClusterView;
@@ -74,6 +76,10 @@ pub async fn run(ctx: ClientContext, spec: ConsumerSpec) {
 impl Consumer {
     fn op(&self, kind: OpType, f: &str, value: Value) {
         self.ctx.recorder.op(&self.ctx.id, kind, f, value);
+    }
+
+    fn op_val(&self, kind: OpType, f: &str, value: Val) {
+        self.ctx.recorder.op_val(&self.ctx.id, kind, f, value);
     }
 
     /// One round: assign, reset positions, then one fetch per leader. False when it made no progress.
@@ -237,7 +243,7 @@ impl Consumer {
                         .collect(),
                 ),
         );
-        self.op(OpType::Invoke, "poll", json!({}));
+        self.op_val(OpType::Invoke, "poll", val!({}));
         let version = client_version(ApiKey::Fetch);
         let response = conn
             .send(ApiKey::Fetch, version, &request, self.spec.request_timeout)
@@ -270,9 +276,8 @@ impl Consumer {
                 };
                 if p.error_code != 0 {
                     let error = ResponseError::try_from_code(p.error_code);
-                    errors.push(
-                        json!({ "partition": tp.to_string(), "error": format!("{error:?}") }),
-                    );
+                    errors
+                        .push(val!({ "partition": tp.to_string(), "error": format!("{error:?}") }));
                     if error == Some(ResponseError::OffsetOutOfRange) {
                         self.positions.insert(tp, None);
                     } else {
@@ -292,10 +297,10 @@ impl Consumer {
                 self.positions.insert(tp, Some(next));
             }
         }
-        self.op(
+        self.op_val(
             OpType::Ok,
             "poll",
-            json!({ "records": records, "errors": errors }),
+            val!({ "records": Val::array(records), "errors": Val::array(errors) }),
         );
         true
     }
@@ -307,10 +312,11 @@ impl Consumer {
         tp: &TopicPartition,
         position: i64,
         bytes: &[u8],
-        out: &mut Vec<Value>,
+        out: &mut Vec<Val>,
     ) -> i64 {
         let mut next = position;
         let mut rest = bytes;
+        let partition = tp.to_string();
         while !rest.is_empty() {
             let Ok(header) = batch::validate(rest) else {
                 break;
@@ -325,7 +331,7 @@ impl Consumer {
                         .value
                         .as_deref()
                         .map(|v| String::from_utf8_lossy(v).into_owned());
-                    out.push(json!({ "partition": tp.to_string(), "offset": record.offset, "value": value }));
+                    out.push(val!({ "partition": partition.as_str(), "offset": record.offset, "value": value }));
                     next = record.offset + 1;
                 }
             }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use samsa_sim::history::{Journal, Op, OpType, TraceEvent};
+use samsa_sim::val::Val;
 use serde_json::Value;
 use tokio::sync::Notify;
 
@@ -53,7 +54,7 @@ pub struct Figures {
 impl Figures {
     /// A committed `partition-state` event (controllers trace each partition's state as its
     /// change commits, in log order).
-    fn partition_committed(&mut self, detail: &Value) {
+    fn partition_committed(&mut self, detail: &Val) {
         let Some(name) = detail["partition"].as_str() else {
             return;
         };
@@ -93,7 +94,7 @@ impl Figures {
     /// Whether a controller's event of the committed metadata at `offset` is news: a
     /// controller that becomes leader may trace again records an earlier leader traced (a
     /// restarted one, all of them), and the figures must not go back in time.
-    fn is_new_metadata(&mut self, detail: &Value) -> bool {
+    fn is_new_metadata(&mut self, detail: &Val) -> bool {
         let Some(offset) = detail["offset"].as_i64() else {
             return false;
         };
@@ -105,7 +106,7 @@ impl Figures {
     }
 
     /// A committed `topic-removed` event: its partitions are gone.
-    fn topic_removed(&mut self, detail: &Value, now_ms: u64) {
+    fn topic_removed(&mut self, detail: &Val, now_ms: u64) {
         let Some(topic_id) = detail["topic_id"].as_str() else {
             return;
         };
@@ -144,7 +145,7 @@ impl RunRecorder {
         self.clock.elapsed_ms()
     }
 
-    fn update_figures(&self, node: &str, kind: &str, detail: &Value) {
+    fn update_figures(&self, node: &str, kind: &str, detail: &Val) {
         let metadata_event = matches!(
             kind,
             "broker-registered"
@@ -237,6 +238,14 @@ impl RunRecorder {
 
 impl Recorder for RunRecorder {
     fn event(&self, node: &str, kind: &str, detail: Value) {
+        self.event_val(node, kind, Val::from(detail));
+    }
+
+    fn op(&self, process: &str, kind: OpType, f: &str, value: Value) {
+        self.op_val(process, kind, f, Val::from(value));
+    }
+
+    fn event_val(&self, node: &str, kind: &str, detail: Val) {
         self.update_figures(node, kind, &detail);
         let event = TraceEvent {
             at_ms: self.now_ms(),
@@ -248,7 +257,7 @@ impl Recorder for RunRecorder {
         self.changed.notify_waiters();
     }
 
-    fn op(&self, process: &str, kind: OpType, f: &str, value: Value) {
+    fn op_val(&self, process: &str, kind: OpType, f: &str, value: Val) {
         if kind == OpType::Ok && f == "send" {
             *self
                 .figures

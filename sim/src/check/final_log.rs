@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use super::{FinalPartition, FinalState};
 use crate::history::{Op, OpType};
@@ -22,8 +22,8 @@ impl<'a> SentKeys<'a> {
         let mut keys = BTreeMap::new();
         for op in history {
             if op.f == "send" && op.kind == OpType::Invoke {
-                if let Some(value) = op.value.get("value").and_then(Value::as_str) {
-                    keys.insert(value, op.value.get("key").and_then(Value::as_str));
+                if let Some(value) = op.value.get("value").and_then(Val::as_str) {
+                    keys.insert(value, op.value.get("key").and_then(Val::as_str));
                 }
             }
         }

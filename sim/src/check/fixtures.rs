@@ -11,7 +11,7 @@ pub(crate) fn op(process: &str, kind: OpType, f: &str, value: Value, at_ms: u64)
         process: process.to_string(),
         kind,
         f: f.to_string(),
-        value,
+        value: value.into(),
         at_ms,
     }
 }
@@ -73,7 +73,7 @@ pub(crate) fn event(at_ms: u64, node: &str, kind: &str, detail: Value) -> TraceE
         at_ms,
         node: node.to_string(),
         kind: kind.to_string(),
-        detail,
+        detail: detail.into(),
     }
 }
 

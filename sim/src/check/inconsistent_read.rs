@@ -31,7 +31,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use super::final_log::{FinalLog, SentKeys};
 use super::{FinalState, Violation};
@@ -52,25 +52,34 @@ struct Read<'a> {
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     // The key each value was sent with, to tell a compacted offset from a lost one.
     let keys = SentKeys::from_history(history);
+    let logs = FinalLog::by_partition(state, &keys);
+    check_with(history, &keys, &logs)
+}
 
+/// `check` against final logs already indexed (`check_all` indexes them once for two checkers).
+pub(crate) fn check_with<'a>(
+    history: &'a [Op],
+    keys: &SentKeys<'a>,
+    logs: &BTreeMap<&str, FinalLog<'a>>,
+) -> Vec<Violation> {
     let mut reads: Vec<Read> = Vec::new();
     let mut seen: BTreeMap<(&str, i64, Option<String>), usize> = BTreeMap::new();
     for op in history {
         if op.f != "poll" || op.kind != OpType::Ok {
             continue;
         }
-        let Some(records) = op.value.get("records").and_then(Value::as_array) else {
+        let Some(records) = op.value.get("records").and_then(Val::as_array) else {
             continue;
         };
         for record in records {
-            let partition = record.get("partition").and_then(Value::as_str);
-            let offset = record.get("offset").and_then(Value::as_i64);
+            let partition = record.get("partition").and_then(Val::as_str);
+            let offset = record.get("offset").and_then(Val::as_i64);
             let (Some(partition), Some(offset)) = (partition, offset) else {
                 continue;
             };
             let value = match record.get("value") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(s)) => Some(s.clone()),
+                None | Some(Val::Null) => None,
+                Some(Val::Str(s)) => Some(s.to_string()),
                 Some(other) => Some(other.to_string()),
             };
             let index = *seen
@@ -90,7 +99,6 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
         }
     }
 
-    let logs = FinalLog::by_partition(state, &keys);
     // For offsets the final log cannot judge: the first value read there.
     let mut reference: BTreeMap<(&str, i64), &Read> = BTreeMap::new();
     let mut found = Vec::new();

@@ -41,7 +41,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
+use crate::val::Val;
 
 use super::final_log::{FinalLog, SentKeys};
 use super::{FinalState, Violation};
@@ -50,9 +50,20 @@ use crate::history::{Op, OpType};
 const CHECK: &str = "lost-write";
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
-    // The key each value was sent with (for compaction), and each process's pending `send`.
+    // The key each value was sent with (for compaction).
     let keys = SentKeys::from_history(history);
     let logs = FinalLog::by_partition(state, &keys);
+    check_with(history, state, &keys, &logs)
+}
+
+/// `check` against final logs already indexed (`check_all` indexes them once for two checkers).
+pub(crate) fn check_with<'a>(
+    history: &'a [Op],
+    state: &FinalState,
+    keys: &SentKeys<'a>,
+    logs: &BTreeMap<&str, FinalLog<'a>>,
+) -> Vec<Violation> {
+    // Each process's pending `send`.
     let mut pending: BTreeMap<&str, &Op> = BTreeMap::new();
     let mut found = Vec::new();
     for op in history {
@@ -72,13 +83,13 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
                 let field = |name: &str| {
                     op.value
                         .get(name)
-                        .and_then(Value::as_str)
+                        .and_then(Val::as_str)
                         .or_else(|| invoke.and_then(|i| i.value.get(name)?.as_str()))
                 };
                 let (Some(value), Some(partition)) = (field("value"), field("partition")) else {
                     continue;
                 };
-                let Some(offset) = op.value.get("offset").and_then(Value::as_i64) else {
+                let Some(offset) = op.value.get("offset").and_then(Val::as_i64) else {
                     continue;
                 };
                 if offset < 0 {

@@ -159,7 +159,7 @@ mod tests {
             at_ms,
             node: node.into(),
             kind: "raft-hw".into(),
-            detail: json!({ "hw": hw, "last_epoch": last_epoch }),
+            detail: json!({ "hw": hw, "last_epoch": last_epoch }).into(),
         }
     }
 

@@ -104,8 +104,10 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.extend(metadata_lost::check(trace, state));
     found.extend(hw_regression::check(trace));
     found.extend(divergence::check(trace, state));
-    found.extend(lost_write::check(history, state));
-    found.extend(inconsistent_read::check(history, state));
+    let keys = final_log::SentKeys::from_history(history);
+    let logs = final_log::FinalLog::by_partition(state, &keys);
+    found.extend(lost_write::check_with(history, state, &keys, &logs));
+    found.extend(inconsistent_read::check_with(history, &keys, &logs));
     found.extend(poll_skip::check(history, state));
     found.extend(nonmonotonic_poll::check(history, state));
     found.extend(panic::check(history, state));

@@ -15,9 +15,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::Value;
 
 use crate::history::{Op, OpType};
+use crate::val::Val;
 
 use super::FinalState;
 
@@ -55,7 +55,7 @@ pub(crate) fn steps<'a>(history: &'a [Op], state: &'a FinalState) -> Vec<Step<'a
         if op.f != "poll" {
             continue;
         }
-        let records = op.value.get("records").and_then(Value::as_array);
+        let records = op.value.get("records").and_then(Val::as_array);
         for record in records.into_iter().flatten() {
             let Some((partition, offset)) = partition_offset(record) else {
                 continue;
@@ -84,19 +84,19 @@ pub(crate) fn steps<'a>(history: &'a [Op], state: &'a FinalState) -> Vec<Step<'a
 }
 
 /// Forgets `process`'s positions in the partitions `value` names (all when it names none).
-fn cut(last: &mut BTreeMap<(&str, &str), Placed>, process: &str, value: &Value) {
+fn cut(last: &mut BTreeMap<(&str, &str), Placed>, process: &str, value: &Val) {
     let mut named: Vec<&str> = value
         .get("partitions")
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .and_then(Val::as_array)
+        .map(|a| a.iter().filter_map(Val::as_str).collect())
         .unwrap_or_default();
-    named.extend(value.get("partition").and_then(Value::as_str));
+    named.extend(value.get("partition").and_then(Val::as_str));
     last.retain(|(p, partition), _| {
         *p != process || (!named.is_empty() && !named.contains(partition))
     });
 }
 
-fn partition_offset(record: &Value) -> Option<(&str, i64)> {
+fn partition_offset(record: &Val) -> Option<(&str, i64)> {
     Some((
         record.get("partition")?.as_str()?,
         record.get("offset")?.as_i64()?,
@@ -105,16 +105,16 @@ fn partition_offset(record: &Value) -> Option<(&str, i64)> {
 
 /// The index of `offset` among the final committed records, if the final log holds the value
 /// read there.
-fn place(state: &FinalState, partition: &str, offset: i64, value: Option<&Value>) -> Option<usize> {
+fn place(state: &FinalState, partition: &str, offset: i64, value: Option<&Val>) -> Option<usize> {
     let log = state.partitions.get(partition)?;
     let index = log
         .committed
         .binary_search_by_key(&offset, |r| r.offset)
         .ok()?;
     let read = match value {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return None,
+        None => None,
+        Some(v) if v.is_null() => None,
+        Some(v) => Some(v.as_str()?),
     };
     (log.committed[index].value.as_deref() == read).then_some(index)
 }

@@ -47,7 +47,7 @@ mod tests {
             at_ms,
             node: node.into(),
             kind: "raft-role".into(),
-            detail: json!({ "role": role, "epoch": epoch }),
+            detail: json!({ "role": role, "epoch": epoch }).into(),
         }
     }
 

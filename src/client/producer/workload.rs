@@ -10,7 +10,8 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use samsa_sim::history::OpType;
-use serde_json::json;
+use samsa_sim::val;
+use samsa_sim::val::Val;
 
 use super::{KafkaProducer, ProducerConfig, ProducerRecord};
 use crate::client::{sleep_until_ms, ClientContext};
@@ -53,11 +54,11 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
         }
         spec.next_record.store(n + 1, Ordering::Relaxed);
         let recorder = ctx.recorder.clone();
-        recorder.op(
+        recorder.op_val(
             &ctx.id,
             OpType::Invoke,
             "send",
-            json!({ "value": value, "key": key, "partition": null }),
+            val!({ "value": value.as_str(), "key": key.as_deref(), "partition": Val::Null }),
         );
         let (done_tx, done_rx) = tokio::sync::oneshot::channel();
         let id = ctx.id.clone();
@@ -72,11 +73,11 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
                 let (kind, detail) = match outcome {
                     Ok(meta) if acks_zero => (
                         OpType::Info,
-                        json!({ "value": value, "partition": meta.tp.to_string(), "error": "acks=0: sent, never acknowledged" }),
+                        val!({ "value": value, "partition": meta.tp.to_string(), "error": "acks=0: sent, never acknowledged" }),
                     ),
                     Ok(meta) => (
                         OpType::Ok,
-                        json!({ "value": value, "partition": meta.tp.to_string(), "offset": meta.offset }),
+                        val!({ "value": value, "partition": meta.tp.to_string(), "offset": meta.offset }),
                     ),
                     Err(e) => (
                         if e.maybe_written {
@@ -84,10 +85,10 @@ pub async fn run(ctx: ClientContext, spec: ProducerSpec) {
                         } else {
                             OpType::Fail
                         },
-                        json!({ "value": value, "partition": null, "error": e.error }),
+                        val!({ "value": value, "partition": Val::Null, "error": e.error }),
                     ),
                 };
-                recorder.op(&id, kind, "send", detail);
+                recorder.op_val(&id, kind, "send", detail);
                 let _ = done_tx.send(());
             },
         );
