@@ -371,7 +371,10 @@ fn random_faults_with_high_watermark_truncation_are_searched_for_kip_101() {
     );
     // A search, not a guarantee: a few seeds may miss the window, a long sweep must not.
     if n >= 200 {
-        assert!(!found.is_empty(), "{n} seeds of high-watermark truncation lost nothing");
+        assert!(
+            !found.is_empty(),
+            "{n} seeds of high-watermark truncation lost nothing"
+        );
     }
 }
 

@@ -15,7 +15,6 @@
 
 use std::collections::BTreeMap;
 
-
 use crate::history::{Op, OpType};
 use crate::val::Val;
 
