@@ -44,7 +44,7 @@ fn failed(error: ResponseError) -> PartitionProduceResponse {
 /// A produce's partition after its append: answered, or waiting for `acks=all`.
 /// What the connection does with a request's outcome.
 pub(super) enum Reply {
-    Send(ResponseKind),
+    Send(Box<ResponseKind>),
     /// Nothing to send (`acks=0`).
     Nothing,
     /// Close the connection, answering nothing.
@@ -74,15 +74,19 @@ impl Broker {
     /// Answers one request; `None` when Kafka sends no response (`Produce` with `acks=0`).
     pub(super) async fn handle(self: &Arc<Self>, api: ApiKey, request: RequestKind) -> Reply {
         match request {
-            RequestKind::ApiVersions(_) => Reply::Send(ResponseKind::ApiVersions(api_versions())),
-            RequestKind::Metadata(req) => {
-                Reply::Send(ResponseKind::Metadata(self.metadata_response(req)))
+            RequestKind::ApiVersions(_) => {
+                Reply::Send(Box::new(ResponseKind::ApiVersions(api_versions())))
             }
+            RequestKind::Metadata(req) => Reply::Send(Box::new(ResponseKind::Metadata(
+                self.metadata_response(req),
+            ))),
             RequestKind::Produce(req) => self.produce(req).await,
-            RequestKind::Fetch(req) => Reply::Send(ResponseKind::Fetch(self.fetch(req).await)),
-            RequestKind::ListOffsets(req) => {
-                Reply::Send(ResponseKind::ListOffsets(self.list_offsets(req).await))
+            RequestKind::Fetch(req) => {
+                Reply::Send(Box::new(ResponseKind::Fetch(self.fetch(req).await)))
             }
+            RequestKind::ListOffsets(req) => Reply::Send(Box::new(ResponseKind::ListOffsets(
+                self.list_offsets(req).await,
+            ))),
             other => {
                 // decode_request only lets through the APIs of `versions::SUPPORTED`.
                 self.protocol_error(&format!("{api:?} is advertised but not handled: {other:?}"));
@@ -222,9 +226,9 @@ impl Broker {
                     .with_partition_responses(partition_responses),
             );
         }
-        Reply::Send(ResponseKind::Produce(
+        Reply::Send(Box::new(ResponseKind::Produce(
             ProduceResponse::default().with_responses(responses),
-        ))
+        )))
     }
 
     async fn produce_partition(

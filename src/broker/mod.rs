@@ -336,7 +336,7 @@ impl Broker {
                 ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
             let version = header.request_api_version;
             let response = match self.handle(api, request).await {
-                handlers::Reply::Send(response) => response,
+                handlers::Reply::Send(response) => *response,
                 handlers::Reply::Nothing => continue, // acks=0
                 handlers::Reply::Close => return,
             };
