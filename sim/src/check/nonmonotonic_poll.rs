@@ -22,15 +22,11 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
             } else {
                 "after it"
             };
-            Violation {
-                check: CHECK.to_string(),
-                at_ms: s.next.at_ms,
-                detail: format!(
-                    "{} read offset {} of {} {how}, having read offset {}",
-                    s.process, s.next.offset, s.partition, s.prev.offset
-                ),
-                partition: Some(s.partition.to_string()),
-            }
+            let detail = format!(
+                "{} read offset {} of {} {how}, having read offset {}",
+                s.process, s.next.offset, s.partition, s.prev.offset
+            );
+            s.violation(CHECK, detail)
         })
         .collect()
 }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use crate::history::{Op, OpType};
 use crate::val::Val;
 
-use super::FinalState;
+use super::{FinalState, Violation};
 
 /// A read placed in the final log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -36,6 +36,18 @@ pub(crate) struct Step<'a> {
     pub partition: &'a str,
     pub prev: Placed,
     pub next: Placed,
+}
+
+impl Step<'_> {
+    /// The violation of `check` this step is, reported at the later read.
+    pub(crate) fn violation(&self, check: &str, detail: String) -> Violation {
+        Violation {
+            check: check.to_string(),
+            at_ms: self.next.at_ms,
+            detail,
+            partition: Some(self.partition.to_string()),
+        }
+    }
 }
 
 /// The operations after which a consumer's position may move anywhere.

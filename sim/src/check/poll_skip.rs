@@ -25,20 +25,16 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
             if skipped.len() > SHOWN {
                 shown.push("…".to_string());
             }
-            Violation {
-                check: CHECK.to_string(),
-                at_ms: s.next.at_ms,
-                detail: format!(
-                    "{} read offset {} of {} then offset {}, skipping {} committed record(s) at {}",
-                    s.process,
-                    s.prev.offset,
-                    s.partition,
-                    s.next.offset,
-                    skipped.len(),
-                    shown.join(", ")
-                ),
-                partition: Some(s.partition.to_string()),
-            }
+            let detail = format!(
+                "{} read offset {} of {} then offset {}, skipping {} committed record(s) at {}",
+                s.process,
+                s.prev.offset,
+                s.partition,
+                s.next.offset,
+                skipped.len(),
+                shown.join(", ")
+            );
+            s.violation(CHECK, detail)
         })
         .collect()
 }
