@@ -182,3 +182,66 @@ pub(crate) fn summary(found: &[Violation]) -> Vec<(u64, Option<&str>)> {
         .map(|v| (v.at_ms, v.partition.as_deref()))
         .collect()
 }
+
+/// The member id the group fixtures give `process` (Kafka's are `client.id-<uuid>`).
+pub(crate) fn member(process: &str) -> String {
+    format!("{process}-uuid")
+}
+
+/// An `assign` by `process` at `at_ms`: its assignment of `partitions` in `generation` of `group`.
+pub(crate) fn assign(
+    process: &str,
+    at_ms: u64,
+    (group, generation): (&str, i64),
+    partitions: &[&str],
+) -> Op {
+    op(
+        process,
+        OpType::Ok,
+        "assign",
+        json!({
+            "group": group,
+            "generation": generation,
+            "member": member(process),
+            "partitions": partitions,
+        }),
+        at_ms,
+    )
+}
+
+/// A `process` by `process` at `at_ms`, a member of `group`: it processed the records of
+/// `ranges` (partition, first offset, last offset, inclusive).
+pub(crate) fn processed(process: &str, at_ms: u64, group: &str, ranges: &[(&str, i64, i64)]) -> Op {
+    let ranges: Vec<Value> = ranges.iter().map(|(p, a, b)| json!([p, a, b])).collect();
+    op(
+        process,
+        OpType::Ok,
+        "process",
+        json!({"group": group, "ranges": ranges}),
+        at_ms,
+    )
+}
+
+/// An `offset-commit` event of broker-1, the coordinator: `group` committed `offset` of
+/// `partition`, sent by `process`'s member in `generation` (`None`: without member or
+/// generation).
+pub(crate) fn offset_commit(
+    at_ms: u64,
+    group: &str,
+    (partition, offset): (&str, i64),
+    by: Option<(&str, i64)>,
+) -> TraceEvent {
+    let (member, generation) = by.map_or((String::new(), -1), |(p, g)| (member(p), g));
+    event(
+        at_ms,
+        "broker-1",
+        "offset-commit",
+        json!({
+            "group": group,
+            "partition": partition,
+            "offset": offset,
+            "generation": generation,
+            "member": member,
+        }),
+    )
+}

@@ -11,11 +11,15 @@ pub mod divergence;
 mod final_log;
 #[cfg(test)]
 mod fixtures;
+pub mod group_overlap;
+pub mod group_skip;
 pub mod hw_regression;
 pub mod inconsistent_read;
 pub mod lost_write;
 pub mod metadata_lost;
 pub mod nonmonotonic_poll;
+mod offset_commit;
+pub mod offset_regression;
 pub mod panic;
 mod poll_sequence;
 pub mod poll_skip;
@@ -97,6 +101,17 @@ pub struct FinalState {
     pub replicas: BTreeMap<String, BTreeMap<i32, FinalReplica>>,
 }
 
+/// The offsets a violation's detail lists: the first few, then `…` if there are more.
+pub(crate) fn abbreviated(offsets: &[i64]) -> String {
+    /// The offsets listed before abbreviating.
+    const SHOWN: usize = 5;
+    let mut shown: Vec<String> = offsets.iter().take(SHOWN).map(i64::to_string).collect();
+    if offsets.len() > SHOWN {
+        shown.push("…".to_string());
+    }
+    shown.join(", ")
+}
+
 /// Runs every checker over a history, the cluster's trace and its final state.
 pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
     let mut found = Vec::new();
@@ -110,6 +125,9 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.extend(inconsistent_read::check_with(history, &keys, &logs));
     found.extend(poll_skip::check(history, state));
     found.extend(nonmonotonic_poll::check(history, state));
+    found.extend(group_overlap::check(history));
+    found.extend(offset_regression::check(trace));
+    found.extend(group_skip::check(history, trace, state));
     found.extend(panic::check(history, state));
     found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
     found

@@ -8,12 +8,10 @@
 //! One violation per step that skips, at the time of the later read.
 
 use super::poll_sequence::{offsets_between, steps};
-use super::{FinalState, Violation};
+use super::{abbreviated, FinalState, Violation};
 use crate::history::Op;
 
 const CHECK: &str = "poll-skip";
-/// The skipped offsets a detail lists before it abbreviates.
-const SHOWN: usize = 5;
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     steps(history, state)
@@ -21,10 +19,6 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
         .filter(|s| s.next.index > s.prev.index + 1)
         .map(|s| {
             let skipped = offsets_between(state, s.partition, s.prev.index, s.next.index);
-            let mut shown: Vec<String> = skipped.iter().take(SHOWN).map(i64::to_string).collect();
-            if skipped.len() > SHOWN {
-                shown.push("…".to_string());
-            }
             let detail = format!(
                 "{} read offset {} of {} then offset {}, skipping {} committed record(s) at {}",
                 s.process,
@@ -32,7 +26,7 @@ pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
                 s.partition,
                 s.next.offset,
                 skipped.len(),
-                shown.join(", ")
+                abbreviated(&skipped)
             );
             s.violation(CHECK, detail)
         })
