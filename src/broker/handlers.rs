@@ -20,8 +20,12 @@ use kafka_protocol::messages::{
 };
 use kafka_protocol::protocol::StrBytes;
 
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+
 use super::partition::{AppendError, Committed, FetchError, FollowerFetch};
 use super::{Broker, PartitionHandle};
+use crate::coordinator::group::{wire, GroupRequest};
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
 
@@ -72,8 +76,51 @@ fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> 
 
 impl Broker {
     /// Answers one request; `None` when Kafka sends no response (`Produce` with `acks=0`).
-    pub(super) async fn handle(self: &Arc<Self>, api: ApiKey, request: RequestKind) -> Reply {
+    pub(super) async fn handle(
+        self: &Arc<Self>,
+        api: ApiKey,
+        version: i16,
+        client_id: &str,
+        request: RequestKind,
+    ) -> Reply {
         match request {
+            RequestKind::FindCoordinator(req) => Reply::Send(Box::new(
+                ResponseKind::FindCoordinator(self.find_coordinator(version, req)),
+            )),
+            RequestKind::ListGroups(req) => {
+                let cx = group_context(version, client_id);
+                let requests = wire::from_request(&cx, &RequestKind::ListGroups(req))
+                    .expect("ListGroups is a group API");
+                let Some(GroupRequest::ListGroups(request)) = requests.into_iter().next() else {
+                    unreachable!("one ListGroups")
+                };
+                let response = self.list_groups(request).await;
+                let kind = wire::to_response(version, vec![(String::new(), response)])
+                    .expect("one ListGroups response");
+                Reply::Send(Box::new(kind))
+            }
+            RequestKind::JoinGroup(_)
+            | RequestKind::SyncGroup(_)
+            | RequestKind::Heartbeat(_)
+            | RequestKind::LeaveGroup(_)
+            | RequestKind::OffsetCommit(_)
+            | RequestKind::OffsetFetch(_)
+            | RequestKind::DescribeGroups(_) => {
+                let cx = group_context(version, client_id);
+                let requests = wire::from_request(&cx, &request).expect("a group coordinator API");
+                let mut responses = Vec::with_capacity(requests.len());
+                for request in requests {
+                    let group = group_of(&request);
+                    responses.push((group, self.group_call(request).await));
+                }
+                match wire::to_response(version, responses) {
+                    Some(kind) => Reply::Send(Box::new(kind)),
+                    None => {
+                        self.protocol_error(&format!("{api:?}: no response to make"));
+                        Reply::Close
+                    }
+                }
+            }
             RequestKind::ApiVersions(_) => {
                 Reply::Send(Box::new(ResponseKind::ApiVersions(api_versions())))
             }
@@ -505,42 +552,165 @@ impl Broker {
     /// refuse, which the client is told is unknown.
     fn auto_create(&self, topic: &str) -> bool {
         use kafka_protocol::messages::create_topics_request::CreatableTopic;
-        use kafka_protocol::messages::CreateTopicsRequest;
         if !crate::controller::is_valid_topic_name(topic) {
             return false;
         }
+        self.request_topic_creation(
+            CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+                .with_num_partitions(-1)
+                .with_replication_factor(-1),
+        );
+        true
+    }
+
+    /// Asks the controller to create `topic`, once while it is pending.
+    fn request_topic_creation(
+        &self,
+        topic: kafka_protocol::messages::create_topics_request::CreatableTopic,
+    ) {
+        use kafka_protocol::messages::CreateTopicsRequest;
+        let name = topic.name.0.to_string();
         let first = self
             .auto_creating
             .lock()
             .expect("auto-creating lock")
-            .insert(topic.to_string());
-        if first {
-            let request = CreateTopicsRequest::default()
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(topic.to_string())))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)])
-                .with_timeout_ms(30_000);
-            self.event("auto-create", serde_json::json!({ "topic": topic }));
-            let channel = self.controllers.clone();
-            let pending = self.auto_creating.clone();
-            let name = topic.to_string();
-            tokio::spawn(async move {
-                let sent = channel.send(RequestKind::CreateTopics(request)).await;
-                let code = match &sent {
-                    Ok(ResponseKind::CreateTopics(r)) => r.topics.first().map(|t| t.error_code),
-                    _ => None,
-                };
-                if code == Some(41) {
-                    channel.rotate_from(channel.active()); // NOT_CONTROLLER
-                }
-                // Created (0) or there already (36, TOPIC_ALREADY_EXISTS): the metadata will
-                // show it. Anything else: a later Metadata request asks again.
-                if !matches!(code, Some(0) | Some(36)) {
-                    pending.lock().expect("auto-creating lock").remove(&name);
-                }
-            });
+            .insert(name.clone());
+        if !first {
+            return;
         }
-        true
+        let request = CreateTopicsRequest::default()
+            .with_topics(vec![topic])
+            .with_timeout_ms(30_000);
+        self.event("auto-create", serde_json::json!({ "topic": name }));
+        let channel = self.controllers.clone();
+        let pending = self.auto_creating.clone();
+        tokio::spawn(async move {
+            let sent = channel.send(RequestKind::CreateTopics(request)).await;
+            let code = match &sent {
+                Ok(ResponseKind::CreateTopics(r)) => r.topics.first().map(|t| t.error_code),
+                _ => None,
+            };
+            if code == Some(41) {
+                channel.rotate_from(channel.active()); // NOT_CONTROLLER
+            }
+            // Created (0) or there already (36, TOPIC_ALREADY_EXISTS): the metadata will
+            // show it. Anything else: a later request asks again.
+            if !matches!(code, Some(0) | Some(36)) {
+                pending.lock().expect("auto-creating lock").remove(&name);
+            }
+        });
+    }
+}
+
+fn group_context(version: i16, client_id: &str) -> wire::RequestContext {
+    wire::RequestContext {
+        api_version: version,
+        client_id: client_id.to_string(),
+        // The connection's peer is not passed down; Kafka shows `/` and the address.
+        client_host: "/".to_string(),
+    }
+}
+
+fn group_of(request: &GroupRequest) -> String {
+    super::group_coordinator::group_id(request).to_string()
+}
+
+/// `FindCoordinator`'s key types (`CoordinatorType`).
+const GROUP_KEY_TYPE: i8 = 0;
+
+impl Broker {
+    /// `FindCoordinator`: a group's coordinator is the leader of its `__consumer_offsets`
+    /// partition (`partitionFor`), as this broker's metadata says. Until the topic exists it is
+    /// created (`offsets.topic.num.partitions`, `offsets.topic.replication.factor`, compacted)
+    /// and the answer is COORDINATOR_NOT_AVAILABLE, so the client asks again.
+    fn find_coordinator(
+        &self,
+        version: i16,
+        req: FindCoordinatorRequest,
+    ) -> FindCoordinatorResponse {
+        let keys: Vec<String> = if version >= 4 {
+            req.coordinator_keys.iter().map(|k| k.to_string()).collect()
+        } else {
+            vec![req.key.to_string()]
+        };
+        let coordinators: Vec<Coordinator> = keys
+            .into_iter()
+            .map(|key| {
+                let found = Coordinator::default()
+                    .with_key(StrBytes::from_string(key.clone()))
+                    .with_node_id(BrokerId(-1))
+                    .with_host(StrBytes::from_static_str(""))
+                    .with_port(-1);
+                if req.key_type != GROUP_KEY_TYPE {
+                    // Transaction coordinators come with transactions.
+                    return found.with_error_code(code(ResponseError::CoordinatorNotAvailable));
+                }
+                match self.group_coordinator_of(&key) {
+                    Ok((id, addr)) => found
+                        .with_node_id(BrokerId(id))
+                        .with_host(StrBytes::from_string(addr.ip().to_string()))
+                        .with_port(addr.port() as i32),
+                    Err(e) => found.with_error_code(code(e)),
+                }
+            })
+            .collect();
+        if version >= 4 {
+            return FindCoordinatorResponse::default().with_coordinators(coordinators);
+        }
+        let one = coordinators.into_iter().next().unwrap_or_default();
+        FindCoordinatorResponse::default()
+            .with_error_code(one.error_code)
+            .with_node_id(one.node_id)
+            .with_host(one.host)
+            .with_port(one.port)
+    }
+
+    /// The broker leading `group`'s `__consumer_offsets` partition, with its address.
+    fn group_coordinator_of(
+        &self,
+        group: &str,
+    ) -> Result<(i32, std::net::SocketAddr), ResponseError> {
+        let groups = &self.ctx.groups;
+        let image = self.metadata();
+        let Some(partitions) = image.topics.get(super::OFFSETS_TOPIC) else {
+            self.create_offsets_topic();
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        let index =
+            crate::coordinator::group::partition_for(group, groups.offsets_topic_partitions);
+        let leader = partitions
+            .get(index as usize)
+            .map_or(-1, |meta| meta.leader);
+        image
+            .brokers
+            .get(&leader)
+            .map(|addr| (leader, *addr))
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    fn create_offsets_topic(&self) {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableTopic, CreatableTopicConfig,
+        };
+        let groups = &self.ctx.groups;
+        let config = |name: &str, value: String| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_value(Some(StrBytes::from_string(value)))
+        };
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(super::OFFSETS_TOPIC)))
+            .with_num_partitions(groups.offsets_topic_partitions)
+            .with_replication_factor(groups.offsets_topic_replication_factor)
+            .with_configs(vec![
+                config("cleanup.policy", "compact".into()),
+                config("compression.type", "producer".into()),
+                config(
+                    "segment.bytes",
+                    groups.offsets_topic_segment_bytes.to_string(),
+                ),
+            ]);
+        self.request_topic_creation(topic);
     }
 }

@@ -9,6 +9,7 @@
 //! The broker is a plain async program over the world's interfaces (disk, clock, recorder,
 //! `tokio::net`), so the same code runs under madsim and under real tokio.
 
+mod group_coordinator;
 mod handlers;
 mod isr;
 mod lifecycle;
@@ -37,6 +38,7 @@ use crate::storage::log::LogConfig;
 use crate::storage::retention::RetentionConfig;
 use crate::world::{Clock, Disk, SharedRecorder};
 
+pub use group_coordinator::{GroupConfig, OFFSETS_TOPIC};
 pub use log_manager::LogManagerConfig;
 pub use partition::Partition;
 
@@ -148,6 +150,8 @@ pub struct BrokerContext {
     pub heartbeat_interval_ms: u64,
     /// `auto.create.topics.enable` (true): a `Metadata` request for an unknown topic creates it.
     pub auto_create_topics: bool,
+    /// The group coordinator's configs (`offsets.topic.*`, `group.*`).
+    pub groups: GroupConfig,
     /// The seed of this broker's own randomness (its incarnation id, drawn anew per start).
     pub seed: u64,
     /// Set from outside (the operator, the simulation's script) to shut the broker down cleanly.
@@ -262,6 +266,8 @@ pub struct Broker {
     /// The leaders a replica fetcher runs for (Kafka's `ReplicaFetcherManager`: one fetcher
     /// per source broker, `num.replica.fetchers = 1`).
     fetchers: Mutex<BTreeSet<i32>>,
+    /// The group coordinator's shards, one per `__consumer_offsets` partition led here.
+    coordinators: group_coordinator::Coordinators,
 }
 
 impl Broker {
@@ -279,6 +285,7 @@ impl Broker {
             image_version: Signal::default(),
             followed: Mutex::new(BTreeMap::new()),
             fetchers: Mutex::new(BTreeSet::new()),
+            coordinators: group_coordinator::Coordinators::default(),
             ctx,
         }
     }
@@ -335,7 +342,8 @@ impl Broker {
             let api =
                 ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
             let version = header.request_api_version;
-            let response = match self.handle(api, request).await {
+            let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            let response = match self.handle(api, version, client_id, request).await {
                 handlers::Reply::Send(response) => *response,
                 handlers::Reply::Nothing => continue, // acks=0
                 handlers::Reply::Close => return,

@@ -101,6 +101,11 @@ impl ClusterView {
             .collect()
     }
 
+    /// The brokers the metadata lists, by id.
+    pub fn brokers(&self) -> Vec<i32> {
+        self.brokers.keys().copied().collect()
+    }
+
     /// The topics whose metadata this view holds.
     pub fn known_topics(&self) -> Vec<String> {
         self.partition_counts.keys().cloned().collect()

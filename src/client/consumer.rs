@@ -305,8 +305,8 @@ impl Consumer {
         true
     }
 
-    /// Decodes the fetched batches (checking their CRC, as `check.crcs` does) and returns the
-    /// new position. Records below the position (the rest of the first batch) are skipped.
+    /// Decodes the fetched batches and returns the new position. Records below the position
+    /// (the rest of the first batch) are skipped.
     fn take_records(
         &self,
         tp: &TopicPartition,
@@ -314,30 +314,42 @@ impl Consumer {
         bytes: &[u8],
         out: &mut Vec<Val>,
     ) -> i64 {
-        let mut next = position;
-        let mut rest = bytes;
         let partition = tp.to_string();
-        while !rest.is_empty() {
-            let Ok(header) = batch::validate(rest) else {
-                break;
-            };
-            let size = header.size_in_bytes();
-            if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
-                for record in decoded {
-                    if record.offset < next {
-                        continue;
-                    }
-                    let value = record
-                        .value
-                        .as_deref()
-                        .map(|v| String::from_utf8_lossy(v).into_owned());
-                    out.push(val!({ "partition": partition.as_str(), "offset": record.offset, "value": value }));
-                    next = record.offset + 1;
-                }
-            }
-            next = next.max(header.next_offset());
-            rest = &rest[size..];
+        let (records, next) = decode_fetched(position, bytes);
+        for (offset, value) in records {
+            out.push(val!({ "partition": partition.as_str(), "offset": offset, "value": value }));
         }
         next
     }
+}
+
+/// The records of fetched batches at or after `position` (checking each batch's CRC, as
+/// `check.crcs` does), with their values as text, and the position after them (past a batch's
+/// end even when its last records were compacted away or it holds only control records).
+pub(crate) fn decode_fetched(position: i64, bytes: &[u8]) -> (Vec<(i64, Option<String>)>, i64) {
+    let mut next = position;
+    let mut rest = bytes;
+    let mut out = Vec::new();
+    while !rest.is_empty() {
+        let Ok(header) = batch::validate(rest) else {
+            break;
+        };
+        let size = header.size_in_bytes();
+        if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
+            for record in decoded {
+                if record.offset < next {
+                    continue;
+                }
+                let value = record
+                    .value
+                    .as_deref()
+                    .map(|v| String::from_utf8_lossy(v).into_owned());
+                out.push((record.offset, value));
+                next = record.offset + 1;
+            }
+        }
+        next = next.max(header.next_offset());
+        rest = &rest[size..];
+    }
+    (out, next)
 }

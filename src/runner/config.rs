@@ -49,6 +49,58 @@ fn resolve(topic: &Configs, broker: &Configs, planted_bug: Option<PlantedBug>) -
     }
 }
 
+/// The configs of `__consumer_offsets`, as the broker creates it: compacted, with
+/// `offsets.topic.segment.bytes` segments.
+pub fn offsets_topic_config(broker: &BrokerConfig, broker_configs: &Configs) -> BrokerConfig {
+    use crate::scenario::ConfigValue;
+    let groups = group_config_from(broker_configs, true);
+    let topic: Configs = [
+        ("cleanup.policy", ConfigValue::Str("compact".into())),
+        (
+            "segment.bytes",
+            ConfigValue::Int(groups.offsets_topic_segment_bytes),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    topic_config(broker, broker_configs, &topic)
+}
+
+/// The group coordinator's broker configs, and the `offset-commit-fencing` variant.
+pub fn group_config(scenario: &Scenario) -> crate::broker::GroupConfig {
+    group_config_from(
+        &scenario.cluster.config,
+        scenario.protocol.offset_commit_fencing,
+    )
+}
+
+fn group_config_from(c: &Configs, offset_commit_fencing: bool) -> crate::broker::GroupConfig {
+    let default = crate::broker::GroupConfig::default();
+    let long = |name: &str| configs::get_i64(c, name, Scope::Broker);
+    let d = &default.coordinator;
+    crate::broker::GroupConfig {
+        coordinator: crate::coordinator::group::GroupCoordinatorConfig {
+            initial_rebalance_delay_ms: long("group.initial.rebalance.delay.ms")
+                .map_or(d.initial_rebalance_delay_ms, |v| v as u64),
+            min_session_timeout_ms: long("group.min.session.timeout.ms")
+                .map_or(d.min_session_timeout_ms, |v| v as i32),
+            max_session_timeout_ms: long("group.max.session.timeout.ms")
+                .map_or(d.max_session_timeout_ms, |v| v as i32),
+            offsets_retention_ms: long("offsets.retention.minutes")
+                .map_or(d.offsets_retention_ms, |v| v as u64 * 60_000),
+            offset_commit_fencing,
+            ..d.clone()
+        },
+        offsets_topic_partitions: long("offsets.topic.num.partitions")
+            .map_or(default.offsets_topic_partitions, |v| v as i32),
+        offsets_topic_replication_factor: long("offsets.topic.replication.factor")
+            .map_or(default.offsets_topic_replication_factor, |v| v as i16),
+        offsets_topic_segment_bytes: long("offsets.topic.segment.bytes")
+            .unwrap_or(default.offsets_topic_segment_bytes),
+    }
+}
+
 /// `retention.ms` (from `log.retention.ms`, else `.minutes`, else `.hours`), `retention.bytes`
 /// and `cleanup.policy`, resolved as Kafka does.
 pub fn retention_config(topic: &Configs, broker: &Configs) -> RetentionConfig {
@@ -240,6 +292,48 @@ pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
             as i32,
         request_timeout: request_timeout(c, Scope::Consumer),
         start_ms: client.start_ms,
+    }
+}
+
+/// A member of a group consumer: its consumer configs, group configs and workload.
+pub fn group_consumer_spec(
+    client: &ClientSpec,
+    member: u32,
+) -> crate::client::group_consumer::GroupConsumerSpec {
+    use crate::client::assignor::AssignorKind;
+    use crate::client::group_consumer::{CommitMode, GroupConsumerSpec};
+    use crate::scenario::CommitOrder;
+    let c = &client.config;
+    let auto_commit = configs::get_bool(c, "enable.auto.commit", Scope::Consumer).unwrap_or(true);
+    let commit = match client.commit {
+        Some(CommitOrder::AfterProcessing) => CommitMode::AfterProcessing,
+        Some(CommitOrder::BeforeProcessing) => CommitMode::BeforeProcessing,
+        Some(CommitOrder::Auto) => CommitMode::Auto,
+        None if auto_commit => CommitMode::Auto,
+        None => CommitMode::AfterProcessing,
+    };
+    let assignors = configs::get_str(c, "partition.assignment.strategy", Scope::Consumer)
+        .unwrap_or_default()
+        .split(',')
+        .filter_map(|name| AssignorKind::from_config(name.trim()))
+        .collect();
+    let instance = configs::get_str(c, "group.instance.id", Scope::Consumer)
+        .map(|id| format!("{id}-{member}"));
+    GroupConsumerSpec {
+        consumer: consumer_spec(client),
+        group: client.group.clone().expect("a group consumer has a group"),
+        group_instance_id: instance,
+        session_timeout_ms: client_int(c, "session.timeout.ms", Scope::Consumer) as i32,
+        heartbeat_interval_ms: client_int(c, "heartbeat.interval.ms", Scope::Consumer).max(1)
+            as u64,
+        max_poll_interval_ms: client_int(c, "max.poll.interval.ms", Scope::Consumer) as i32,
+        max_poll_records: client_int(c, "max.poll.records", Scope::Consumer).max(1) as usize,
+        assignors,
+        commit,
+        auto_commit_interval_ms: client_int(c, "auto.commit.interval.ms", Scope::Consumer).max(1)
+            as u64,
+        processing_ms: client.processing_ms,
+        handoff: client.handoff,
     }
 }
 

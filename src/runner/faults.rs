@@ -76,7 +76,10 @@ pub fn figure(world: &World, figure: &Figure) -> Option<i64> {
         Figure::Epoch(tp) => partition(tp).map(|m| m.leader_epoch),
         Figure::IsrSize(tp) => partition(tp).map(|m| m.isr.len() as i64),
         Figure::Leader(tp) => partition(tp).map(|m| i64::from(m.leader)),
-        Figure::Committed(_, _) => None,
+        Figure::Committed(group, tp) => figures
+            .committed
+            .get(&(group.clone(), tp.to_string()))
+            .copied(),
     }
 }
 

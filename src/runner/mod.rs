@@ -327,7 +327,12 @@ fn start_brokers(
             let resolved = config::topic_config(&broker_config, &scenario.cluster.config, topic);
             (name, resolved)
         })
+        .chain(std::iter::once((
+            broker::OFFSETS_TOPIC.to_string(),
+            config::offsets_topic_config(&broker_config, &scenario.cluster.config),
+        )))
         .collect();
+    let groups = config::group_config(scenario);
     let replication = config::replication_config(scenario);
     let log_manager = config::log_manager_config(
         &scenario.cluster.config,
@@ -352,6 +357,7 @@ fn start_brokers(
             controllers: voters.clone(),
             heartbeat_interval_ms: heartbeat_interval_ms as u64,
             auto_create_topics,
+            groups: groups.clone(),
             seed: derive_seed(seed, &name),
             shutdown: shutdown.clone(),
         });
@@ -387,49 +393,62 @@ fn start_clients(
     let bootstrap: Vec<SocketAddr> = (1..=scenario.cluster.brokers)
         .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
         .collect();
-    for (index, spec) in scenario.clients.iter().enumerate() {
-        let node_clock = clock.for_node();
-        let ctx = ClientContext {
-            id: spec.id.clone(),
-            bootstrap: bootstrap.clone(),
-            clock: node_clock.clone(),
-            recorder: recorder.clone(),
-            seed: derive_seed(seed, &format!("client/{}", spec.id)),
+    let mut index = 0;
+    for spec in &scenario.clients {
+        // A group consumer runs one node per member, `<id>-1` … `<id>-N`.
+        let names: Vec<(String, u32)> = match (&spec.kind, &spec.group) {
+            (ClientKind::Consumer, Some(_)) => (1..=spec.members)
+                .map(|m| (format!("{}-{m}", spec.id), m))
+                .collect(),
+            _ => vec![(spec.id.clone(), 0)],
         };
-        let builder = world
-            .handle
-            .create_node()
-            .name(&spec.id)
-            .ip(client_ip(index));
-        let node = match spec.kind {
-            ClientKind::Producer => {
-                let producer = config::producer_spec(spec);
-                builder
-                    .init(move || client::producer::run(ctx.clone(), producer.clone()))
-                    .build()
-            }
-            ClientKind::Consumer => {
-                let consumer = config::consumer_spec(spec);
-                builder
-                    .init(move || client::consumer::run(ctx.clone(), consumer.clone()))
-                    .build()
-            }
-            ClientKind::Transactional | ClientKind::Pipeline => {
-                unreachable!("support::check_supported refuses these before the run")
-            }
-        };
-        world.nodes.insert(
-            spec.id.clone(),
-            SimNode {
-                id: node.id(),
-                broker: None,
-                controller: None,
-                clock: node_clock,
-                disk: None,
-                state: NodeState::Up,
-                shutdown: None,
-            },
-        );
+        for (name, member) in names {
+            let node_clock = clock.for_node();
+            let ctx = ClientContext {
+                id: name.clone(),
+                bootstrap: bootstrap.clone(),
+                clock: node_clock.clone(),
+                recorder: recorder.clone(),
+                seed: derive_seed(seed, &format!("client/{name}")),
+            };
+            let builder = world.handle.create_node().name(&name).ip(client_ip(index));
+            index += 1;
+            let node = match spec.kind {
+                ClientKind::Producer => {
+                    let producer = config::producer_spec(spec);
+                    builder
+                        .init(move || client::producer::run(ctx.clone(), producer.clone()))
+                        .build()
+                }
+                ClientKind::Consumer if spec.group.is_some() => {
+                    let consumer = config::group_consumer_spec(spec, member);
+                    builder
+                        .init(move || client::group_consumer::run(ctx.clone(), consumer.clone()))
+                        .build()
+                }
+                ClientKind::Consumer => {
+                    let consumer = config::consumer_spec(spec);
+                    builder
+                        .init(move || client::consumer::run(ctx.clone(), consumer.clone()))
+                        .build()
+                }
+                ClientKind::Transactional | ClientKind::Pipeline => {
+                    unreachable!("support::check_supported refuses these before the run")
+                }
+            };
+            world.nodes.insert(
+                name,
+                SimNode {
+                    id: node.id(),
+                    broker: None,
+                    controller: None,
+                    clock: node_clock,
+                    disk: None,
+                    state: NodeState::Up,
+                    shutdown: None,
+                },
+            );
+        }
     }
 }
 

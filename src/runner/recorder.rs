@@ -49,6 +49,8 @@ pub struct Figures {
     pub unfenced: std::collections::BTreeSet<i64>,
     /// The highest metadata offset whose event the figures took.
     pub metadata_offset: Option<i64>,
+    /// Each group's committed offset per partition, as its coordinator last committed it.
+    pub committed: BTreeMap<(String, String), i64>,
 }
 
 impl Figures {
@@ -198,6 +200,20 @@ impl RunRecorder {
             } else {
                 figures.topic_removed(detail, self.now_ms());
             }
+            return;
+        }
+        if kind == "offset-commit" {
+            let (Some(group), Some(partition), Some(offset)) = (
+                detail["group"].as_str(),
+                detail["partition"].as_str(),
+                detail["offset"].as_i64(),
+            ) else {
+                return;
+            };
+            let mut figures = self.figures.lock().expect("figures lock");
+            figures
+                .committed
+                .insert((group.to_string(), partition.to_string()), offset);
             return;
         }
         if kind == "raft-role" {

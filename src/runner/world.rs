@@ -143,6 +143,33 @@ impl World {
                     .map(|(name, _)| name.clone());
                 vec![leader.ok_or("no controller leads now")?]
             }
+            // The leader of the group's `__consumer_offsets` partition.
+            Target::Coordinator(group) => {
+                let partitions = {
+                    let figures = self.recorder.figures.lock().expect("figures lock");
+                    let prefix = format!("{}-", crate::broker::OFFSETS_TOPIC);
+                    figures
+                        .partitions
+                        .keys()
+                        .filter(|name| name.starts_with(&prefix))
+                        .count() as i32
+                };
+                if partitions == 0 {
+                    return Err(format!(
+                        "{} does not exist yet",
+                        crate::broker::OFFSETS_TOPIC
+                    ));
+                }
+                let tp = crate::scenario::TopicPartition {
+                    topic: crate::broker::OFFSETS_TOPIC.to_string(),
+                    partition: crate::coordinator::group::partition_for(group, partitions) as u32,
+                };
+                let meta = self.committed_partition(&tp)?;
+                if meta.leader < 0 {
+                    return Err(format!("{tp} has no leader"));
+                }
+                vec![broker(meta.leader)]
+            }
             // A client's node is named by its id, exactly; brokers and controllers never match.
             Target::Client(id) => self
                 .nodes
@@ -150,7 +177,6 @@ impl World {
                 .filter(|(_, node)| node.broker.is_none() && node.controller.is_none())
                 .map(|(name, _)| vec![name.clone()])
                 .ok_or_else(|| format!("no client {id}"))?,
-            other => return Err(format!("target {other:?} has no node in this cluster")),
         };
         for name in &names {
             if !self.nodes.contains_key(name) {

@@ -237,6 +237,7 @@ pub const BROKER: &[ConfigDef] = &[
     int("leader.imbalance.per.broker.percentage", 0, I32, D(10)), // no Kafka validator
     int("offsets.topic.replication.factor", 1, I16, D(3)),
     int("offsets.topic.num.partitions", 1, I32, D(50)),
+    int("offsets.topic.segment.bytes", 1, I32, D(104_857_600)),
     int("offsets.retention.minutes", 1, I32, D(10_080)),
     int("offsets.commit.timeout.ms", 1, I32, D(5_000)),
     int("group.initial.rebalance.delay.ms", 0, I32, D(3_000)), // no Kafka validator

@@ -166,6 +166,17 @@ pub enum ClientKind {
     Pipeline,
 }
 
+/// When a group consumer commits, relative to processing what it polled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommitOrder {
+    /// `commit = "after-processing"`: process, then `commitSync` (at least once).
+    AfterProcessing,
+    /// `commit = "before-processing"`: `commitSync`, then process (at most once).
+    BeforeProcessing,
+    /// `commit = "auto"`: `enable.auto.commit`.
+    Auto,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Keys {
     Random,
@@ -188,6 +199,12 @@ pub struct ClientSpec {
     /// A producer stops after this many records.
     pub count: Option<u64>,
     pub keys: Keys,
+    /// A group consumer's workload: when it commits (`commit`; `None` follows
+    /// `enable.auto.commit`), how long it processes one poll's records (`processing`), and
+    /// whether it hands them to a worker and polls on (`handoff`).
+    pub commit: Option<CommitOrder>,
+    pub processing_ms: u64,
+    pub handoff: bool,
     pub start_ms: u64,
     pub config: Configs,
     /// Line of the `[[client]]` header in the file, for messages.

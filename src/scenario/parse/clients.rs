@@ -2,15 +2,28 @@
 
 use super::known::KnownTopics;
 use super::sections::kafka_configs;
-use super::table::{array_of_tables, int_in, q, string, strings, u32_in, Table};
+use super::table::{array_of_tables, boolean, int_in, q, string, strings, u32_in, Table};
 use super::tree::Node;
 use super::values::{ms_at_least, rate_per_s, show_ms};
 use super::{fail, Fail, Lines, Res, MAX_NODES};
 use crate::scenario::configs::Scope;
-use crate::scenario::model::{ClientKind, ClientSpec, Configs, Keys};
+use crate::scenario::model::{ClientKind, ClientSpec, CommitOrder, Configs, Keys};
 
 const CLIENT_KEYS: &[&str] = &[
-    "type", "id", "topic", "topics", "group", "members", "rate", "count", "keys", "at", "config",
+    "type",
+    "id",
+    "topic",
+    "topics",
+    "group",
+    "members",
+    "rate",
+    "count",
+    "keys",
+    "at",
+    "config",
+    "commit",
+    "processing",
+    "handoff",
 ];
 
 fn client_keys(kind: ClientKind) -> &'static [&'static str] {
@@ -18,7 +31,18 @@ fn client_keys(kind: ClientKind) -> &'static [&'static str] {
         ClientKind::Producer | ClientKind::Transactional => &[
             "type", "id", "at", "config", "topic", "rate", "count", "keys",
         ],
-        ClientKind::Consumer => &["type", "id", "at", "config", "topics", "group", "members"],
+        ClientKind::Consumer => &[
+            "type",
+            "id",
+            "at",
+            "config",
+            "topics",
+            "group",
+            "members",
+            "commit",
+            "processing",
+            "handoff",
+        ],
         ClientKind::Pipeline => &[
             "type", "id", "at", "config", "topics", "topic", "group", "members",
         ],
@@ -116,12 +140,33 @@ fn client(
             .opt("count", |n, w| int_in(n, w, 1, i64::MAX))?
             .map(|c| c as u64),
         keys: t.opt("keys", keys)?.unwrap_or(Keys::Random),
+        commit: t.opt("commit", commit_order)?,
+        processing_ms: t
+            .opt("processing", |n, w| ms_at_least(n, w, 0))?
+            .unwrap_or(0),
+        handoff: t.opt("handoff", |n, w| boolean(n, w))?.unwrap_or(false),
         start_ms,
         config,
         line: lines.line_of(node),
     };
     check_client(&t, &spec)?;
     Ok(spec)
+}
+
+/// `commit`: when a group consumer commits.
+fn commit_order(node: &Node, what: &str) -> Res<CommitOrder> {
+    match string(node, what)? {
+        "after-processing" => Ok(CommitOrder::AfterProcessing),
+        "before-processing" => Ok(CommitOrder::BeforeProcessing),
+        "auto" => Ok(CommitOrder::Auto),
+        other => fail(
+            node.pos(),
+            format!(
+                "{what} must be \"after-processing\", \"before-processing\" or \"auto\", found {}",
+                q(other)
+            ),
+        ),
+    }
 }
 
 /// `type`: which of the four kinds of client.
@@ -321,6 +366,13 @@ fn check_client(t: &Table, c: &ClientSpec) -> Res<()> {
                 q(&c.id)
             ),
         );
+    }
+    let workload = ["commit", "processing", "handoff"];
+    if c.group.is_none() {
+        if let Some(key) = workload.iter().find(|k| t.get(k).is_some()) {
+            let at = t.get(key).and_then(Node::pos);
+            return fail(at, format!("{name} {}: `{key}` needs a `group`", q(&c.id)));
+        }
     }
     if c.kind == ClientKind::Pipeline && c.group.is_none() {
         return fail(
