@@ -107,6 +107,8 @@ struct Membership {
     rejoin_needed: bool,
     /// When the application last called poll (run time line).
     last_poll_ms: u64,
+    /// When the coordinator last answered a heartbeat (or the member joined).
+    last_heartbeat_ms: u64,
 }
 
 type Shared = Arc<Mutex<Membership>>;
@@ -123,6 +125,7 @@ pub async fn run(ctx: ClientContext, spec: GroupConsumerSpec) {
         stable: false,
         rejoin_needed: true,
         last_poll_ms: ctx.clock.elapsed_ms(),
+        last_heartbeat_ms: ctx.clock.elapsed_ms(),
     }));
     let worker = spec.handoff.then(|| {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<Polled>();
@@ -444,6 +447,7 @@ impl Member {
         s.stable = true;
         s.rejoin_needed = !revoked.is_empty() && protocol == RebalanceProtocol::Cooperative;
         s.last_poll_ms = self.ctx.clock.elapsed_ms();
+        s.last_heartbeat_ms = s.last_poll_ms;
         true
     }
 
@@ -715,10 +719,21 @@ impl Member {
         if offsets.is_empty() {
             return true;
         }
-        let (member_id, generation) = {
+        let (member_id, generation, stable) = {
             let s = self.state();
-            (s.member_id.clone(), s.generation)
+            (s.member_id.clone(), s.generation, s.stable)
         };
+        if !stable {
+            // `CommitFailedException` before anything is sent: the member is not in a stable
+            // generation (it left, or learned it was dropped), so it has no right to commit.
+            self.op(
+                OpType::Fail,
+                "commit",
+                val!({ "group": self.group(), "generation": generation, "error": "CommitFailedException: not part of an active group" }),
+            );
+            self.state().rejoin_needed = true;
+            return false;
+        }
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         let mut shown = Vec::new();
         for (tp, offset) in &offsets {
@@ -952,13 +967,17 @@ async fn process_records(ctx: &ClientContext, spec: &GroupConsumerSpec, polled: 
     );
 }
 
-/// The worker of a handoff application: processes each poll's records in turn.
+/// The worker of a handoff application: processes the polled records in the order they came.
 async fn process_worker(
     ctx: ClientContext,
     spec: GroupConsumerSpec,
     mut rx: tokio::sync::mpsc::UnboundedReceiver<Polled>,
 ) {
-    while let Some(polled) = rx.recv().await {
+    // Each cycle takes everything queued so far and processes it together.
+    while let Some(mut polled) = rx.recv().await {
+        while let Ok(more) = rx.try_recv() {
+            polled.extend(more);
+        }
         process_records(&ctx, &spec, &polled).await;
     }
 }
@@ -1052,6 +1071,9 @@ async fn heartbeat(ctx: ClientContext, spec: GroupConsumerSpec, shared: Shared) 
         let mut s = shared.lock().expect("membership lock");
         if s.generation != generation || s.member_id != member_id {
             continue; // the loop moved on meanwhile
+        }
+        if !COORDINATOR_ERRORS.contains(&code) {
+            s.last_heartbeat_ms = ctx.clock.elapsed_ms();
         }
         match code {
             0 => {}

@@ -470,6 +470,7 @@ pub const CHECK_NAMES: &[&str] = &[
     "eos-violation",
     "group-overlap",
     "offset-regression",
+    "group-skip",
     "zombie-write",
     "unavailable",
     "poll-skip",

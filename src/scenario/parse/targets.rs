@@ -158,9 +158,20 @@ impl Names<'_> {
         if self.clients.iter().any(|c| c.id == text) {
             return Ok(Target::Client(text.to_string()));
         }
+        // A member of a group consumer, `<id>-N`.
+        let member = self.clients.iter().any(|c| {
+            c.group.is_some()
+                && text
+                    .strip_prefix(&format!("{}-", c.id))
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|n| (1..=c.members).contains(&n))
+        });
+        if member {
+            return Ok(Target::Client(text.to_string()));
+        }
         Err(format!(
             "unknown target {} (targets: broker-N, controller-N, broker-*, controller-*, leader(TOPIC-P), \
-             follower(TOPIC-P), controller-leader, coordinator(GROUP), or a client's id)",
+             follower(TOPIC-P), controller-leader, coordinator(GROUP), a client's id, or a group member's (ID-N))",
             q(text)
         ))
     }

@@ -1,0 +1,189 @@
+//! Consumer groups end to end: the shipped group scenarios on `SAMSA_SEEDS` seeds each (3 by
+//! default, the slice CI runs; 200 for the issue's sweep), and a group chaos sweep on
+//! `SAMSA_GROUP_CHAOS_SEEDS` seeds (6 by default; 500 for the issue's sweep):
+//!
+//! ```text
+//! SAMSA_SEEDS=200 SAMSA_GROUP_CHAOS_SEEDS=500 cargo test --release --test groups -- --nocapture
+//! ```
+
+mod common;
+
+use common::{events, scenario, seeds};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use samsa::output::judge;
+use samsa::runner::{self, RunOutput};
+use samsa::scenario::{parse_str, Scenario};
+use samsa_sim::check::group_skip;
+use samsa_sim::history::OpType;
+
+fn reproduce(name: &str, seed: u64) -> String {
+    format!("reproduce: cargo run --release -- run scenarios/{name}.toml --seed {seed}")
+}
+
+/// The records of `topic` below the final high watermark that no member of `group` processed,
+/// by partition (empty: the group processed everything committed).
+fn unprocessed_below_hw(output: &RunOutput, group: &str, topic: &str) -> Vec<(String, usize)> {
+    let prefix = format!("{topic}-");
+    let below = output
+        .final_state
+        .partitions
+        .iter()
+        .filter(|(name, _)| name.starts_with(&prefix))
+        .map(|(name, p)| (name.as_str(), p.high_watermark));
+    group_skip::unprocessed(&output.journal.history, &output.final_state, group, below)
+        .into_iter()
+        .map(|(partition, offsets)| (partition, offsets.len()))
+        .collect()
+}
+
+/// The commits the coordinator refused a member, with Kafka's error names.
+fn refused_commits<'a>(output: &'a RunOutput, process: &str) -> Vec<&'a str> {
+    output
+        .journal
+        .history
+        .iter()
+        .filter(|op| op.process == process && op.f == "commit" && op.kind == OpType::Fail)
+        .filter_map(|op| op.value["error"].as_str())
+        .collect()
+}
+
+#[test]
+fn the_shipped_group_scenarios_give_their_expected_outcome_on_every_seed() {
+    let n = seeds("SAMSA_SEEDS", 3);
+    for name in [
+        "consumer-rebalance",
+        "coordinator-failover",
+        "auto-commit-skip",
+        "zombie-commit",
+        "zombie-commit-unfenced",
+    ] {
+        let s = scenario(name);
+        for seed in 1..=n {
+            let output = runner::run(&s, seed);
+            let problems = judge(&output.violations, &s.expect.violations, &s.expect.allow);
+            assert!(
+                problems.is_empty(),
+                "{name} seed {seed}: {problems:?}\n{}",
+                reproduce(name, seed)
+            );
+            let at = || format!("{name} seed {seed}\n{}", reproduce(name, seed));
+            match name {
+                // At least once: everything committed to orders was processed by the group.
+                "consumer-rebalance" | "coordinator-failover" => {
+                    let missing = unprocessed_below_hw(&output, "g1", "orders");
+                    assert!(missing.is_empty(), "{}: unprocessed {missing:?}", at());
+                }
+                "zombie-commit" => {
+                    let refused = refused_commits(&output, "c-1");
+                    assert!(
+                        refused
+                            .iter()
+                            .any(|e| matches!(*e, "UnknownMemberId" | "IllegalGeneration")),
+                        "{}: the zombie's commit was not refused by the coordinator: {refused:?}",
+                        at()
+                    );
+                }
+                _ => {}
+            }
+            if name == "coordinator-failover" {
+                // The group's state was loaded from the log by a later coordinator.
+                let reloaded = events(&output, "group-coordinator-loaded").any(|e| {
+                    e.detail["epoch"].as_i64() > Some(0) && e.detail["groups"].as_i64() > Some(0)
+                });
+                assert!(reloaded, "{}: no coordinator reloaded the group", at());
+            }
+        }
+    }
+}
+
+/// A member crashing, a member stalling past its session, the coordinator failing over and
+/// brokers crashing, at random, under a process-then-commit group.
+fn group_chaos(seed: u64) -> Scenario {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut text = String::from(
+        r#"
+name = "group-chaos"
+duration = "75s"
+[cluster]
+brokers = 3
+controllers = 1
+[cluster.config]
+"min.insync.replicas" = 2
+"offsets.topic.num.partitions" = 5
+"group.initial.rebalance.delay.ms" = 1000
+# Every message fsynced: a machine crash then loses no acknowledged write, so what this sweep
+# judges is the group, not Kafka's page-cache durability.
+"log.flush.interval.messages" = 1
+[[topic]]
+name = "orders"
+partitions = 4
+replication-factor = 3
+[[client]]
+type = "producer"
+id = "p1"
+topic = "orders"
+rate = "150/s"
+count = 6000
+config = { "acks" = "all" }
+[[client]]
+type = "consumer"
+id = "c"
+group = "g1"
+members = 3
+topics = ["orders"]
+commit = "after-processing"
+processing = "20ms"
+config = { "enable.auto.commit" = false, "auto.offset.reset" = "earliest", "session.timeout.ms" = 6000, "heartbeat.interval.ms" = 1000, "max.poll.records" = 100 }
+"#,
+    );
+    let mut at_ms = 4_000;
+    for _ in 0..6 {
+        at_ms += rng.gen_range(1_000..7_000);
+        let member = format!("c-{}", rng.gen_range(1..=3));
+        let broker = format!("broker-{}", rng.gen_range(1..=3));
+        let for_ms = rng.gen_range(500..9_000);
+        let fault = match rng.gen_range(0..6) {
+            0 => format!("action = \"crash\"\ntarget = \"{member}\"\nfor = \"{for_ms}ms\""),
+            1 => format!("action = \"kill\"\ntarget = \"{member}\"\nfor = \"{for_ms}ms\""),
+            // A stall: past the session timeout when long enough.
+            2 => format!("action = \"pause\"\ntarget = \"{member}\"\nfor = \"{for_ms}ms\""),
+            3 => format!("action = \"crash\"\ntarget = \"coordinator(g1)\"\nfor = \"{for_ms}ms\""),
+            4 => format!("action = \"crash\"\ntarget = \"{broker}\"\nfor = \"{for_ms}ms\""),
+            _ => format!("action = \"kill\"\ntarget = \"{broker}\"\nfor = \"{for_ms}ms\""),
+        };
+        text.push_str(&format!("[[fault]]\nat = \"{at_ms}ms\"\n{fault}\n"));
+    }
+    parse_str("group-chaos.toml", &text).unwrap_or_else(|e| panic!("{e}\n{text}"))
+}
+
+#[test]
+fn random_member_coordinator_and_broker_failures_never_break_a_process_then_commit_group() {
+    let n = seeds("SAMSA_GROUP_CHAOS_SEEDS", 6);
+    let mut rebalances = 0;
+    for seed in 1..=n {
+        let s = group_chaos(seed);
+        let output = runner::run(&s, seed);
+        assert!(
+            output.violations.is_empty(),
+            "group chaos seed {seed}: {:?}\n(rebuild the scenario with group_chaos({seed}))",
+            output.violations
+        );
+        let missing = unprocessed_below_hw(&output, "g1", "orders");
+        assert!(
+            missing.is_empty(),
+            "group chaos seed {seed}: records below the final HW never processed: {missing:?}"
+        );
+        rebalances += output
+            .journal
+            .history
+            .iter()
+            .filter(|op| op.f == "assign" && op.kind == OpType::Ok)
+            .count();
+    }
+    // The faults did move partitions: more than the first generation's three assignments.
+    assert!(
+        rebalances as u64 > 3 * n,
+        "{rebalances} assignments over {n} runs"
+    );
+}
