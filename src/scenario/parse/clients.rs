@@ -144,7 +144,7 @@ fn client(
         processing_ms: t
             .opt("processing", |n, w| ms_at_least(n, w, 0))?
             .unwrap_or(0),
-        handoff: t.opt("handoff", |n, w| boolean(n, w))?.unwrap_or(false),
+        handoff: t.opt("handoff", boolean)?.unwrap_or(false),
         start_ms,
         config,
         line: lines.line_of(node),

@@ -1,0 +1,302 @@
+//! Positions (`OffsetFetch`, `auto.offset.reset`), fetching and `poll`.
+
+use super::*;
+
+impl Member {
+    /// Positions of newly assigned partitions: the group's committed offset, else
+    /// `auto.offset.reset`.
+    pub(super) async fn find_positions(&mut self, coordinator: i32) -> bool {
+        let unknown: Vec<TopicPartition> = self
+            .positions
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let mut by_topic: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for tp in &unknown {
+            by_topic
+                .entry(&tp.topic)
+                .or_default()
+                .push(tp.partition as i32);
+        }
+        let request = RequestKind::OffsetFetch(
+            OffsetFetchRequest::default()
+                .with_require_stable(true)
+                .with_groups(vec![OffsetFetchRequestGroup::default()
+                    .with_group_id(GroupId(str_bytes(self.group())))
+                    .with_topics(Some(
+                        by_topic
+                            .into_iter()
+                            .map(|(t, ps)| {
+                                OffsetFetchRequestTopics::default()
+                                    .with_name(topic_name(t))
+                                    .with_partition_indexes(ps)
+                            })
+                            .collect(),
+                    ))]),
+        );
+        let response = match self.send(coordinator, ApiKey::OffsetFetch, &request).await {
+            Ok(ResponseKind::OffsetFetch(r)) => r,
+            _ => {
+                self.coordinator_lost(coordinator);
+                return false;
+            }
+        };
+        let Some(group) = response.groups.first() else {
+            return false;
+        };
+        if group.error_code != 0 {
+            if COORDINATOR_ERRORS.contains(&group.error_code) {
+                self.coordinator_lost(coordinator);
+            }
+            return false;
+        }
+        for topic in &group.topics {
+            for p in &topic.partitions {
+                let tp = TopicPartition {
+                    topic: topic.name.0.to_string(),
+                    partition: p.partition_index as u32,
+                };
+                if p.error_code == 0 && p.committed_offset >= 0 && self.positions.contains_key(&tp)
+                {
+                    self.positions.insert(tp.clone(), Some(p.committed_offset));
+                    self.op(
+                        OpType::Ok,
+                        "reset",
+                        val!({ "partition": tp.to_string(), "to": p.committed_offset, "committed": true }),
+                    );
+                }
+            }
+        }
+        let still: Vec<TopicPartition> = self
+            .positions
+            .iter()
+            .filter(|(_, p)| p.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        for tp in still {
+            if !self.reset(&tp).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// `auto.offset.reset` with `ListOffsets`.
+    pub(super) async fn reset(&mut self, tp: &TopicPartition) -> bool {
+        let timestamp = match self.spec.consumer.auto_offset_reset {
+            OffsetReset::Earliest => -2,
+            OffsetReset::Latest => -1,
+            OffsetReset::None => {
+                self.op(
+                    OpType::Fail,
+                    "reset",
+                    val!({ "partition": tp.to_string(), "error": "NoOffsetForPartition" }),
+                );
+                return false;
+            }
+        };
+        let Some(leader) = self.view.leader(tp) else {
+            self.view.mark_stale();
+            return false;
+        };
+        let request = RequestKind::ListOffsets(
+            ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(vec![ListOffsetsTopic::default()
+                    .with_name(topic_name(&tp.topic))
+                    .with_partitions(vec![ListOffsetsPartition::default()
+                        .with_partition_index(tp.partition as i32)
+                        .with_current_leader_epoch(-1)
+                        .with_timestamp(timestamp)])]),
+        );
+        let offset = match self
+            .send(leader.broker, ApiKey::ListOffsets, &request)
+            .await
+        {
+            Ok(ResponseKind::ListOffsets(r)) => r
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .filter(|p| p.error_code == 0)
+                .map(|p| p.offset),
+            _ => None,
+        };
+        match offset {
+            Some(offset) => {
+                self.positions.insert(tp.clone(), Some(offset));
+                self.op(
+                    OpType::Ok,
+                    "reset",
+                    val!({ "partition": tp.to_string(), "to": offset }),
+                );
+                true
+            }
+            None => {
+                self.view.mark_stale();
+                false
+            }
+        }
+    }
+
+    /// `poll`: auto-commit when due, return up to `max.poll.records` (fetching when nothing is
+    /// buffered), then process and commit as the workload says.
+    pub(super) async fn poll(&mut self, coordinator: i32) -> bool {
+        self.state().last_poll_ms = self.now();
+        if self.spec.commit == CommitMode::Auto && self.now() >= self.next_auto_commit_ms {
+            self.next_auto_commit_ms = self.now() + self.spec.auto_commit_interval_ms;
+            self.commit(coordinator, None).await;
+        }
+        if self.buffer.is_empty() && !self.fetch().await {
+            return false;
+        }
+        let n = self.spec.max_poll_records.min(self.buffer.len());
+        if n == 0 {
+            return true;
+        }
+        let polled: Polled = self.buffer.drain(..n).collect();
+        for (tp, offset, _) in &polled {
+            self.positions.insert(tp.clone(), Some(offset + 1));
+        }
+        let records: Vec<Val> = polled
+            .iter()
+            .map(|(tp, offset, value)| {
+                val!({ "partition": tp.to_string(), "offset": *offset, "value": value.clone() })
+            })
+            .collect();
+        self.op(OpType::Invoke, "poll", val!({ "group": self.group() }));
+        self.op(
+            OpType::Ok,
+            "poll",
+            val!({ "group": self.group(), "records": Val::array(records) }),
+        );
+        let offsets: BTreeMap<TopicPartition, i64> = polled
+            .iter()
+            .map(|(tp, offset, _)| (tp.clone(), offset + 1))
+            .collect();
+        match self.spec.commit {
+            CommitMode::AfterProcessing => {
+                self.process(&polled).await;
+                self.commit(coordinator, Some(offsets)).await;
+            }
+            CommitMode::BeforeProcessing => {
+                self.commit(coordinator, Some(offsets)).await;
+                self.process(&polled).await;
+            }
+            CommitMode::Auto => match &self.worker {
+                Some(worker) => {
+                    let _ = worker.send(polled);
+                }
+                None => self.process(&polled).await,
+            },
+        }
+        true
+    }
+
+    pub(super) async fn process(&self, polled: &Polled) {
+        process_records(&self.ctx, &self.spec, polled).await;
+    }
+
+    /// Fetches every assigned partition with a position from its leader into the buffer.
+    pub(super) async fn fetch(&mut self) -> bool {
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
+        for (tp, position) in &self.positions {
+            let Some(position) = position else { continue };
+            match self.view.leader(tp) {
+                Some(leader) => by_leader.entry(leader.broker).or_default().push((
+                    tp.clone(),
+                    *position,
+                    leader.epoch,
+                )),
+                None => {
+                    self.view.mark_stale();
+                    return false;
+                }
+            }
+        }
+        if by_leader.is_empty() {
+            // Nothing assigned: an idle member still polls (and heartbeats).
+            tokio::time::sleep(Duration::from_millis(
+                self.spec.consumer.fetch_max_wait_ms as u64,
+            ))
+            .await;
+            return true;
+        }
+        let mut ok = true;
+        for (broker, partitions) in by_leader {
+            ok &= self.fetch_from(broker, &partitions).await;
+        }
+        ok
+    }
+
+    pub(super) async fn fetch_from(
+        &mut self,
+        broker: i32,
+        partitions: &[(TopicPartition, i64, i32)],
+    ) -> bool {
+        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+        for (tp, position, epoch) in partitions {
+            topics.entry(&tp.topic).or_default().push(
+                FetchPartition::default()
+                    .with_partition(tp.partition as i32)
+                    .with_current_leader_epoch(*epoch)
+                    .with_last_fetched_epoch(-1)
+                    .with_fetch_offset(*position)
+                    .with_log_start_offset(-1)
+                    .with_partition_max_bytes(self.spec.consumer.max_partition_fetch_bytes),
+            );
+        }
+        let request = RequestKind::Fetch(
+            FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(self.spec.consumer.fetch_max_wait_ms)
+                .with_min_bytes(self.spec.consumer.fetch_min_bytes)
+                .with_max_bytes(52_428_800)
+                .with_isolation_level(0)
+                .with_session_epoch(-1)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(topic, parts)| {
+                            FetchTopic::default()
+                                .with_topic(topic_name(topic))
+                                .with_partitions(parts)
+                        })
+                        .collect(),
+                ),
+        );
+        let response = match self.send(broker, ApiKey::Fetch, &request).await {
+            Ok(ResponseKind::Fetch(r)) => r,
+            _ => {
+                self.view.mark_stale();
+                return false;
+            }
+        };
+        for topic in response.responses {
+            for p in topic.partitions {
+                let tp = TopicPartition {
+                    topic: topic.topic.0.to_string(),
+                    partition: p.partition_index as u32,
+                };
+                let Some(Some(position)) = self.positions.get(&tp).copied() else {
+                    continue;
+                };
+                if p.error_code != 0 {
+                    if ResponseError::try_from_code(p.error_code)
+                        == Some(ResponseError::OffsetOutOfRange)
+                    {
+                        self.positions.insert(tp, None);
+                    } else {
+                        self.view.mark_stale();
+                    }
+                    continue;
+                }
+                let (records, _) = decode_fetched(position, p.records.as_deref().unwrap_or(&[]));
+                for (offset, value) in records {
+                    self.buffer.push_back((tp.clone(), offset, value));
+                }
+            }
+        }
+        true
+    }
+}
