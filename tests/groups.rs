@@ -187,3 +187,84 @@ fn random_member_coordinator_and_broker_failures_never_break_a_process_then_comm
         "{rebalances} assignments over {n} runs"
     );
 }
+
+/// KIP-320: the group's consumer read records that an unclean election then truncated away;
+/// when the new leader's epoch shows up it validates its position with OffsetForLeaderEpoch,
+/// finds the log truncated below it, and moves back to where the old epoch ended on the new
+/// leader, so it reads what the new leader wrote there instead of skipping it. (Without the
+/// validation it fetches at its old position, out of range on the new leader, until the new
+/// leader's log grows past it: the records written meanwhile below it are never read.)
+#[test]
+fn a_consumer_detects_truncation_below_its_position_and_reads_what_replaced_it() {
+    let text = std::fs::read_to_string(format!(
+        "{}/scenarios/unclean-election.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("unclean-election.toml");
+    let consumer = r#"
+[[client]]
+type = "consumer"
+id = "c"
+group = "g1"
+members = 1
+topics = ["orders"]
+commit = "after-processing"
+config = { "enable.auto.commit" = false, "auto.offset.reset" = "earliest", "session.timeout.ms" = 10000, "heartbeat.interval.ms" = 1000 }
+
+[cluster.config]"#;
+    let text = text
+        .replacen("[cluster.config]", consumer, 1)
+        .replace("\"min.insync.replicas\" = 1", "\"min.insync.replicas\" = 1\n\"offsets.topic.replication.factor\" = 3\n\"offsets.topic.num.partitions\" = 3");
+    // The consumer's reads of records the election then lost are inconsistent reads, and the
+    // group's committed offset goes back with its position: both are the truncation seen.
+    let text = text.replace(
+        "allow = [\"hw-regression\", \"divergence\"]",
+        "allow = [\"hw-regression\", \"divergence\", \"inconsistent-read\", \"offset-regression\"]",
+    );
+    let s = parse_str("unclean-election-group.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let mut detected = 0;
+    for seed in 1..=seeds("SAMSA_SEEDS", 3) {
+        let output = runner::run(&s, seed);
+        let problems = judge(&output.violations, &s.expect.violations, &s.expect.allow);
+        assert!(problems.is_empty(), "seed {seed}: {problems:?}");
+        // Every committed record of the final log up to the member's last read (the producer
+        // writes to the end) was read by it, with its final value.
+        let read: std::collections::BTreeSet<(i64, String)> = output
+            .journal
+            .history
+            .iter()
+            .filter(|op| op.process == "c-1" && op.f == "poll" && op.kind == OpType::Ok)
+            .flat_map(|op| op.value["records"].as_array().unwrap_or(&[]).iter())
+            .filter_map(|r| Some((r["offset"].as_i64()?, r["value"].as_str()?.to_string())))
+            .collect();
+        let last = read.iter().map(|(offset, _)| *offset).max().unwrap_or(-1);
+        let unread: Vec<i64> = output.final_state.partitions["orders-0"]
+            .committed
+            .iter()
+            .filter(|r| r.offset <= last)
+            .filter(|r| {
+                let value = r.value.clone().unwrap_or_default();
+                !read.contains(&(r.offset, value))
+            })
+            .map(|r| r.offset)
+            .collect();
+        assert!(
+            unread.is_empty(),
+            "seed {seed}: never read {} records: {:?}…",
+            unread.len(),
+            &unread[..unread.len().min(5)]
+        );
+        detected += output
+            .journal
+            .history
+            .iter()
+            .filter(|op| op.process == "c-1" && op.f == "reset" && op.kind == OpType::Ok)
+            .filter(|op| {
+                op.value["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("truncation"))
+            })
+            .count();
+    }
+    assert!(detected > 0, "no truncation was detected on any seed");
+}

@@ -84,6 +84,9 @@ impl Broker {
         request: RequestKind,
     ) -> Reply {
         match request {
+            RequestKind::OffsetForLeaderEpoch(req) => Reply::Send(Box::new(
+                ResponseKind::OffsetForLeaderEpoch(self.offset_for_leader_epoch(req).await),
+            )),
             RequestKind::FindCoordinator(req) => Reply::Send(Box::new(
                 ResponseKind::FindCoordinator(self.find_coordinator(version, req)),
             )),
@@ -712,5 +715,57 @@ impl Broker {
                 ),
             ]);
         self.request_topic_creation(topic);
+    }
+}
+
+impl Broker {
+    /// `OffsetForLeaderEpoch` (KIP-101, and KIP-320 for consumers): for each partition led
+    /// here, the largest epoch at or below the one asked for, and the offset where it ended
+    /// (the log end for the latest epoch), after checking the asker's view of the leader epoch.
+    async fn offset_for_leader_epoch(
+        &self,
+        req: kafka_protocol::messages::OffsetForLeaderEpochRequest,
+    ) -> kafka_protocol::messages::OffsetForLeaderEpochResponse {
+        use kafka_protocol::messages::offset_for_leader_epoch_response::{
+            EpochEndOffset, OffsetForLeaderTopicResult,
+        };
+        let mut topics = Vec::new();
+        for topic in req.topics {
+            let mut partitions = Vec::new();
+            for p in topic.partitions {
+                let mut answer = EpochEndOffset::default()
+                    .with_partition(p.partition)
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1);
+                let handle =
+                    topic_partition(&topic.topic, p.partition).and_then(|tp| self.partition(&tp));
+                match handle {
+                    None => answer.error_code = code(ResponseError::NotLeaderOrFollower),
+                    Some(handle) => {
+                        let partition = handle.lock().await;
+                        let current = p.current_leader_epoch;
+                        if !partition.is_leader() {
+                            answer.error_code = code(ResponseError::NotLeaderOrFollower);
+                        } else if current >= 0 && current < partition.leader_epoch() {
+                            answer.error_code = code(ResponseError::FencedLeaderEpoch);
+                        } else if current > partition.leader_epoch() {
+                            answer.error_code = code(ResponseError::UnknownLeaderEpoch);
+                        } else {
+                            let (epoch, end_offset) =
+                                partition.end_offset_for_epoch(p.leader_epoch);
+                            answer.leader_epoch = epoch;
+                            answer.end_offset = end_offset;
+                        }
+                    }
+                }
+                partitions.push(answer);
+            }
+            topics.push(
+                OffsetForLeaderTopicResult::default()
+                    .with_topic(topic.topic)
+                    .with_partitions(partitions),
+            );
+        }
+        kafka_protocol::messages::OffsetForLeaderEpochResponse::default().with_topics(topics)
     }
 }

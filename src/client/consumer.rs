@@ -316,7 +316,7 @@ impl Consumer {
     ) -> i64 {
         let partition = tp.to_string();
         let (records, next) = decode_fetched(position, bytes);
-        for (offset, value) in records {
+        for (offset, value, _) in records {
             out.push(val!({ "partition": partition.as_str(), "offset": offset, "value": value }));
         }
         next
@@ -324,9 +324,13 @@ impl Consumer {
 }
 
 /// The records of fetched batches at or after `position` (checking each batch's CRC, as
-/// `check.crcs` does), with their values as text, and the position after them (past a batch's
-/// end even when its last records were compacted away or it holds only control records).
-pub(crate) fn decode_fetched(position: i64, bytes: &[u8]) -> (Vec<(i64, Option<String>)>, i64) {
+/// `check.crcs` does), with their values as text and their batch's leader epoch, and the
+/// position after them (past a batch's end even when its last records were compacted away or it
+/// holds only control records).
+pub(crate) fn decode_fetched(
+    position: i64,
+    bytes: &[u8],
+) -> (Vec<(i64, Option<String>, i32)>, i64) {
     let mut next = position;
     let mut rest = bytes;
     let mut out = Vec::new();
@@ -344,7 +348,7 @@ pub(crate) fn decode_fetched(position: i64, bytes: &[u8]) -> (Vec<(i64, Option<S
                     .value
                     .as_deref()
                     .map(|v| String::from_utf8_lossy(v).into_owned());
-                out.push((record.offset, value));
+                out.push((record.offset, value, header.partition_leader_epoch));
                 next = record.offset + 1;
             }
         }

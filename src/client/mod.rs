@@ -4,6 +4,7 @@
 pub mod assignor;
 pub mod cluster;
 pub mod consumer;
+pub mod group_admin;
 pub mod group_consumer;
 pub mod partitioner;
 pub mod producer;

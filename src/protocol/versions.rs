@@ -10,6 +10,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListOffsets, 1, 8),
     (ApiKey::Metadata, 1, 12),
     (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::OffsetForLeaderEpoch, 2, 4),
     // The group coordinator (the classic protocol; OffsetCommit 9 and OffsetFetch 9 carry
     // KIP-848's member epochs, FindCoordinator 5+ transactions' and share groups' errors).
     (ApiKey::FindCoordinator, 0, 4),

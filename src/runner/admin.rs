@@ -46,6 +46,10 @@ pub fn admin_ip() -> IpAddr {
 pub struct Admin {
     pub channel: ControllerChannel,
     pub recorder: SharedRecorder,
+    /// The brokers' listeners, and the admin node's clock: for describing groups, which brokers
+    /// answer (the group coordinators), not controllers.
+    pub bootstrap: Vec<std::net::SocketAddr>,
+    pub clock: crate::world::Clock,
 }
 
 /// Kafka's name of an error code (`INVALID_REPLICATION_FACTOR`), for the history.
@@ -154,6 +158,85 @@ impl Admin {
     }
 }
 
+impl Admin {
+    /// `kafka-consumer-groups.sh --describe --group GROUP`, recorded as a `describe-group`
+    /// operation: the group's state and members, and per partition the committed offset, the
+    /// log end and the lag.
+    async fn describe_group(&self, group: &str) {
+        use crate::client::cluster::ClusterView;
+        use crate::client::group_admin;
+        let value = json!({ "group": group });
+        self.op(OpType::Invoke, "describe-group", value.clone());
+        let ctx = crate::client::ClientContext {
+            id: PROCESS.to_string(),
+            bootstrap: self.bootstrap.clone(),
+            clock: self.clock.clone(),
+            recorder: self.recorder.clone(),
+            seed: 0,
+        };
+        let mut view = ClusterView::new(ctx);
+        let timeout = Duration::from_millis(30_000);
+        let mut outcome = Err("no broker answered".to_string());
+        for _ in 0..STEP_ATTEMPTS {
+            if view.refresh(&[]).await.is_ok() {
+                outcome = group_admin::describe_group(&mut view, group, timeout).await;
+                if outcome.is_ok() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(RETRY_BACKOFF_MS)).await;
+        }
+        match outcome {
+            Ok(d) => {
+                let tp = |tp: &crate::scenario::TopicPartition| tp.to_string();
+                let members: Vec<serde_json::Value> = d
+                    .members
+                    .iter()
+                    .map(|m| {
+                        json!({
+                            "member": m.member_id,
+                            "instance": m.group_instance_id,
+                            "client": m.client_id,
+                            "host": m.host,
+                            "partitions": m.partitions.iter().map(tp).collect::<Vec<_>>(),
+                        })
+                    })
+                    .collect();
+                let partitions: Vec<serde_json::Value> = d
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        json!({
+                            "partition": tp(&p.partition),
+                            "committed": p.committed,
+                            "log_end": p.log_end,
+                            "lag": p.lag,
+                            "owner": p.owner,
+                        })
+                    })
+                    .collect();
+                self.op(
+                    OpType::Ok,
+                    "describe-group",
+                    json!({
+                        "group": group,
+                        "state": d.state,
+                        "protocol": d.protocol,
+                        "coordinator": d.coordinator,
+                        "members": members,
+                        "partitions": partitions,
+                    }),
+                );
+            }
+            Err(e) => self.op(
+                OpType::Fail,
+                "describe-group",
+                json!({ "group": group, "error": e }),
+            ),
+        }
+    }
+}
+
 /// Attempts of one admin step while no controller answers or the one asked is not active
 /// (Kafka's admin client retries these until `default.api.timeout.ms`).
 const STEP_ATTEMPTS: usize = 20;
@@ -167,6 +250,11 @@ impl Admin {
     }
 
     async fn perform(&self, step: &FaultSpec) {
+        if step.action == Action::DescribeGroup {
+            return self
+                .describe_group(step.group.as_deref().unwrap_or_default())
+                .await;
+        }
         let topic = step.topic.clone().unwrap_or_default();
         let (f, value, request) = match step.action {
             Action::CreateTopic => {

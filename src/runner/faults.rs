@@ -128,7 +128,8 @@ fn act(world: &mut World, fault: &FaultSpec) -> Result<Vec<String>, String> {
         | Action::DeleteTopic
         | Action::CreatePartitions
         | Action::Reassign
-        | Action::ElectLeaders => {
+        | Action::ElectLeaders
+        | Action::DescribeGroup => {
             // The admin client performs it, in order, and records the cluster's answer.
             let queue = world.admin_steps.as_ref().ok_or("no admin client")?;
             queue
@@ -179,7 +180,8 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         | Action::DeleteTopic
         | Action::CreatePartitions
         | Action::Reassign
-        | Action::ElectLeaders => unreachable!("handled in act"),
+        | Action::ElectLeaders
+        | Action::DescribeGroup => unreachable!("handled in act"),
     }
     Ok(())
 }

@@ -251,6 +251,11 @@ fn start_admin(
     let topics = scenario.topics.clone();
     let voters = voters.clone();
     let recorder = recorder.clone();
+    let bootstrap: Vec<SocketAddr> = (1..=scenario.cluster.brokers)
+        .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
+        .collect();
+    let admin_clock = clock.for_node();
+    let node_clock = admin_clock.clone();
     let node = world
         .handle
         .create_node()
@@ -263,6 +268,8 @@ fn start_admin(
                     admin::ADMIN_NODE,
                 ),
                 recorder: recorder.clone(),
+                bootstrap: bootstrap.clone(),
+                clock: admin_clock.clone(),
             };
             let topics = topics.clone();
             let ready_tx = ready_tx.clone();
@@ -285,7 +292,7 @@ fn start_admin(
             id: node.id(),
             broker: None,
             controller: None,
-            clock: clock.for_node(),
+            clock: node_clock,
             disk: None,
             state: NodeState::Up,
             shutdown: None,

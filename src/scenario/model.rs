@@ -303,13 +303,16 @@ pub enum Action {
     CreatePartitions,
     Reassign,
     ElectLeaders,
+    /// `kafka-consumer-groups.sh --describe`: the group's members, assignments and lag, recorded
+    /// as an operation of the admin client.
+    DescribeGroup,
     /// The broker shuts down cleanly (KIP-631's controlled shutdown): like `kill`, but announced,
     /// so the controller moves its leaderships first.
     ControlledShutdown,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::Kill,
         Action::Crash,
         Action::Restart,
@@ -331,6 +334,7 @@ impl Action {
         Action::CreatePartitions,
         Action::Reassign,
         Action::ElectLeaders,
+        Action::DescribeGroup,
         Action::ControlledShutdown,
     ];
 
@@ -358,6 +362,7 @@ impl Action {
             Action::CreatePartitions => "create-partitions",
             Action::Reassign => "reassign",
             Action::ElectLeaders => "elect-leaders",
+            Action::DescribeGroup => "describe-group",
             Action::ControlledShutdown => "controlled-shutdown",
         }
     }
@@ -453,6 +458,8 @@ pub struct FaultSpec {
     pub replicas: Vec<u32>,
     /// `elect-leaders`: which kind of election.
     pub election: Option<Election>,
+    /// `describe-group`: the group described.
+    pub group: Option<String>,
     /// Line of the `[[fault]]` header, for messages.
     pub line: usize,
 }

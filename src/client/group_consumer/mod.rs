@@ -20,6 +20,8 @@ mod commit;
 mod heartbeat;
 mod poll;
 mod protocol;
+
+pub(crate) use protocol::decode_assignment;
 mod rebalance;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -153,6 +155,8 @@ pub async fn run(ctx: ClientContext, spec: GroupConsumerSpec) {
         assigned: BTreeSet::new(),
         positions: BTreeMap::new(),
         buffer: VecDeque::new(),
+        epochs: BTreeMap::new(),
+        validated: BTreeMap::new(),
         next_auto_commit_ms: 0,
         worker,
     };
@@ -173,7 +177,11 @@ struct Member {
     /// Next offset to read per assigned partition; `None` until found.
     positions: BTreeMap<TopicPartition, Option<i64>>,
     /// Fetched, not yet returned by poll.
-    buffer: VecDeque<(TopicPartition, i64, Option<String>)>,
+    buffer: VecDeque<(TopicPartition, i64, Option<String>, i32)>,
+    /// The leader epoch of the last record returned per partition (the position's epoch).
+    epochs: BTreeMap<TopicPartition, i32>,
+    /// The leader epoch each position was last validated in (KIP-320).
+    validated: BTreeMap<TopicPartition, i32>,
     next_auto_commit_ms: u64,
     worker: Option<tokio::sync::mpsc::UnboundedSender<Polled>>,
 }

@@ -60,6 +60,7 @@ impl Member {
                 if p.error_code == 0 && p.committed_offset >= 0 && self.positions.contains_key(&tp)
                 {
                     self.positions.insert(tp.clone(), Some(p.committed_offset));
+                    self.forget_epoch(&tp);
                     self.op(
                         OpType::Ok,
                         "reset",
@@ -125,6 +126,7 @@ impl Member {
         match offset {
             Some(offset) => {
                 self.positions.insert(tp.clone(), Some(offset));
+                self.forget_epoch(tp);
                 self.op(
                     OpType::Ok,
                     "reset",
@@ -154,9 +156,12 @@ impl Member {
         if n == 0 {
             return true;
         }
-        let polled: Polled = self.buffer.drain(..n).collect();
-        for (tp, offset, _) in &polled {
+        let drained: Vec<_> = self.buffer.drain(..n).collect();
+        let mut polled: Polled = Vec::with_capacity(n);
+        for (tp, offset, value, epoch) in drained {
             self.positions.insert(tp.clone(), Some(offset + 1));
+            self.epochs.insert(tp.clone(), epoch);
+            polled.push((tp, offset, value));
         }
         let records: Vec<Val> = polled
             .iter()
@@ -197,8 +202,137 @@ impl Member {
         process_records(&self.ctx, &self.spec, polled).await;
     }
 
+    /// A position set anew (committed offset, reset, revocation) has no epoch to validate.
+    pub(super) fn forget_epoch(&mut self, tp: &TopicPartition) {
+        self.epochs.remove(tp);
+        self.validated.remove(tp);
+    }
+
+    /// KIP-320: after its partition's leader epoch changed, a position reached by reading
+    /// records of an older epoch is checked with `OffsetForLeaderEpoch`. Where that epoch ended
+    /// below the position, the log was truncated under the consumer: the position moves back to
+    /// the end of the epoch (Kafka's "truncation detected" reset), instead of silently
+    /// skipping what the new leader writes there. False when a leader could not be asked.
+    pub(super) async fn validate_positions(&mut self) -> bool {
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i32, i32)>> = BTreeMap::new();
+        for (tp, position) in &self.positions {
+            if position.is_none() {
+                continue;
+            }
+            let Some(leader) = self.view.leader(tp) else {
+                continue;
+            };
+            match self.epochs.get(tp) {
+                Some(&epoch) if self.validated.get(tp) != Some(&leader.epoch) => by_leader
+                    .entry(leader.broker)
+                    .or_default()
+                    .push((tp.clone(), leader.epoch, epoch)),
+                Some(_) => {}
+                None => {
+                    self.validated.insert(tp.clone(), leader.epoch);
+                }
+            }
+        }
+        let mut ok = true;
+        for (broker, partitions) in by_leader {
+            ok &= self.validate_at(broker, &partitions).await;
+        }
+        ok
+    }
+
+    async fn validate_at(
+        &mut self,
+        broker: i32,
+        partitions: &[(TopicPartition, i32, i32)],
+    ) -> bool {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::{
+            OffsetForLeaderPartition, OffsetForLeaderTopic,
+        };
+        let mut topics: BTreeMap<&str, Vec<OffsetForLeaderPartition>> = BTreeMap::new();
+        for (tp, current, epoch) in partitions {
+            topics.entry(&tp.topic).or_default().push(
+                OffsetForLeaderPartition::default()
+                    .with_partition(tp.partition as i32)
+                    .with_current_leader_epoch(*current)
+                    .with_leader_epoch(*epoch),
+            );
+        }
+        let request = RequestKind::OffsetForLeaderEpoch(
+            kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            OffsetForLeaderTopic::default()
+                                .with_topic(topic_name(t))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                ),
+        );
+        let response = match self
+            .send(broker, ApiKey::OffsetForLeaderEpoch, &request)
+            .await
+        {
+            Ok(ResponseKind::OffsetForLeaderEpoch(r)) => r,
+            _ => {
+                self.view.mark_stale();
+                return false;
+            }
+        };
+        let current: BTreeMap<&TopicPartition, i32> =
+            partitions.iter().map(|(tp, c, _)| (tp, *c)).collect();
+        let mut ok = true;
+        for topic in response.topics {
+            for p in topic.partitions {
+                let tp = TopicPartition {
+                    topic: topic.topic.0.to_string(),
+                    partition: p.partition as u32,
+                };
+                let Some(&leader_epoch) = current.get(&tp) else {
+                    continue;
+                };
+                if p.error_code != 0 {
+                    self.view.mark_stale();
+                    ok = false;
+                    continue;
+                }
+                let Some(Some(position)) = self.positions.get(&tp).copied() else {
+                    continue;
+                };
+                if p.leader_epoch < 0 || p.end_offset < 0 {
+                    // The leader knows no such epoch: where to resume is auto.offset.reset's.
+                    self.positions.insert(tp.clone(), None);
+                    self.forget_epoch(&tp);
+                    continue;
+                }
+                if p.end_offset < position {
+                    self.buffer.retain(|(t, _, _, _)| *t != tp);
+                    self.positions.insert(tp.clone(), Some(p.end_offset));
+                    self.epochs.insert(tp.clone(), p.leader_epoch);
+                    self.op(
+                        OpType::Ok,
+                        "reset",
+                        val!({
+                            "partition": tp.to_string(),
+                            "from": position,
+                            "to": p.end_offset,
+                            "reason": "truncation detected (KIP-320)",
+                        }),
+                    );
+                }
+                self.validated.insert(tp, leader_epoch);
+            }
+        }
+        ok
+    }
+
     /// Fetches every assigned partition with a position from its leader into the buffer.
     pub(super) async fn fetch(&mut self) -> bool {
+        if !self.validate_positions().await {
+            return false;
+        }
         let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, i64, i32)>> = BTreeMap::new();
         for (tp, position) in &self.positions {
             let Some(position) = position else { continue };
@@ -285,6 +419,7 @@ impl Member {
                     if ResponseError::try_from_code(p.error_code)
                         == Some(ResponseError::OffsetOutOfRange)
                     {
+                        self.forget_epoch(&tp);
                         self.positions.insert(tp, None);
                     } else {
                         self.view.mark_stale();
@@ -292,8 +427,8 @@ impl Member {
                     continue;
                 }
                 let (records, _) = decode_fetched(position, p.records.as_deref().unwrap_or(&[]));
-                for (offset, value) in records {
-                    self.buffer.push_back((tp.clone(), offset, value));
+                for (offset, value, epoch) in records {
+                    self.buffer.push_back((tp.clone(), offset, value, epoch));
                 }
             }
         }

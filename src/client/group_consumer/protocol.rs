@@ -97,7 +97,7 @@ pub(super) fn encode_assignment(partitions: &[TopicPartition]) -> Bytes {
     buf.freeze()
 }
 
-pub(super) fn decode_assignment(bytes: &Bytes) -> Vec<TopicPartition> {
+pub(crate) fn decode_assignment(bytes: &Bytes) -> Vec<TopicPartition> {
     let mut buf = bytes.clone();
     if buf.len() < 2 {
         return Vec::new();

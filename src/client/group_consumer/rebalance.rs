@@ -145,6 +145,7 @@ impl Member {
         let added: Vec<TopicPartition> = assigned.difference(&self.assigned).cloned().collect();
         for tp in &added {
             self.positions.insert(tp.clone(), None);
+            self.forget_epoch(tp);
         }
         self.assigned = assigned;
         let partitions: Vec<Val> = self
@@ -184,8 +185,9 @@ impl Member {
         for tp in partitions {
             self.assigned.remove(tp);
             self.positions.remove(tp);
+            self.forget_epoch(tp);
         }
-        self.buffer.retain(|(tp, _, _)| !partitions.contains(tp));
+        self.buffer.retain(|(tp, _, _, _)| !partitions.contains(tp));
         let generation = self.state().generation;
         let names: Vec<Val> = partitions
             .iter()

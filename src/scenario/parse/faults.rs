@@ -33,6 +33,7 @@ const FAULT_KEYS: &[&str] = &[
     "partition",
     "replicas",
     "election",
+    "group",
 ];
 const FAULT_COMMON: &[&str] = &["at", "when", "after", "action"];
 
@@ -62,6 +63,7 @@ fn action_keys(action: Action) -> (&'static [&'static str], &'static [&'static s
         Action::CreatePartitions => (&["topic", "partitions"], &[]),
         Action::Reassign => (&["partition", "replicas"], &[]),
         Action::ElectLeaders => (&["election"], &["partition"]),
+        Action::DescribeGroup => (&["group"], &[]),
     }
 }
 
@@ -127,6 +129,7 @@ fn fault(
         partition: admin.partition,
         replicas: admin.replicas,
         election: admin.election,
+        group: t.opt("group", |n, w| described_group(n, w, names))?,
         line: lines.line_of(node),
     })
 }
@@ -344,4 +347,23 @@ fn api_name(node: &Node, what: &str) -> Res<String> {
         .map(|a| format!("did you mean {}? ", q(a)))
         .unwrap_or_default();
     fail(node.pos(), format!("{what}: unknown Kafka API {} ({hint}e.g. Produce, Fetch, EndTxn, AddPartitionsToTxn, AlterPartition)", q(name)))
+}
+
+/// `group` of a `describe-group`: a group some consumer of the scenario is in.
+fn described_group(node: &Node, what: &str, names: &Names) -> Res<String> {
+    let name = string(node, what)?;
+    if !names
+        .clients
+        .iter()
+        .any(|c| c.group.as_deref() == Some(name))
+    {
+        return fail(
+            node.pos(),
+            format!(
+                "{what}: no consumer of this scenario is in group {}",
+                q(name)
+            ),
+        );
+    }
+    Ok(name.to_string())
 }
