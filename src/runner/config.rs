@@ -334,6 +334,8 @@ pub fn group_consumer_spec(
             as u64,
         processing_ms: client.processing_ms,
         handoff: client.handoff,
+        stall: client.stall,
+        metadata_max_age_ms: client_int(c, "metadata.max.age.ms", Scope::Consumer).max(0) as u64,
     }
 }
 

@@ -354,6 +354,7 @@ pub const CONSUMER: &[ConfigDef] = &[
     int("auto.commit.interval.ms", 0, I32, D(5_000)),
     one_of("auto.offset.reset", &["latest", "earliest", "none"], DefaultValue::Str("latest")),
     int("max.poll.records", 1, I32, D(500)),
+    long("metadata.max.age.ms", 0, D(300_000)),
     int("max.poll.interval.ms", 1, I32, D(300_000)),
     int("fetch.min.bytes", 0, I32, D(1)),
     int("fetch.max.bytes", 0, I32, D(52_428_800)),

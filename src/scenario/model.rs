@@ -205,6 +205,9 @@ pub struct ClientSpec {
     pub commit: Option<CommitOrder>,
     pub processing_ms: u64,
     pub handoff: bool,
+    /// A group consumer's processing stalls from `stall-at` for `stall-for` (a slow database, a
+    /// stuck call) while its heartbeat thread goes on: past `max.poll.interval.ms` it leaves.
+    pub stall: Option<(u64, u64)>,
     pub start_ms: u64,
     pub config: Configs,
     /// Line of the `[[client]]` header in the file, for messages.

@@ -94,6 +94,11 @@ pub struct GroupConsumerSpec {
     /// worker processes them one poll after another): with auto-commit, records can be
     /// committed before they are processed.
     pub handoff: bool,
+    /// From `.0` (run time line) processing stalls until `.0 + .1`.
+    pub stall: Option<(u64, u64)>,
+    /// `metadata.max.age.ms`: the metadata is refreshed at least this often, so the group's
+    /// leader sees a subscribed topic grow and asks for a rebalance.
+    pub metadata_max_age_ms: u64,
 }
 
 /// `COORDINATOR_LOAD_IN_PROGRESS`, `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE`.
@@ -156,6 +161,8 @@ pub async fn run(ctx: ClientContext, spec: GroupConsumerSpec) {
         positions: BTreeMap::new(),
         buffer: VecDeque::new(),
         epochs: BTreeMap::new(),
+        last_metadata_ms: 0,
+        assigned_counts: None,
         validated: BTreeMap::new(),
         next_auto_commit_ms: 0,
         worker,
@@ -180,6 +187,11 @@ struct Member {
     buffer: VecDeque<(TopicPartition, i64, Option<String>, i32)>,
     /// The leader epoch of the last record returned per partition (the position's epoch).
     epochs: BTreeMap<TopicPartition, i32>,
+    /// When this member last refreshed its metadata (run time line).
+    last_metadata_ms: u64,
+    /// As the group's leader: the partition counts its assignment was made with
+    /// (`assignmentSnapshot`), to rejoin when a subscribed topic changes.
+    assigned_counts: Option<BTreeMap<String, u32>>,
     /// The leader epoch each position was last validated in (KIP-320).
     validated: BTreeMap<TopicPartition, i32>,
     next_auto_commit_ms: u64,
@@ -213,16 +225,20 @@ impl Member {
 
     /// One turn of the application's loop. False when it made no progress.
     pub(super) async fn round(&mut self) -> bool {
-        if self.view.is_stale()
+        let aged = self.now() >= self.last_metadata_ms + self.spec.metadata_max_age_ms;
+        if aged
+            || self.view.is_stale()
             || self
                 .view
                 .partition_count(&self.spec.consumer.topics[0])
                 .is_none()
         {
             let topics = self.spec.consumer.topics.clone();
+            self.last_metadata_ms = self.now();
             if self.view.refresh(&topics).await.is_err() {
                 return false;
             }
+            self.rejoin_if_topics_changed();
         }
         let coordinator = match self.coordinator().await {
             Some(c) => c,
@@ -239,6 +255,21 @@ impl Member {
             return false;
         }
         self.poll(coordinator).await
+    }
+
+    /// The leader's check after each metadata refresh: a subscribed topic whose partition count
+    /// differs from the one its assignment used makes the group rebalance.
+    fn rejoin_if_topics_changed(&mut self) {
+        let Some(counts) = &self.assigned_counts else {
+            return;
+        };
+        let changed = counts
+            .iter()
+            .any(|(topic, &count)| self.view.partition_count(topic).is_some_and(|c| c != count));
+        if changed {
+            self.assigned_counts = None;
+            self.state().rejoin_needed = true;
+        }
     }
 
     /// The coordinator, found with `FindCoordinator` when unknown.
@@ -313,6 +344,7 @@ async fn process_records(ctx: &ClientContext, spec: &GroupConsumerSpec, polled: 
     if spec.processing_ms > 0 {
         tokio::time::sleep(Duration::from_millis(spec.processing_ms)).await;
     }
+
     let mut ranges: BTreeMap<&TopicPartition, (i64, i64)> = BTreeMap::new();
     for (tp, offset, _) in polled {
         let range = ranges.entry(tp).or_insert((*offset, *offset));

@@ -144,6 +144,14 @@ impl Member {
     /// `poll`: auto-commit when due, return up to `max.poll.records` (fetching when nothing is
     /// buffered), then process and commit as the workload says.
     pub(super) async fn poll(&mut self, coordinator: i32) -> bool {
+        // The application's stall, if one is due: between two polls, as a slow call in its
+        // loop would be, while the heartbeat task goes on.
+        if let Some((at, length)) = self.spec.stall {
+            let now = self.now();
+            if (at..at + length).contains(&now) {
+                tokio::time::sleep(Duration::from_millis(at + length - now)).await;
+            }
+        }
         self.state().last_poll_ms = self.now();
         if self.spec.commit == CommitMode::Auto && self.now() >= self.next_auto_commit_ms {
             self.next_auto_commit_ms = self.now() + self.spec.auto_commit_interval_ms;

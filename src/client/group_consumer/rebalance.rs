@@ -98,6 +98,7 @@ impl Member {
                 .unwrap_or(AssignorKind::Range);
             self.assign_as_leader(kind, &joined.members)
         } else {
+            self.assigned_counts = None;
             Vec::new()
         };
         let request = RequestKind::SyncGroup(
@@ -202,7 +203,7 @@ impl Member {
 
     /// The group leader's assignment, as the chosen assignor makes it.
     pub(super) fn assign_as_leader(
-        &self,
+        &mut self,
         kind: AssignorKind,
         members: &[kafka_protocol::messages::join_group_response::JoinGroupResponseMember],
     ) -> Vec<SyncGroupRequestAssignment> {
@@ -218,7 +219,9 @@ impl Member {
                 }
             }
         }
-        kind.assign(&partitions, &subscriptions)
+        let assignment = kind.assign(&partitions, &subscriptions);
+        self.assigned_counts = Some(partitions);
+        assignment
             .into_iter()
             .map(|(member, tps)| {
                 SyncGroupRequestAssignment::default()

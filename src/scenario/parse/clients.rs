@@ -24,6 +24,8 @@ const CLIENT_KEYS: &[&str] = &[
     "commit",
     "processing",
     "handoff",
+    "stall-at",
+    "stall-for",
 ];
 
 fn client_keys(kind: ClientKind) -> &'static [&'static str] {
@@ -42,6 +44,8 @@ fn client_keys(kind: ClientKind) -> &'static [&'static str] {
             "commit",
             "processing",
             "handoff",
+            "stall-at",
+            "stall-for",
         ],
         ClientKind::Pipeline => &[
             "type", "id", "at", "config", "topics", "topic", "group", "members",
@@ -145,12 +149,37 @@ fn client(
             .opt("processing", |n, w| ms_at_least(n, w, 0))?
             .unwrap_or(0),
         handoff: t.opt("handoff", boolean)?.unwrap_or(false),
+        stall: stall(&t)?,
         start_ms,
         config,
         line: lines.line_of(node),
     };
     check_client(&t, &spec)?;
     Ok(spec)
+}
+
+/// `stall-at` and `stall-for`: both or neither.
+fn stall(t: &Table) -> Res<Option<(u64, u64)>> {
+    let at = t.opt("stall-at", |n, w| ms_at_least(n, w, 0))?;
+    let length = t.opt("stall-for", |n, w| ms_at_least(n, w, 1))?;
+    match (at, length) {
+        (Some(at), Some(length)) => Ok(Some((at, length))),
+        (None, None) => Ok(None),
+        (Some(_), None) => fail(
+            t.get("stall-at").and_then(Node::pos),
+            format!(
+                "{} needs `stall-for` (how long the stall lasts)",
+                t.what("stall-at")
+            ),
+        ),
+        (None, Some(_)) => fail(
+            t.get("stall-for").and_then(Node::pos),
+            format!(
+                "{} needs `stall-at` (when the stall starts)",
+                t.what("stall-for")
+            ),
+        ),
+    }
 }
 
 /// `commit`: when a group consumer commits.
@@ -367,7 +396,7 @@ fn check_client(t: &Table, c: &ClientSpec) -> Res<()> {
             ),
         );
     }
-    let workload = ["commit", "processing", "handoff"];
+    let workload = ["commit", "processing", "handoff", "stall-at", "stall-for"];
     if c.group.is_none() {
         if let Some(key) = workload.iter().find(|k| t.get(k).is_some()) {
             let at = t.get(key).and_then(Node::pos);

@@ -474,3 +474,55 @@ fn the_scenario_library_parses() {
         parse_file(&file).unwrap_or_else(|e| panic!("{e}"));
     }
 }
+
+#[test]
+fn a_group_consumers_workload_keys_are_read_and_checked() {
+    let text = with(
+        r#"[[client]]
+type = "consumer"
+id = "g"
+group = "g2"
+members = 2
+topics = ["my-orders"]
+commit = "before-processing"
+processing = "250ms"
+handoff = true
+stall-at = "20s"
+stall-for = "30s"
+
+[[fault]]
+at = "5s"
+action = "kill"
+target = "g-2"
+
+[[fault]]
+at = "9s"
+action = "describe-group"
+group = "g2"
+"#,
+    );
+    let s = parse_str("ok.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let g = s.clients.iter().find(|c| c.id == "g").expect("client g");
+    assert_eq!(g.commit, Some(CommitOrder::BeforeProcessing));
+    assert_eq!(
+        (g.processing_ms, g.handoff, g.stall),
+        (250, true, Some((20_000, 30_000)))
+    );
+    assert_eq!(s.faults[0].target, Some(Target::Client("g-2".into())));
+    assert_eq!(s.faults[1].group.as_deref(), Some("g2"));
+
+    let bad = with("[[client]]\ntype = \"consumer\"\nid = \"g\"\ngroup = \"g2\"\ntopics = [\"my-orders\"]\ncommit = \"sometimes\"\n");
+    refused(&bad, "sometimes", &["commit", "after-processing"]);
+    let bad = with("[[client]]\ntype = \"consumer\"\nid = \"g\"\ngroup = \"g2\"\ntopics = [\"my-orders\"]\nstall-at = \"5s\"\n");
+    refused(&bad, "stall-at", &["needs `stall-for`"]);
+    let bad = with("[[client]]\ntype = \"consumer\"\nid = \"solo\"\ntopics = [\"my-orders\"]\nprocessing = \"5ms\"\n");
+    refused(&bad, "processing", &["needs a `group`"]);
+    let bad = with("[[fault]]\nat = \"1s\"\naction = \"kill\"\ntarget = \"c-3\"\n");
+    refused(&bad, "c-3", &["unknown target"]);
+    let bad = with("[[fault]]\nat = \"1s\"\naction = \"describe-group\"\ngroup = \"nobody\"\n");
+    refused(
+        &bad,
+        "nobody",
+        &["no consumer of this scenario is in group"],
+    );
+}
