@@ -24,7 +24,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use crate::storage::batch::{
-    decode_records, parse_header, validate, BatchError, BatchHeader, Compression, TimestampType,
+    decode_records, parse_header, validate, BatchError, BatchHeader, TimestampType,
     BATCH_HEADER_LEN, LOG_OVERHEAD, MAGIC, NO_SEQUENCE,
 };
 
@@ -422,11 +422,7 @@ fn timestamp_type_name(header: &BatchHeader) -> &'static str {
 /// Kafka's `CompressionType.name`; Kafka's tool throws on an unknown codec id, we print it.
 fn compression_name(header: &BatchHeader) -> String {
     match header.compression() {
-        Ok(Compression::None) => "none".to_string(),
-        Ok(Compression::Gzip) => "gzip".to_string(),
-        Ok(Compression::Snappy) => "snappy".to_string(),
-        Ok(Compression::Lz4) => "lz4".to_string(),
-        Ok(Compression::Zstd) => "zstd".to_string(),
+        Ok(codec) => codec.name().to_string(),
         Err(_) => format!("unknown({})", header.attributes & 0x07),
     }
 }

@@ -18,7 +18,7 @@ use std::process::Command;
 use bytes::Bytes;
 use proptest::prelude::*;
 use samsa::dump::{dump_path, DumpOptions};
-use samsa::storage::batch::{encode_batch, parse_header, BatchSpec, Record};
+use samsa::storage::batch::{encode_batch, parse_header, BatchSpec, Compression, Record};
 
 const T0: i64 = 1_700_000_000_000;
 
@@ -60,6 +60,7 @@ fn fixture_batches(base: i64) -> Vec<Bytes> {
         base_sequence: 10,
         transactional: true,
         control: false,
+        compression: Compression::None,
     };
     let marker = BatchSpec {
         base_offset: base + 3,
@@ -186,6 +187,64 @@ fn print_data_log_adds_kafka_record_lines() {
              headerKeys: [] endTxnMarker: COMMIT coordinatorEpoch: 2",
         ])
     );
+}
+
+#[test]
+fn compressed_batches_print_their_codec_and_their_records() {
+    let dir = scratch("compressed");
+    let records = [
+        record(0, 0, Some(b"k1"), Some(b"hello")),
+        record(1, 5, None, Some(b"world")),
+    ];
+    let mut segment = Vec::new();
+    let mut expected = vec![];
+    for (i, codec) in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let base = 2 * i as i64;
+        let spec = BatchSpec {
+            base_offset: base,
+            partition_leader_epoch: 0,
+            base_timestamp: T0,
+            compression: codec,
+            ..BatchSpec::default()
+        };
+        let batch = encode_batch(&spec, &records);
+        let header = parse_header(&batch).unwrap();
+        expected.push(format!(
+            "baseOffset: {base} lastOffset: {} count: 2 baseSequence: -1 lastSequence: -1 \
+             producerId: -1 producerEpoch: -1 partitionLeaderEpoch: 0 isTransactional: false \
+             isControl: false deleteHorizonMs: OptionalLong.empty position: {} \
+             CreateTime: 1700000000005 size: {} magic: 2 compresscodec: {} crc: {} isvalid: true",
+            base + 1,
+            segment.len(),
+            batch.len(),
+            codec.name(),
+            header.crc
+        ));
+        expected.push(format!(
+            "| offset: {base} CreateTime: 1700000000000 keySize: 2 valueSize: 5 sequence: -1 \
+             headerKeys: [] key: k1 payload: hello"
+        ));
+        expected.push(format!(
+            "| offset: {} CreateTime: 1700000000005 keySize: -1 valueSize: 5 sequence: -1 \
+             headerKeys: [] payload: world",
+            base + 1
+        ));
+        segment.extend_from_slice(&batch);
+    }
+    let path = dir.join(segment_name(0));
+    std::fs::write(&path, &segment).unwrap();
+    let dumping = format!("Dumping {}", s(&path));
+    let mut want = vec![dumping.as_str(), "Log starting offset: 0"];
+    want.extend(expected.iter().map(String::as_str));
+    assert_eq!(dump_ok(&[s(&path), "--print-data-log"]), lines(&want));
 }
 
 #[test]

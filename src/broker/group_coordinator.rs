@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use samsa_sim::val;
@@ -201,7 +201,7 @@ impl Broker {
             let appended = if partition.leader_epoch() != shard.epoch {
                 Err(AppendError::NotLeader)
             } else {
-                let mut batch = BytesMut::from(&encode(&records, self.ctx.clock.now_ms())[..]);
+                let mut batch = encode(&records, self.ctx.clock.now_ms()).to_vec();
                 partition.append_as_leader(&mut batch, -1).await
             };
             match appended {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::list_offsets_response::{
@@ -305,7 +305,7 @@ impl Broker {
         let Some(records) = records else {
             return Appended::Done(failed(ResponseError::CorruptMessage));
         };
-        let mut batch = BytesMut::from(&records[..]);
+        let mut batch = records.to_vec();
         let mut partition = handle.lock().await;
         let error = match partition.append_as_leader(&mut batch, acks).await {
             Ok(info) => {

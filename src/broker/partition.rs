@@ -465,7 +465,7 @@ impl Partition {
     /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`).
     pub async fn append_as_leader(
         &mut self,
-        batch: &mut [u8],
+        batch: &mut Vec<u8>,
         acks: i16,
     ) -> Result<AppendInfo, AppendError> {
         if !self.is_leader() {

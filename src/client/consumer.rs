@@ -119,10 +119,16 @@ impl Consumer {
         if self.view.refresh(&self.spec.topics).await.is_err() {
             return false;
         }
+        // Every topic or none: a partial assignment would never be completed (`poll_round`
+        // assigns only while it has no partition at all).
+        let mut counts = Vec::with_capacity(self.spec.topics.len());
         for topic in &self.spec.topics {
             let Some(count) = self.view.partition_count(topic) else {
                 return false;
             };
+            counts.push((topic.clone(), count));
+        }
+        for (topic, count) in counts {
             for partition in 0..count {
                 self.positions.insert(
                     TopicPartition {

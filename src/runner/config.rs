@@ -11,6 +11,7 @@ use crate::scenario::{ClientSpec, ConfigValue, Configs, Scenario};
 use crate::storage::batch::Compression;
 use crate::storage::batch::TimestampType;
 use crate::storage::cleaner::CleanerConfig;
+use crate::storage::compression::BrokerCompression;
 use crate::storage::log::LogConfig;
 use crate::storage::retention::{CleanupPolicy, RetentionConfig};
 
@@ -50,12 +51,14 @@ fn resolve(topic: &Configs, broker: &Configs, planted_bug: Option<PlantedBug>) -
 }
 
 /// The configs of `__consumer_offsets`, as the broker creates it: compacted, with
-/// `offsets.topic.segment.bytes` segments.
+/// `offsets.topic.segment.bytes` segments, and `compression.type=producer` whatever the
+/// broker's default (Kafka's `GroupCoordinator.groupMetadataTopicConfigs`).
 pub fn offsets_topic_config(broker: &BrokerConfig, broker_configs: &Configs) -> BrokerConfig {
     use crate::scenario::ConfigValue;
     let groups = group_config_from(broker_configs, true);
     let topic: Configs = [
         ("cleanup.policy", ConfigValue::Str("compact".into())),
+        ("compression.type", ConfigValue::Str("producer".into())),
         (
             "segment.bytes",
             ConfigValue::Int(groups.offsets_topic_segment_bytes),
@@ -190,6 +193,12 @@ pub fn log_config(topic: &Configs, broker: &Configs) -> LogConfig {
         Some(ConfigValue::Str(s)) if s == "LogAppendTime" => TimestampType::LogAppendTime,
         _ => TimestampType::CreateTime,
     };
+    // The config table admits only `BrokerCompressionType`'s names.
+    let compression_type = match resolved("compression.type") {
+        Some(ConfigValue::Str(s)) => BrokerCompression::from_name(&s),
+        _ => None,
+    }
+    .unwrap_or(default.compression_type);
     LogConfig {
         segment_bytes,
         segment_ms: long("segment.ms").unwrap_or(default.segment_ms),
@@ -205,6 +214,7 @@ pub fn log_config(topic: &Configs, broker: &Configs) -> LogConfig {
             Scope::Broker,
         )
         .unwrap_or(default.recovery_point_checkpoint_interval_ms),
+        compression_type,
     }
 }
 
@@ -243,13 +253,9 @@ pub fn producer_config(c: &Configs) -> ProducerConfig {
         Some("1") => 1,
         _ => -1,
     };
-    let compression = match configs::get_str(c, "compression.type", scope).as_deref() {
-        Some("gzip") => Compression::Gzip,
-        Some("snappy") => Compression::Snappy,
-        Some("lz4") => Compression::Lz4,
-        Some("zstd") => Compression::Zstd,
-        _ => Compression::None,
-    };
+    let compression = configs::get_str(c, "compression.type", scope)
+        .and_then(|name| Compression::from_name(&name))
+        .unwrap_or(Compression::None);
     let partitioner = match configs::get_str(c, "partitioner.class", scope) {
         Some(_) => PartitionerKind::RoundRobin, // the only class the table accepts
         None => PartitionerKind::BuiltIn,
@@ -519,6 +525,43 @@ mod tests {
             (c.min_compaction_lag_ms, c.min_cleanable_dirty_ratio),
             (7, 0.1)
         );
+    }
+
+    #[test]
+    fn compression_types_resolve_for_producers_topics_and_the_offsets_topic() {
+        use ConfigValue::Str;
+        let codec = |name: &str| configs(&[("compression.type", Str(name.into()))]);
+        assert_eq!(
+            producer_config(&Configs::new()).compression,
+            Compression::None
+        );
+        assert_eq!(
+            producer_config(&codec("zstd")).compression,
+            Compression::Zstd
+        );
+        assert_eq!(
+            producer_config(&codec("snappy")).compression,
+            Compression::Snappy
+        );
+        let none = Configs::new();
+        assert_eq!(
+            log_config(&none, &none).compression_type,
+            BrokerCompression::Producer
+        );
+        // The topic's own value, else the broker's.
+        let broker = codec("lz4");
+        assert_eq!(
+            log_config(&none, &broker).compression_type,
+            BrokerCompression::Codec(Compression::Lz4)
+        );
+        assert_eq!(
+            log_config(&codec("uncompressed"), &broker).compression_type,
+            BrokerCompression::Codec(Compression::None)
+        );
+        // `__consumer_offsets` keeps what the coordinator writes, whatever the broker's default.
+        let base = resolve(&Configs::new(), &broker, None);
+        let offsets = offsets_topic_config(&base, &broker);
+        assert_eq!(offsets.log.compression_type, BrokerCompression::Producer);
     }
 
     #[test]

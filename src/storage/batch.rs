@@ -20,7 +20,7 @@
 //!  51  producerEpoch          i16   yes
 //!  53  baseSequence           i32   yes
 //!  57  recordsCount           i32   yes
-//!  61  records                      yes
+//!  61  records                      yes (compressed as one stream, if a codec is set)
 //! ```
 //!
 //! Each record: length varint, attributes i8, timestampDelta varlong, offsetDelta varint,
@@ -30,6 +30,9 @@
 use std::fmt;
 
 use bytes::Bytes;
+
+use crate::storage::compression;
+pub use crate::storage::compression::Compression;
 
 /// Bytes before the first record (Kafka's `RECORD_BATCH_OVERHEAD`).
 pub const BATCH_HEADER_LEN: usize = 61;
@@ -70,29 +73,6 @@ const DELETE_HORIZON_FLAG_MASK: i16 = 0x40;
 /// valueLength, headersCount, one byte each. Bounds recordsCount before anything is allocated.
 const MIN_RECORD_LEN: usize = 7;
 
-/// Kafka's `CompressionType` ids (attributes bits 0-2).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Snappy,
-    Lz4,
-    Zstd,
-}
-
-impl Compression {
-    pub fn from_id(id: i16) -> Option<Compression> {
-        match id {
-            0 => Some(Compression::None),
-            1 => Some(Compression::Gzip),
-            2 => Some(Compression::Snappy),
-            3 => Some(Compression::Lz4),
-            4 => Some(Compression::Zstd),
-            _ => None,
-        }
-    }
-}
-
 /// Kafka's `TimestampType` (attributes bit 3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum TimestampType {
@@ -117,9 +97,8 @@ pub enum BatchError {
         stored: u32,
         computed: u32,
     },
-    /// A well-formed batch whose records Samsa cannot decode yet.
-    UnsupportedCompression(Compression),
-    /// Anything else that cannot be: unknown codec, counts, record framing.
+    /// Anything else that cannot be: unknown codec, counts, record framing, a records section
+    /// that does not decompress.
     Corrupt(String),
 }
 
@@ -139,9 +118,6 @@ impl fmt::Display for BatchError {
                 f,
                 "CRC-32C mismatch: stored {stored:#010x}, computed {computed:#010x}"
             ),
-            BatchError::UnsupportedCompression(c) => {
-                write!(f, "compression {c:?} is not supported yet")
-            }
             BatchError::Corrupt(why) => write!(f, "corrupt batch: {why}"),
         }
     }
@@ -373,6 +349,8 @@ pub struct BatchSpec {
     pub base_sequence: i32,
     pub transactional: bool,
     pub control: bool,
+    /// The codec of the records section (Kafka's producer `compression.type`).
+    pub compression: Compression,
 }
 
 impl Default for BatchSpec {
@@ -386,14 +364,15 @@ impl Default for BatchSpec {
             base_sequence: NO_SEQUENCE,
             transactional: false,
             control: false,
+            compression: Compression::None,
         }
     }
 }
 
-/// Encodes `records` uncompressed, CreateTime, into one whole batch. lastOffsetDelta is the last
-/// record's offset delta and maxTimestamp the largest record timestamp, as Kafka's
-/// `MemoryRecordsBuilder` writes them. Panics on no records or non-increasing offset deltas: a
-/// producer never builds such a batch.
+/// Encodes `records`, CreateTime, into one whole batch, the records section compressed with
+/// `spec.compression`. lastOffsetDelta is the last record's offset delta and maxTimestamp the
+/// largest record timestamp, as Kafka's `MemoryRecordsBuilder` writes them. Panics on no
+/// records or non-increasing offset deltas: a producer never builds such a batch.
 pub fn encode_batch(spec: &BatchSpec, records: &[Record]) -> Bytes {
     let last = records.last().expect("a batch holds at least one record");
     assert!(records[0].offset_delta >= 0, "negative offset delta");
@@ -404,7 +383,7 @@ pub fn encode_batch(spec: &BatchSpec, records: &[Record]) -> Bytes {
         "offset deltas must increase"
     );
     let max_delta = records.iter().map(|r| r.timestamp_delta).max().unwrap_or(0);
-    let mut attributes: i16 = 0;
+    let mut attributes: i16 = spec.compression.id();
     if spec.transactional {
         attributes |= TRANSACTIONAL_FLAG_MASK;
     }
@@ -427,15 +406,27 @@ pub fn encode_batch(spec: &BatchSpec, records: &[Record]) -> Bytes {
     buf.extend_from_slice(&spec.base_sequence.to_be_bytes());
     buf.extend_from_slice(&len_i32(records.len()).to_be_bytes());
     debug_assert_eq!(buf.len(), BATCH_HEADER_LEN);
-    for record in records {
-        encode_record(&mut buf, record);
+    if spec.compression == Compression::None {
+        for record in records {
+            encode_record(&mut buf, record);
+        }
+    } else {
+        let mut section = Vec::with_capacity(records.len() * 16);
+        for record in records {
+            encode_record(&mut section, record);
+        }
+        buf.extend_from_slice(&compression::compress(spec.compression, &section));
     }
+    Bytes::from(seal(buf))
+}
 
+/// Fills in batchLength and the CRC of a whole batch whose other fields are written.
+fn seal(mut buf: Vec<u8>) -> Vec<u8> {
     let batch_length = len_i32(buf.len() - LOG_OVERHEAD);
     buf[LENGTH_OFFSET..LENGTH_OFFSET + 4].copy_from_slice(&batch_length.to_be_bytes());
     let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
     buf[CRC_OFFSET..CRC_OFFSET + 4].copy_from_slice(&crc.to_be_bytes());
-    Bytes::from(buf)
+    buf
 }
 
 fn len_i32(len: usize) -> i32 {
@@ -569,26 +560,42 @@ impl RecordRef<'_> {
     }
 }
 
-/// Validates the batch at the start of `buf` and walks its records (uncompressed batches only
-/// for now), handing each to `visit` without copying. Record framing is checked as Kafka's
-/// `DefaultRecord.readFrom` does: each record must consume exactly its length, offset deltas
-/// must increase up to lastOffsetDelta, and no bytes may follow the last record.
-pub fn for_each_record<'a>(
-    buf: &'a [u8],
-    mut visit: impl FnMut(RecordRef<'a>),
+/// Validates the batch at the start of `buf` and walks its records, handing each to `visit`:
+/// borrowed from `buf` when the batch is uncompressed, from the decompressed records otherwise
+/// (so `visit` cannot keep them). Record framing is checked as Kafka's `DefaultRecord.readFrom`
+/// does: each record must consume exactly its length, offset deltas must increase up to
+/// lastOffsetDelta, and no bytes may follow the last record. A compressed batch of no records
+/// (a cleaned-out one) is not decompressed, as Kafka's `DefaultRecordBatch.iterator` skips it.
+pub fn for_each_record(
+    buf: &[u8],
+    mut visit: impl FnMut(RecordRef<'_>),
 ) -> Result<BatchHeader, BatchError> {
     let header = validate(buf)?;
-    let compression = header.compression()?;
-    if compression != Compression::None {
-        return Err(BatchError::UnsupportedCompression(compression));
+    let section = &buf[BATCH_HEADER_LEN..header.size_in_bytes()];
+    match header.compression()? {
+        Compression::None => walk_records(section, &header, &mut visit)?,
+        _ if header.records_count == 0 => {}
+        codec => {
+            let records = compression::decompress(codec, section).map_err(corrupt)?;
+            walk_records(&records, &header, &mut visit)?;
+        }
     }
+    Ok(header)
+}
+
+/// The records section, uncompressed: `header.records_count` records and nothing after them.
+fn walk_records<'a>(
+    records: &'a [u8],
+    header: &BatchHeader,
+    visit: &mut impl FnMut(RecordRef<'a>),
+) -> Result<(), BatchError> {
     let mut cursor = Cursor {
-        buf: &buf[BATCH_HEADER_LEN..header.size_in_bytes()],
+        buf: records,
         pos: 0,
     };
     let mut previous_delta = -1;
     for index in 0..header.records_count {
-        let (offset_delta, record) = parse_record(&mut cursor, &header)
+        let (offset_delta, record) = parse_record(&mut cursor, header)
             .map_err(|e| corrupt(format!("record {index}: {e}")))?;
         if offset_delta <= previous_delta || offset_delta > header.last_offset_delta {
             return Err(corrupt(format!(
@@ -606,10 +613,35 @@ pub fn for_each_record<'a>(
             cursor.remaining()
         )));
     }
-    Ok(header)
+    Ok(())
 }
 
-/// Validates the batch and every record's framing, copying nothing (the broker's append path).
+/// Kafka's `LogValidator` when the topic's `compression.type` names another codec than the
+/// batch's: the same batch, every header field kept but the codec bits, its records section
+/// decompressed and compressed again with `codec` (the records' bytes themselves unchanged),
+/// its length and CRC recomputed. A batch already in `codec`, or of no records, is returned as
+/// it is. `buf` must hold exactly one batch.
+pub fn recompress(buf: &[u8], codec: Compression) -> Result<Vec<u8>, BatchError> {
+    let header = validate(buf)?;
+    assert_eq!(
+        header.size_in_bytes(),
+        buf.len(),
+        "recompress takes one whole batch"
+    );
+    let source = header.compression()?;
+    if source == codec || header.records_count == 0 {
+        return Ok(buf.to_vec());
+    }
+    let records = compression::decompress(source, &buf[BATCH_HEADER_LEN..]).map_err(corrupt)?;
+    let mut out = buf[..BATCH_HEADER_LEN].to_vec();
+    let attributes = (header.attributes & !COMPRESSION_CODEC_MASK) | codec.id();
+    out[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    out.extend_from_slice(&compression::compress(codec, &records));
+    Ok(seal(out))
+}
+
+/// Validates the batch and every record's framing (the broker's append path), copying nothing
+/// but a compressed batch's records, which are decompressed.
 pub fn validate_records(buf: &[u8]) -> Result<BatchHeader, BatchError> {
     for_each_record(buf, |_| {})
 }

@@ -23,7 +23,11 @@
 //!   part of the dirty section, which then ends the round early).
 //! - Segment grouping (`groupSegmentsBySize`): the caller may concatenate adjacent segments'
 //!   bytes and clean them as one.
-//! - `max.compaction.lag.ms` and compressed batches (an error, not a guess).
+//! - `max.compaction.lag.ms`.
+//!
+//! Compressed batches are cleaned as Kafka's `filterTo` cleans them: decompressed to judge each
+//! record, kept as they are when every record stays, else the kept records are compressed again
+//! with the batch's own codec; a batch left empty is written as a bare, uncompressed header.
 
 use std::collections::BTreeMap;
 
@@ -223,7 +227,7 @@ pub struct CleanedSegment {
 /// Cleans one non-active segment below the round's end, batch by batch, as Kafka's
 /// `cleanInto` filters it. A record stays iff it has a key, it is its key's latest record, and
 /// it has a value or its batch's delete horizon (KIP-534) has not passed. Fails on bytes that
-/// are not whole valid batches, and on compressed batches.
+/// are not whole valid batches (a compressed section that does not decompress included).
 pub fn clean_segment(
     segment: &SegmentInfo,
     bytes: &[u8],
@@ -394,9 +398,10 @@ fn reseal(buf: &mut [u8]) {
 }
 
 /// Kafka's `buildRetainedRecordsInto`: the kept records re-encoded under the original header
-/// (base offset, leader epoch, producer id/epoch/sequence, flags), offset deltas unchanged, and
-/// lastOffsetDelta kept so the producer's last sequence survives. With a delete horizon,
-/// baseTimestamp holds it and the record deltas are taken from it (KIP-534).
+/// (base offset, leader epoch, producer id/epoch/sequence, flags) and compressed again with the
+/// original codec, offset deltas unchanged, and lastOffsetDelta kept so the producer's last
+/// sequence survives. With a delete horizon, baseTimestamp holds it and the record deltas are
+/// taken from it (KIP-534).
 fn rewrite_batch(
     original: &BatchHeader,
     kept: Vec<DecodedRecord>,
@@ -412,6 +417,9 @@ fn rewrite_batch(
         base_sequence: original.base_sequence,
         transactional: original.is_transactional(),
         control: false,
+        compression: original
+            .compression()
+            .expect("a batch that decoded has a known codec"),
     };
     let records: Vec<Record> = kept
         .into_iter()

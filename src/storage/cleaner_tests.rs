@@ -40,6 +40,7 @@ fn batch_at(base: i64, records: &[Kv]) -> Vec<u8> {
         base_sequence: base as i32,
         transactional: false,
         control: false,
+        compression: Compression::None,
     };
     let records: Vec<Record> = records
         .iter()
@@ -432,14 +433,19 @@ fn the_active_segment_is_refused() {
     let _ = clean_segment(&log.segments[1], &log.bytes[1], &round);
 }
 
+fn undecompressable<T>(result: &Result<T, BatchError>) -> bool {
+    let why = "gzip records do not decompress";
+    matches!(result, Err(BatchError::Corrupt(e)) if e.contains(why))
+}
+
 #[test]
-fn corrupt_and_compressed_segments_are_errors_not_guesses() {
+fn corrupt_segments_are_errors_not_guesses() {
     let log = log_of(&[vec![vec![kv("k1", "a")]]]);
+    // Marked gzip, its CRC valid, but its records are no gzip stream.
     let mut gzip = log.bytes[0].clone();
     gzip[ATTRIBUTES_AT + 1] |= 1;
     reseal(&mut gzip);
-    let compressed = BatchError::UnsupportedCompression(Compression::Gzip);
-    assert_eq!(build_offset_map(&[&gzip]), Err(compressed.clone()));
+    assert!(undecompressable(&build_offset_map(&[&gzip])));
     let (map, producers, config) = (BTreeMap::new(), BTreeMap::new(), CleanerConfig::default());
     let round = CleaningRound {
         now_ms: T0,
@@ -448,16 +454,122 @@ fn corrupt_and_compressed_segments_are_errors_not_guesses() {
         active_producers: &producers,
         config: &config,
     };
-    assert_eq!(
-        clean_segment(&log.segments[0], &gzip, &round),
-        Err(compressed)
-    );
+    assert!(undecompressable(&clean_segment(
+        &log.segments[0],
+        &gzip,
+        &round
+    )));
     let mut flipped = log.bytes[0].clone();
     flipped[40] ^= 1;
     assert!(matches!(
         clean_segment(&log.segments[0], &flipped, &round),
         Err(BatchError::CrcMismatch { .. })
     ));
+}
+
+/// The same log with every batch's records compressed with `codec`.
+fn compressed(log: &Log, codec: Compression) -> Log {
+    let mut out = log.clone();
+    for (i, bytes) in log.bytes.iter().enumerate() {
+        out.bytes[i] = batch::batches(bytes)
+            .flat_map(|(position, header)| {
+                let one = &bytes[position..position + header.size_in_bytes()];
+                batch::recompress(one, codec).unwrap()
+            })
+            .collect();
+        out.segments[i].size_bytes = out.bytes[i].len() as u64;
+    }
+    out
+}
+
+#[test]
+fn compressed_batches_are_cleaned_and_recompressed_with_their_own_codec() {
+    let plain = log_of(&[
+        vec![
+            vec![kv("k1", "a"), kv("k2", "b"), kv("k3", "c")],
+            vec![kv("k5", "x")],
+        ],
+        vec![
+            vec![kv("k1", "d"), tombstone("k3")],
+            vec![kv("k4", "e")],
+            vec![kv("k5", "y")],
+        ],
+    ]);
+    let now = T0 + 60_000;
+    let (expected, expected_stats) = plain.clean(now);
+    for codec in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let log = compressed(&plain, codec);
+        assert!(log.headers().iter().all(|h| h.compression() == Ok(codec)));
+        let (cleaned, stats) = log.clean(now);
+        assert_eq!(cleaned.records(), expected.records(), "{codec:?}");
+        for (ours, plain) in stats.iter().zip(&expected_stats) {
+            assert_eq!(
+                (
+                    ours.kept_records,
+                    ours.removed_records,
+                    ours.removed_batches
+                ),
+                (
+                    plain.kept_records,
+                    plain.removed_records,
+                    plain.removed_batches
+                )
+            );
+        }
+        let headers = cleaned.headers();
+        // k2 alone stays of the first batch: rewritten, compressed as it was.
+        assert_eq!(
+            (headers[0].records_count, headers[0].compression()),
+            (1, Ok(codec))
+        );
+        // k1's new value and k3's tombstone: kept whole but stamped with a delete horizon, so
+        // rewritten too, still compressed.
+        assert!(headers[1].has_delete_horizon());
+        assert_eq!(headers[1].compression(), Ok(codec));
+        // A batch every record of which stays is copied byte for byte.
+        let untouched = batch::batches(&log.bytes[1]).nth(1).unwrap();
+        let size = untouched.1.size_in_bytes();
+        assert!(cleaned.bytes[1]
+            .windows(size)
+            .any(|w| w == &log.bytes[1][untouched.0..untouched.0 + size]));
+        // k5's old batch, emptied, goes (it is not the round's last batch).
+        assert_eq!(headers.len(), 4);
+    }
+}
+
+#[test]
+fn an_emptied_compressed_batch_kept_for_its_offsets_is_a_bare_uncompressed_header() {
+    let log = compressed(
+        &log_of(&[vec![vec![kv("k1", "a")], vec![kv("k1", "b")]]]),
+        Compression::Zstd,
+    );
+    let mut with_old_last = log.clone();
+    // Make the first batch the round's last one, as a segment of its own.
+    let first = batch::batches(&log.bytes[0]).next().unwrap().1;
+    with_old_last.bytes[0] = log.bytes[0][..first.size_in_bytes()].to_vec();
+    with_old_last.segments[0].next_offset = 1;
+    with_old_last.segments[0].size_bytes = first.size_in_bytes() as u64;
+    let config = CleanerConfig::default();
+    let map = BTreeMap::from([(Bytes::from_static(b"k1"), 1)]);
+    let producers = BTreeMap::new();
+    let round = CleaningRound {
+        now_ms: T0 + 60_000,
+        end_offset: 1,
+        offset_map: &map,
+        active_producers: &producers,
+        config: &config,
+    };
+    let cleaned =
+        clean_segment(&with_old_last.segments[0], &with_old_last.bytes[0], &round).unwrap();
+    let header = batch::validate(&cleaned.bytes).unwrap();
+    assert_eq!(header.records_count, 0);
+    assert_eq!(header.compression(), Ok(Compression::None));
+    assert_eq!(cleaned.bytes.len(), BATCH_HEADER_LEN);
 }
 
 #[test]

@@ -218,18 +218,28 @@ impl Log {
         self.clock_ms = self.clock_ms.max(now_ms);
     }
 
-    /// Appends a producer's batch as the leader: validates it (CRC, framing, counts), assigns
-    /// its offsets from the log end offset, stamps `leader_epoch` (and, with LogAppendTime,
-    /// `now_ms`) in place, and writes it. `batch` holds exactly one batch; on return it holds
-    /// the bytes as written.
+    /// Appends a producer's batch as the leader: validates it (CRC, framing, counts, every
+    /// record, decompressed if need be), recompresses it if the topic's `compression.type`
+    /// names another codec, assigns its offsets from the log end offset, stamps `leader_epoch`
+    /// (and, with LogAppendTime, `now_ms`) in place, and writes it. `batch` holds exactly one
+    /// batch; on return it holds the bytes as written.
     pub async fn append(
         &mut self,
-        batch: &mut [u8],
+        batch: &mut Vec<u8>,
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
         self.tick(now_ms);
-        validate_for_append(batch)?;
+        let header = validate_for_append(batch)?;
+        let target = self.config.compression_type.target(header.compression()?);
+        if target != header.compression()? {
+            *batch = batch::recompress(batch, target)?;
+            debug_assert_eq!(
+                batch::validate_records(batch).map(|h| h.records_count),
+                Ok(header.records_count),
+                "recompression changed the records"
+            );
+        }
         batch::set_base_offset(batch, self.log_end_offset());
         batch::set_partition_leader_epoch(batch, leader_epoch);
         let log_append_time_ms = match self.config.message_timestamp_type {

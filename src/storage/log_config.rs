@@ -2,6 +2,7 @@
 //! broker's `log.*` synonyms give their defaults (see `runner::config::log_config`).
 
 use crate::storage::batch::TimestampType;
+use crate::storage::compression::BrokerCompression;
 
 /// The log's Kafka configs (topic-level names; the broker's `log.*` synonyms give defaults).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +27,9 @@ pub struct LogConfig {
     /// The broker's `log.flush.offset.checkpoint.interval.ms` (default 60 s): the least time
     /// between two writes of the recovery-point checkpoint.
     pub recovery_point_checkpoint_interval_ms: i64,
+    /// `compression.type` (default `producer`): a codec makes the leader recompress batches
+    /// the producer compressed otherwise (Kafka's `LogValidator`).
+    pub compression_type: BrokerCompression,
 }
 
 impl Default for LogConfig {
@@ -39,6 +43,7 @@ impl Default for LogConfig {
             flush_interval_ms: i64::MAX,
             message_timestamp_type: TimestampType::CreateTime,
             recovery_point_checkpoint_interval_ms: 60_000,
+            compression_type: BrokerCompression::Producer,
         }
     }
 }

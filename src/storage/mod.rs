@@ -3,6 +3,7 @@
 pub mod batch;
 pub mod checkpoint;
 pub mod cleaner;
+pub mod compression;
 mod file_records;
 mod index_file;
 pub mod leader_epoch;

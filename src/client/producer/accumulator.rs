@@ -2,6 +2,14 @@
 //! the last batch of its partition (or opens a new one); the sender drains the first batch of
 //! each partition once it is full, has lingered `linger.ms`, or a flush asks for it.
 //!
+//! With `compression.type` set, a batch is judged full on its estimated compressed size, as
+//! Kafka's `MemoryRecordsBuilder` judges it: the header plus the uncompressed records times the
+//! topic's estimated compression ratio times 1.05. The ratio starts at 1 and learns from every
+//! batch closed (`CompressionRatioEstimator`: up at once to a worse ratio, down by 0.005 a batch
+//! towards a better one). Kafka keeps it per topic and codec for the whole JVM; here each
+//! producer keeps its own, per topic. A batch is closed (encoded, compressed) when it is
+//! drained, once: a retry sends the same bytes.
+//!
 //! No I/O and no clock of its own: every call takes `now_ms`, so the whole of it is tested by
 //! exact results.
 
@@ -11,10 +19,17 @@ use bytes::Bytes;
 
 use super::{Callback, RecordMetadata, SendError};
 use crate::scenario::TopicPartition;
-use crate::storage::batch::{encode_batch, BatchSpec, Record};
+use crate::storage::batch::{encode_batch, BatchSpec, Compression, Record};
 
 /// A record batch's fixed overhead (the v2 header, `DefaultRecordBatch.RECORD_BATCH_OVERHEAD`).
 pub const BATCH_OVERHEAD_BYTES: usize = 61;
+
+/// Kafka's `MemoryRecordsBuilder.COMPRESSION_RATE_ESTIMATION_FACTOR`: room for a ratio that is
+/// a little worse than estimated.
+const COMPRESSION_RATE_ESTIMATION_FACTOR: f32 = 1.05;
+/// Kafka's `CompressionRatioEstimator` steps.
+const COMPRESSION_RATIO_IMPROVING_STEP: f32 = 0.005;
+const COMPRESSION_RATIO_DETERIORATE_STEP: f32 = 0.05;
 
 /// A record's size in a v2 batch, near enough (`DefaultRecord.sizeInBytes` counts the varints
 /// exactly; an upper bound of five bytes per varint serves the accounting).
@@ -43,7 +58,14 @@ pub struct PendingRecord {
 pub struct ProducerBatch {
     pub tp: TopicPartition,
     pub records: Vec<PendingRecord>,
+    /// The header and the records uncompressed, near enough: what the batch holds of
+    /// `buffer.memory`.
     pub size_bytes: usize,
+    pub compression: Compression,
+    /// The topic's estimated compression ratio when the batch was opened.
+    pub estimated_ratio: f32,
+    /// The batch as sent, once closed (`close`).
+    encoded: Option<Bytes>,
     pub created_ms: u64,
     /// Attempts made so far (0 before the first send).
     pub attempts: u32,
@@ -55,11 +77,19 @@ pub struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    fn new(tp: TopicPartition, now_ms: u64) -> Self {
+    fn new(
+        tp: TopicPartition,
+        compression: Compression,
+        estimated_ratio: f32,
+        now_ms: u64,
+    ) -> Self {
         ProducerBatch {
             tp,
             records: Vec::new(),
             size_bytes: BATCH_OVERHEAD_BYTES,
+            compression,
+            estimated_ratio,
+            encoded: None,
             created_ms: now_ms,
             attempts: 0,
             retry_at_ms: 0,
@@ -67,8 +97,43 @@ impl ProducerBatch {
         }
     }
 
+    /// Kafka's `MemoryRecordsBuilder.estimatedSizeInBytes`: uncompressed, the size; compressed,
+    /// the records scaled by the estimated ratio (and 5% more) until the batch is closed, then
+    /// its size as sent.
+    pub fn estimated_size_bytes(&self) -> usize {
+        match (&self.encoded, self.compression) {
+            (_, Compression::None) => self.size_bytes,
+            (Some(encoded), _) => encoded.len(),
+            (None, _) => {
+                let records = (self.size_bytes - BATCH_OVERHEAD_BYTES) as f32;
+                let factor = self.estimated_ratio * COMPRESSION_RATE_ESTIMATION_FACTOR;
+                BATCH_OVERHEAD_BYTES + (records * factor) as usize
+            }
+        }
+    }
+
+    /// Kafka's `ProducerBatch.close`: encodes the batch once (a retry sends the same bytes) and
+    /// returns the compression ratio it achieved (compressed over uncompressed records).
+    pub fn close(&mut self) -> f32 {
+        if self.encoded.is_none() {
+            self.encoded = Some(self.encode(BatchSpec {
+                compression: self.compression,
+                ..BatchSpec::default()
+            }));
+        }
+        let records = (self.size_bytes - BATCH_OVERHEAD_BYTES).max(1) as f32;
+        (self.encoded().len() - BATCH_OVERHEAD_BYTES) as f32 / records
+    }
+
+    /// The batch as sent; `close` first.
+    pub fn encoded(&self) -> &Bytes {
+        self.encoded
+            .as_ref()
+            .expect("a batch is closed before it is sent")
+    }
+
     /// The batch on the wire: offsets 0.. relative, timestamps relative to the first record's.
-    pub fn encode(&self, spec: BatchSpec) -> Bytes {
+    fn encode(&self, spec: BatchSpec) -> Bytes {
         let base_timestamp = self.records[0].timestamp;
         let records: Vec<Record> = self
             .records
@@ -131,9 +196,39 @@ pub struct Readiness {
     pub unknown_leader: bool,
 }
 
+/// Kafka's `CompressionRatioEstimator`, for one producer and codec: per topic, the ratio
+/// (compressed over uncompressed records) to expect of its next batch.
+#[derive(Debug, Default)]
+pub struct CompressionRatioEstimator {
+    ratios: BTreeMap<String, f32>,
+}
+
+impl CompressionRatioEstimator {
+    pub fn estimation(&self, topic: &str) -> f32 {
+        self.ratios.get(topic).copied().unwrap_or(1.0)
+    }
+
+    /// `updateEstimation`: a worse ratio is taken at once (at least one step up), a better one
+    /// approached one small step a batch.
+    pub fn update(&mut self, topic: &str, observed: f32) -> f32 {
+        let current = self.estimation(topic);
+        let updated = if observed > current {
+            observed.max(current + COMPRESSION_RATIO_DETERIORATE_STEP)
+        } else if observed < current {
+            observed.max(current - COMPRESSION_RATIO_IMPROVING_STEP)
+        } else {
+            current
+        };
+        self.ratios.insert(topic.to_string(), updated);
+        updated
+    }
+}
+
 pub struct RecordAccumulator {
     batch_size: usize,
     linger_ms: u64,
+    compression: Compression,
+    ratios: CompressionRatioEstimator,
     queues: BTreeMap<TopicPartition, VecDeque<ProducerBatch>>,
     /// Partitions with a batch in flight, when order must be kept (`max.in.flight = 1`).
     muted: BTreeSet<TopicPartition>,
@@ -146,10 +241,12 @@ pub struct RecordAccumulator {
 }
 
 impl RecordAccumulator {
-    pub fn new(batch_size: usize, linger_ms: u64) -> Self {
+    pub fn new(batch_size: usize, linger_ms: u64, compression: Compression) -> Self {
         RecordAccumulator {
             batch_size: batch_size.max(1),
             linger_ms,
+            compression,
+            ratios: CompressionRatioEstimator::default(),
             queues: BTreeMap::new(),
             muted: BTreeSet::new(),
             drain_start: BTreeMap::new(),
@@ -166,17 +263,26 @@ impl RecordAccumulator {
     ) -> AppendResult {
         let size = record_size(record.key.as_ref(), record.value.as_ref(), &record.headers);
         let queue = self.queues.entry(tp.clone()).or_default();
-        let fits = queue
-            .back()
-            .is_some_and(|last| last.attempts == 0 && last.size_bytes + size <= self.batch_size);
+        // `hasRoomFor`: the new record counted uncompressed, to be safe.
+        let fits = queue.back().is_some_and(|last| {
+            last.attempts == 0
+                && last.encoded.is_none()
+                && last.estimated_size_bytes() + size <= self.batch_size
+        });
         let new_batch = !fits;
         if new_batch {
-            queue.push_back(ProducerBatch::new(tp.clone(), now_ms));
+            let ratio = self.ratios.estimation(&tp.topic);
+            queue.push_back(ProducerBatch::new(
+                tp.clone(),
+                self.compression,
+                ratio,
+                now_ms,
+            ));
         }
         let last = queue.back_mut().expect("a batch was just ensured");
         last.records.push(record);
         last.size_bytes += size;
-        let last_full = last.size_bytes >= self.batch_size;
+        let last_full = last.estimated_size_bytes() >= self.batch_size;
         self.buffered_bytes += size;
         AppendResult {
             batch_full: queue.len() > 1 || last_full,
@@ -202,7 +308,7 @@ impl RecordAccumulator {
                 continue;
             }
             let backing_off = first.attempts > 0 && now_ms < first.retry_at_ms;
-            let full = queue.len() > 1 || first.size_bytes >= self.batch_size;
+            let full = queue.len() > 1 || first.estimated_size_bytes() >= self.batch_size;
             let due_ms = if first.attempts > 0 {
                 first.retry_at_ms
             } else if full || self.flushing {
@@ -252,13 +358,18 @@ impl RecordAccumulator {
             if first.attempts > 0 && now_ms < first.retry_at_ms {
                 continue;
             }
-            if !drained.is_empty() && bytes + first.size_bytes > max_request_bytes {
+            if !drained.is_empty() && bytes + first.estimated_size_bytes() > max_request_bytes {
                 self.drain_start
                     .insert(node, (start + i) % partitions.len());
                 return drained;
             }
-            let batch = queue.pop_front().expect("checked");
-            bytes += batch.size_bytes;
+            let mut batch = queue.pop_front().expect("checked");
+            let first_close = batch.encoded.is_none();
+            let ratio = batch.close();
+            if first_close && batch.compression != Compression::None {
+                self.ratios.update(&batch.tp.topic, ratio);
+            }
+            bytes += batch.estimated_size_bytes();
             drained.push(batch);
         }
         self.drain_start.insert(node, start + 1);
@@ -357,7 +468,7 @@ mod tests {
     #[test]
     fn a_batch_waits_for_linger_unless_full() {
         let done = Arc::new(Mutex::new(Vec::new()));
-        let mut acc = RecordAccumulator::new(200, 5);
+        let mut acc = RecordAccumulator::new(200, 5, Compression::None);
         let r = acc.append(&tp(0), record("a", &done), 100);
         assert_eq!(
             r,
@@ -392,7 +503,7 @@ mod tests {
     #[test]
     fn unknown_leaders_muted_partitions_and_backoff_hold_batches() {
         let done = Arc::new(Mutex::new(Vec::new()));
-        let mut acc = RecordAccumulator::new(10, 0);
+        let mut acc = RecordAccumulator::new(10, 0, Compression::None);
         acc.append(&tp(0), record("a", &done), 0);
         acc.append(&tp(1), record("b", &done), 0);
         let leader = |tp: &TopicPartition| (tp.partition == 0).then_some(2);
@@ -416,7 +527,7 @@ mod tests {
     #[test]
     fn drain_respects_the_request_size_and_rotates() {
         let done = Arc::new(Mutex::new(Vec::new()));
-        let mut acc = RecordAccumulator::new(10, 0);
+        let mut acc = RecordAccumulator::new(10, 0, Compression::None);
         for p in 0..3 {
             acc.append(&tp(p), record("x", &done), 0);
             acc.append(&tp(p), record("y", &done), 0);
@@ -432,5 +543,86 @@ mod tests {
         let expired = acc.expire(0);
         assert_eq!(expired.len(), 4);
         assert!(acc.is_empty());
+    }
+
+    #[test]
+    fn the_ratio_estimator_moves_as_kafkas() {
+        let mut ratios = CompressionRatioEstimator::default();
+        assert_eq!(ratios.estimation("t"), 1.0);
+        assert_eq!(ratios.update("t", 0.3), 0.995, "better: one small step");
+        assert_eq!(ratios.update("t", 1.2), 1.2, "worse: at once");
+        assert_eq!(ratios.update("t", 1.21), 1.25, "worse: at least one step");
+        assert_eq!(ratios.update("t", 1.25), 1.25);
+        assert_eq!(ratios.estimation("other"), 1.0);
+    }
+
+    fn compressible(i: usize, done: &Arc<Mutex<Vec<String>>>) -> PendingRecord {
+        record(
+            &format!("record {i:04} with a value that repeats and repeats"),
+            done,
+        )
+    }
+
+    /// Records per batch, filling `batches` batches of partition 0 and draining each.
+    fn records_per_batch(acc: &mut RecordAccumulator, batches: usize) -> Vec<usize> {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let leader = |_: &TopicPartition| Some(1);
+        let mut counts = Vec::new();
+        let mut i = 0;
+        while counts.len() < batches {
+            acc.append(&tp(0), compressible(i, &done), 0);
+            i += 1;
+            if acc.queues[&tp(0)].len() > 1 {
+                let batch = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+                counts.push(batch.records.len());
+                let header = crate::storage::batch::validate(batch.encoded()).unwrap();
+                assert_eq!(header.records_count as usize, batch.records.len());
+                // The estimate may be a little optimistic: Kafka lets a batch exceed batch.size.
+                assert!(batch.encoded().len() <= 1100, "{}", batch.encoded().len());
+            }
+        }
+        counts
+    }
+
+    #[test]
+    fn a_compressed_batch_is_full_by_its_estimated_size() {
+        let mut plain = RecordAccumulator::new(1000, 0, Compression::None);
+        let plain_counts = records_per_batch(&mut plain, 3);
+        assert!(plain_counts.iter().all(|&n| n == plain_counts[0]));
+        let mut zstd = RecordAccumulator::new(1000, 0, Compression::Zstd);
+        let counts = records_per_batch(&mut zstd, 400);
+        // At first the ratio is 1 and Kafka's 5% margin makes the batch smaller than a plain one;
+        // each closed batch teaches the estimator a better ratio, so later batches hold more.
+        assert!(
+            counts[0] < plain_counts[0],
+            "{counts:?} vs {plain_counts:?}"
+        );
+        assert!(counts[..50].windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+        assert!(counts[399] > 2 * plain_counts[0], "{counts:?}");
+        assert!(zstd.ratios.estimation("t") < 0.5);
+    }
+
+    #[test]
+    fn a_batch_is_closed_once_and_a_retry_sends_the_same_bytes() {
+        let done = Arc::new(Mutex::new(Vec::new()));
+        let mut acc = RecordAccumulator::new(1 << 14, 0, Compression::Gzip);
+        for i in 0..20 {
+            acc.append(&tp(0), compressible(i, &done), 0);
+        }
+        let leader = |_: &TopicPartition| Some(1);
+        let mut batch = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+        let sent = batch.encoded().clone();
+        let ratio = acc.ratios.estimation("t");
+        assert!(ratio < 1.0);
+        let (header, records) = crate::storage::batch::decode_records(&sent).unwrap();
+        assert_eq!(header.compression(), Ok(Compression::Gzip));
+        assert_eq!(records.len(), 20);
+        assert_eq!(batch.estimated_size_bytes(), sent.len());
+        batch.attempts = 1;
+        acc.reenqueue(batch);
+        acc.append(&tp(0), compressible(99, &done), 0); // opens a new batch behind the retry
+        let again = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+        assert_eq!(again.encoded(), &sent);
+        assert_eq!(acc.ratios.estimation("t"), ratio, "learned from once only");
     }
 }

@@ -196,7 +196,11 @@ impl KafkaProducer {
             crate::world::derive_seed(ctx.seed, "partitioner"),
         );
         let shared = Arc::new(Shared {
-            accumulator: Mutex::new(RecordAccumulator::new(config.batch_size, config.linger_ms)),
+            accumulator: Mutex::new(RecordAccumulator::new(
+                config.batch_size,
+                config.linger_ms,
+                config.compression,
+            )),
             view: tokio::sync::Mutex::new(view),
             chooser: Mutex::new(chooser),
             interceptors,

@@ -19,7 +19,6 @@ use super::accumulator::ProducerBatch;
 use super::{error, SendError, Shared};
 use crate::protocol::versions::client_version;
 use crate::protocol::{ClientError, Connection};
-use crate::storage::batch::BatchSpec;
 
 /// Kafka's `reconnect.backoff.ms` default: how soon to try a leader that could not be reached.
 const RECONNECT_BACKOFF_MS: u64 = 50;
@@ -213,7 +212,7 @@ async fn produce(
 fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
     let mut topics: Vec<TopicProduceData> = Vec::new();
     for batch in batches {
-        let records = batch.encode(BatchSpec::default());
+        let records = batch.encoded().clone();
         let data = PartitionProduceData::default()
             .with_index(batch.tp.partition as i32)
             .with_records(Some(records));

@@ -1,6 +1,9 @@
 //! `Log`: appends, reads, rolling, truncation, log start offset, flushing, leader epochs.
 
-use crate::storage::batch::{self, encode_batch, BatchError, BatchSpec, Record, TimestampType};
+use crate::storage::batch::{
+    self, encode_batch, BatchError, BatchSpec, Compression, Record, TimestampType, BATCH_HEADER_LEN,
+};
+use crate::storage::compression::BrokerCompression;
 use crate::storage::log::{partition_dir, Log, LogConfig, LogError};
 use crate::storage::segment::RollReason;
 use crate::storage::tests::*;
@@ -316,6 +319,102 @@ fn indexes_get_an_entry_every_index_interval_bytes() {
             times,
             vec![(1_003, 5), (1_005, 9), (1_007, 13), (1_009, 17)]
         );
+    })
+}
+
+/// A producer's batch compressed with `codec`.
+fn compressed_batch(tag: &str, count: i32, codec: Compression) -> Vec<u8> {
+    batch::recompress(&producer_batch(tag, count), codec).unwrap()
+}
+
+#[test]
+fn a_compressed_batch_is_stored_as_the_producer_compressed_it() {
+    run(async {
+        let (mem, disk) = disk();
+        let (mut log, _) = open(&disk, u64::MAX).await;
+        log.append(&mut producer_batch("a", 2), 0, 0).await.unwrap();
+        let mut zstd = compressed_batch("z", 3, Compression::Zstd);
+        let sent = zstd.clone();
+        let info = log.append(&mut zstd, 4, 0).await.unwrap();
+        assert_eq!((info.first_offset, info.last_offset), (2, 4));
+        // Offsets and the epoch are assigned in the header: the compressed records untouched.
+        assert_eq!(zstd.len(), sent.len());
+        assert_eq!(zstd[BATCH_HEADER_LEN..], sent[BATCH_HEADER_LEN..]);
+        assert_eq!(zstd[17..21], sent[17..21], "the CRC does not cover offsets");
+        let header = batch::validate(&zstd).unwrap();
+        assert_eq!(header.compression(), Ok(Compression::Zstd));
+        assert!(mem.bytes(SEGMENT).ends_with(&zstd));
+        let values: Vec<_> = log
+            .read_all_records()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.offset, r.value.unwrap()))
+            .collect();
+        assert_eq!(
+            values,
+            [(0, "a-0"), (1, "a-1"), (2, "z-0"), (3, "z-1"), (4, "z-2")]
+                .map(|(o, v)| (o, bytes::Bytes::from(v)))
+        );
+        // A fetch returns the whole compressed batch holding the offset asked for.
+        let read = log.read(3, 1 << 20).await.unwrap();
+        assert_eq!(&read.records[..], &zstd[..]);
+    })
+}
+
+#[test]
+fn a_topic_compression_type_makes_the_leader_recompress() {
+    run(async {
+        let (_, gzip_disk) = disk();
+        let config = LogConfig {
+            compression_type: BrokerCompression::Codec(Compression::Gzip),
+            ..LogConfig::default()
+        };
+        let (mut log, _) = open_with(&gzip_disk, config).await;
+        for (i, codec) in Compression::ALL.into_iter().enumerate() {
+            let mut bytes = compressed_batch(&format!("{i}"), 2, codec);
+            log.append(&mut bytes, 0, 0).await.unwrap();
+            let header = batch::validate(&bytes).unwrap();
+            assert_eq!(
+                header.compression(),
+                Ok(Compression::Gzip),
+                "from {codec:?}"
+            );
+            assert_eq!(header.base_offset, 2 * i as i64);
+        }
+        assert_eq!(log.read_all_records().await.unwrap().len(), 10);
+
+        let (_, plain_disk) = disk();
+        let config = LogConfig {
+            compression_type: BrokerCompression::Codec(Compression::None),
+            ..LogConfig::default()
+        };
+        let (mut log, _) = open_with(&plain_disk, config).await;
+        let mut bytes = compressed_batch("s", 4, Compression::Snappy);
+        log.append(&mut bytes, 0, 0).await.unwrap();
+        let mut plain = producer_batch("s", 4);
+        batch::set_partition_leader_epoch(&mut plain, 0);
+        assert_eq!(bytes, plain, "`uncompressed`: as if sent plain");
+    })
+}
+
+#[test]
+fn a_compressed_batch_whose_records_are_inconsistent_is_refused() {
+    run(async {
+        let (_, disk) = disk();
+        let (mut log, _) = open(&disk, u64::MAX).await;
+        // recordsCount and lastOffsetDelta say 3, the compressed records hold 2.
+        let two = compressed_batch("x", 2, Compression::Lz4);
+        let mut three = two.clone();
+        three[23..27].copy_from_slice(&2i32.to_be_bytes());
+        three[57..61].copy_from_slice(&3i32.to_be_bytes());
+        let crc = crc32c::crc32c(&three[21..]);
+        three[17..21].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            log.append(&mut three, 0, 0).await,
+            Err(LogError::Corrupt(BatchError::Corrupt(_)))
+        ));
+        assert_eq!(log.log_end_offset(), 0);
     })
 }
 
