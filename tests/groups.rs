@@ -268,3 +268,47 @@ config = { "enable.auto.commit" = false, "auto.offset.reset" = "earliest", "sess
     }
     assert!(detected > 0, "no truncation was detected on any seed");
 }
+
+/// `commitAsync`: the member polls again without waiting for its commit, so commits overlap; the
+/// group still processes everything at least once through a coordinator failover.
+#[test]
+fn async_commits_overlap_and_the_group_still_processes_everything() {
+    let text = std::fs::read_to_string(format!(
+        "{}/scenarios/coordinator-failover.toml",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("coordinator-failover.toml")
+    .replace(
+        "commit = \"after-processing\"",
+        "commit = \"after-processing-async\"",
+    );
+    let s = parse_str("async-commits.toml", &text).unwrap_or_else(|e| panic!("{e}"));
+    let output = runner::run(&s, 1);
+    assert!(output.violations.is_empty(), "{:?}", output.violations);
+    let missing = unprocessed_below_hw(&output, "g1", "orders");
+    assert!(missing.is_empty(), "unprocessed {missing:?}");
+    // Some member sent a commit while its previous one was unanswered.
+    let mut overlapped = 0;
+    for member in ["c-1", "c-2", "c-3"] {
+        let mut in_flight = 0;
+        for op in output
+            .journal
+            .history
+            .iter()
+            .filter(|op| op.process == member && op.f == "commit")
+        {
+            if op.kind == OpType::Invoke {
+                in_flight += 1;
+                if in_flight > 1 {
+                    overlapped += 1;
+                }
+            } else {
+                in_flight -= 1;
+            }
+        }
+    }
+    assert!(
+        overlapped > 0,
+        "no commit was sent while another was in flight"
+    );
+}

@@ -313,6 +313,7 @@ pub fn group_consumer_spec(
     let auto_commit = configs::get_bool(c, "enable.auto.commit", Scope::Consumer).unwrap_or(true);
     let commit = match client.commit {
         Some(CommitOrder::AfterProcessing) => CommitMode::AfterProcessing,
+        Some(CommitOrder::AfterProcessingAsync) => CommitMode::AfterProcessingAsync,
         Some(CommitOrder::BeforeProcessing) => CommitMode::BeforeProcessing,
         Some(CommitOrder::Auto) => CommitMode::Auto,
         None if auto_commit => CommitMode::Auto,

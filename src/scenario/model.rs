@@ -171,6 +171,8 @@ pub enum ClientKind {
 pub enum CommitOrder {
     /// `commit = "after-processing"`: process, then `commitSync` (at least once).
     AfterProcessing,
+    /// `commit = "after-processing-async"`: process, then `commitAsync`.
+    AfterProcessingAsync,
     /// `commit = "before-processing"`: `commitSync`, then process (at most once).
     BeforeProcessing,
     /// `commit = "auto"`: `enable.auto.commit`.

@@ -1,15 +1,63 @@
-//! `commitSync`.
+//! `commitSync` and `commitAsync`.
 
 use super::*;
 
+/// What a commit's history operations say: the group, the generation and the offsets.
+struct CommitRecord {
+    group: String,
+    generation: i32,
+    offsets: Vec<(String, Val)>,
+}
+
+impl CommitRecord {
+    fn value(&self, error: Option<&str>) -> Val {
+        let offsets = Val::object(self.offsets.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        let group = self.group.as_str();
+        let generation = self.generation;
+        match error {
+            None => val!({ "group": group, "generation": generation, "offsets": offsets }),
+            Some(e) => {
+                val!({ "group": group, "generation": generation, "offsets": offsets, "error": e })
+            }
+        }
+    }
+}
+
+/// How an OffsetCommit answer leaves the member: the first partition's error (0: committed).
+fn answer_code(response: &kafka_protocol::messages::OffsetCommitResponse) -> i16 {
+    response
+        .topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.error_code)
+        .find(|&c| c != 0)
+        .unwrap_or(0)
+}
+
+fn error_name(code: i16) -> String {
+    ResponseError::try_from_code(code).map_or(code.to_string(), |e| format!("{e:?}"))
+}
+
+/// The member's state after the coordinator refused a commit: rejoin, and without a member id
+/// when it no longer knows this one.
+fn refused(shared: &Shared, code: i16) {
+    let mut s = shared.lock().expect("membership lock");
+    s.rejoin_needed = true;
+    if code == UNKNOWN_MEMBER_ID || code == FENCED_INSTANCE_ID {
+        s.member_id.clear();
+        s.generation = -1;
+    }
+}
+
 impl Member {
-    /// `commitSync` of `offsets` (or of every position, for auto-commit), retried on the
-    /// coordinator's retriable errors a few times. Returns whether it was committed.
-    pub(super) async fn commit(
+    /// The OffsetCommit of `offsets` (every position when `None`) in the member's generation,
+    /// and its record; `None` (with the commit failed in the history) when the member is not in
+    /// a stable generation: Kafka's client refuses such a commit itself
+    /// (`CommitFailedException`), as the member has no right to commit.
+    fn commit_request(
         &mut self,
-        coordinator: i32,
         offsets: Option<BTreeMap<TopicPartition, i64>>,
-    ) -> bool {
+    ) -> Option<(RequestKind, CommitRecord)> {
         let offsets: BTreeMap<TopicPartition, i64> = match offsets {
             Some(offsets) => offsets,
             None => self
@@ -18,23 +66,18 @@ impl Member {
                 .filter_map(|(tp, p)| p.map(|p| (tp.clone(), p)))
                 .collect(),
         };
-        if offsets.is_empty() {
-            return true;
-        }
         let (member_id, generation, stable) = {
             let s = self.state();
             (s.member_id.clone(), s.generation, s.stable)
         };
         if !stable {
-            // `CommitFailedException` before anything is sent: the member is not in a stable
-            // generation (it left, or learned it was dropped), so it has no right to commit.
             self.op(
                 OpType::Fail,
                 "commit",
                 val!({ "group": self.group(), "generation": generation, "error": "CommitFailedException: not part of an active group" }),
             );
             self.state().rejoin_needed = true;
-            return false;
+            return None;
         }
         let mut by_topic: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         let mut shown = Vec::new();
@@ -65,19 +108,31 @@ impl Member {
                         .collect(),
                 ),
         );
-        let group = self.spec.group.clone();
-        let value_with = |error: Option<&str>| {
-            let offsets = Val::object(shown.iter().map(|(k, v)| (k.as_str(), v.clone())));
-            match error {
-                None => {
-                    val!({ "group": group.as_str(), "generation": generation, "offsets": offsets })
-                }
-                Some(e) => {
-                    val!({ "group": group.as_str(), "generation": generation, "offsets": offsets, "error": e })
-                }
-            }
+        let record = CommitRecord {
+            group: self.spec.group.clone(),
+            generation,
+            offsets: shown,
         };
-        let value = value_with(None);
+        Some((request, record))
+    }
+
+    /// `commitSync` of `offsets` (or of every position, for auto-commit), retried on the
+    /// coordinator's retriable errors a few times. Returns whether it was committed.
+    pub(super) async fn commit(
+        &mut self,
+        coordinator: i32,
+        offsets: Option<BTreeMap<TopicPartition, i64>>,
+    ) -> bool {
+        if offsets.as_ref().is_some_and(BTreeMap::is_empty) {
+            return true;
+        }
+        if offsets.is_none() && self.positions.values().all(Option::is_none) {
+            return true;
+        }
+        let Some((request, record)) = self.commit_request(offsets) else {
+            return false;
+        };
+        let value = record.value(None);
         self.op(OpType::Invoke, "commit", value.clone());
         let mut coordinator = coordinator;
         for attempt in 0..3 {
@@ -101,14 +156,7 @@ impl Member {
                     return false;
                 }
             };
-            let code = response
-                .topics
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.error_code)
-                .find(|&c| c != 0)
-                .unwrap_or(0);
-            match code {
+            match answer_code(&response) {
                 0 => {
                     self.op(OpType::Ok, "commit", value);
                     return true;
@@ -118,15 +166,8 @@ impl Member {
                     continue;
                 }
                 c => {
-                    let error =
-                        ResponseError::try_from_code(c).map_or(c.to_string(), |e| format!("{e:?}"));
-                    self.op(OpType::Fail, "commit", value_with(Some(&error)));
-                    let mut s = self.state();
-                    s.rejoin_needed = true;
-                    if c == UNKNOWN_MEMBER_ID || c == FENCED_INSTANCE_ID {
-                        s.member_id.clear();
-                        s.generation = -1;
-                    }
+                    self.op(OpType::Fail, "commit", record.value(Some(&error_name(c))));
+                    refused(&self.shared, c);
                     return false;
                 }
             }
@@ -134,8 +175,61 @@ impl Member {
         self.op(
             OpType::Fail,
             "commit",
-            value_with(Some("coordinator not available")),
+            record.value(Some("coordinator not available")),
         );
         false
+    }
+
+    /// `commitAsync` of `offsets`: sent, not waited for, never retried (a retry could land
+    /// after a later commit and move the offset back); the answer is recorded when it comes.
+    pub(super) async fn commit_async(
+        &mut self,
+        coordinator: i32,
+        offsets: BTreeMap<TopicPartition, i64>,
+    ) {
+        if offsets.is_empty() {
+            return;
+        }
+        let Some((request, record)) = self.commit_request(Some(offsets)) else {
+            return;
+        };
+        self.op(OpType::Invoke, "commit", record.value(None));
+        let conn = match self.view.connection(coordinator).await {
+            Ok(conn) => conn,
+            Err(_) => {
+                self.coordinator_lost(coordinator);
+                let failed = record.value(Some("coordinator not available"));
+                self.op(OpType::Fail, "commit", failed);
+                return;
+            }
+        };
+        let ctx = self.ctx.clone();
+        let shared = self.shared.clone();
+        let timeout = self.spec.consumer.request_timeout;
+        tokio::spawn(async move {
+            let version = client_version(ApiKey::OffsetCommit);
+            let sent = conn
+                .send(ApiKey::OffsetCommit, version, &request, timeout)
+                .await;
+            let op = |kind, value| ctx.recorder.op_val(&ctx.id, kind, "commit", value);
+            match sent {
+                Ok(ResponseKind::OffsetCommit(r)) => match answer_code(&r) {
+                    0 => op(OpType::Ok, record.value(None)),
+                    c => {
+                        op(OpType::Fail, record.value(Some(&error_name(c))));
+                        if COORDINATOR_ERRORS.contains(&c) {
+                            let mut s = shared.lock().expect("membership lock");
+                            s.coordinator = None;
+                        } else {
+                            refused(&shared, c);
+                        }
+                    }
+                },
+                Ok(_) | Err(ClientError::NotSent(_)) => {
+                    op(OpType::Fail, record.value(Some("not sent")))
+                }
+                Err(_) => op(OpType::Info, record.value(None)),
+            }
+        });
     }
 }

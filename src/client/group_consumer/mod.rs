@@ -67,6 +67,8 @@ use crate::scenario::TopicPartition;
 pub enum CommitMode {
     /// Process, then `commitSync` (at least once).
     AfterProcessing,
+    /// Process, then `commitAsync`: not waited for, not retried.
+    AfterProcessingAsync,
     /// `commitSync`, then process (at most once).
     BeforeProcessing,
     /// `enable.auto.commit`: each poll first commits what earlier polls returned, every

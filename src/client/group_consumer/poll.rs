@@ -192,6 +192,10 @@ impl Member {
                 self.process(&polled).await;
                 self.commit(coordinator, Some(offsets)).await;
             }
+            CommitMode::AfterProcessingAsync => {
+                self.process(&polled).await;
+                self.commit_async(coordinator, offsets).await;
+            }
             CommitMode::BeforeProcessing => {
                 self.commit(coordinator, Some(offsets)).await;
                 self.process(&polled).await;

@@ -186,12 +186,13 @@ fn stall(t: &Table) -> Res<Option<(u64, u64)>> {
 fn commit_order(node: &Node, what: &str) -> Res<CommitOrder> {
     match string(node, what)? {
         "after-processing" => Ok(CommitOrder::AfterProcessing),
+        "after-processing-async" => Ok(CommitOrder::AfterProcessingAsync),
         "before-processing" => Ok(CommitOrder::BeforeProcessing),
         "auto" => Ok(CommitOrder::Auto),
         other => fail(
             node.pos(),
             format!(
-                "{what} must be \"after-processing\", \"before-processing\" or \"auto\", found {}",
+                "{what} must be \"after-processing\", \"after-processing-async\", \"before-processing\" or \"auto\", found {}",
                 q(other)
             ),
         ),
