@@ -161,16 +161,7 @@ impl Consumer {
             .leader(tp)
             .ok_or_else(|| ClientError::NotSent("no leader".into()))?;
         let conn = self.view.connection(leader.broker).await?;
-        let request = RequestKind::ListOffsets(
-            ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                    .with_partitions(vec![ListOffsetsPartition::default()
-                        .with_partition_index(tp.partition as i32)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(timestamp)])]),
-        );
+        let request = list_offsets_request(tp, timestamp);
         let version = client_version(ApiKey::ListOffsets);
         let response = conn
             .send(
@@ -181,13 +172,8 @@ impl Consumer {
             )
             .await;
         let offset = match response {
-            Ok(ResponseKind::ListOffsets(r)) => r
-                .topics
-                .first()
-                .and_then(|t| t.partitions.first())
-                .filter(|p| p.error_code == 0)
-                .map(|p| p.offset),
-            _ => None,
+            Ok(response) => listed_offset(&response),
+            Err(_) => None,
         };
         match offset {
             Some(offset) => {
@@ -326,6 +312,34 @@ impl Consumer {
             out.push(val!({ "partition": partition.as_str(), "offset": offset, "value": value }));
         }
         next
+    }
+}
+
+/// `ListOffsets` of one partition at `timestamp` (-2 the earliest offset, -1 the latest), as a
+/// consumer asks it (no replica, no leader epoch).
+pub(crate) fn list_offsets_request(tp: &TopicPartition, timestamp: i64) -> RequestKind {
+    RequestKind::ListOffsets(
+        ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(tp.partition as i32)
+                    .with_current_leader_epoch(-1)
+                    .with_timestamp(timestamp)])]),
+    )
+}
+
+/// The offset a one-partition `ListOffsets` answer gives, unless it is an error.
+pub(crate) fn listed_offset(response: &ResponseKind) -> Option<i64> {
+    match response {
+        ResponseKind::ListOffsets(r) => r
+            .topics
+            .first()
+            .and_then(|t| t.partitions.first())
+            .filter(|p| p.error_code == 0)
+            .map(|p| p.offset),
+        _ => None,
     }
 }
 

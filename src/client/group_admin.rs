@@ -6,15 +6,15 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, ListOffsetsRequest,
-    OffsetFetchRequest, RequestKind, ResponseKind, TopicName,
+    ApiKey, DescribeGroupsRequest, FindCoordinatorRequest, GroupId, OffsetFetchRequest,
+    RequestKind, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 
 use super::cluster::ClusterView;
+use super::consumer::{list_offsets_request, listed_offset};
 use super::group_consumer::decode_assignment;
 use crate::protocol::versions::client_version;
 use crate::scenario::TopicPartition;
@@ -193,23 +193,9 @@ async fn high_watermark(
     timeout: Duration,
 ) -> Option<i64> {
     let leader = view.leader(tp)?;
-    let request = RequestKind::ListOffsets(
-        ListOffsetsRequest::default()
-            .with_replica_id(BrokerId(-1))
-            .with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(tp.partition as i32)
-                    .with_current_leader_epoch(-1)
-                    .with_timestamp(-1)])]),
-    );
+    let request = list_offsets_request(tp, -1);
     match send(view, leader.broker, ApiKey::ListOffsets, request, timeout).await {
-        Ok(ResponseKind::ListOffsets(r)) => r
-            .topics
-            .first()
-            .and_then(|t| t.partitions.first())
-            .filter(|p| p.error_code == 0)
-            .map(|p| p.offset),
-        _ => None,
+        Ok(response) => listed_offset(&response),
+        Err(_) => None,
     }
 }

@@ -251,9 +251,7 @@ fn start_admin(
     let topics = scenario.topics.clone();
     let voters = voters.clone();
     let recorder = recorder.clone();
-    let bootstrap: Vec<SocketAddr> = (1..=scenario.cluster.brokers)
-        .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
-        .collect();
+    let bootstrap = bootstrap_servers(scenario);
     let admin_clock = clock.for_node();
     let node_clock = admin_clock.clone();
     let node = world
@@ -390,6 +388,13 @@ fn start_brokers(
     }
 }
 
+/// Every broker's listener: the clients' `bootstrap.servers`.
+fn bootstrap_servers(scenario: &Scenario) -> Vec<SocketAddr> {
+    (1..=scenario.cluster.brokers)
+        .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
+        .collect()
+}
+
 fn start_clients(
     scenario: &Scenario,
     seed: u64,
@@ -397,9 +402,7 @@ fn start_clients(
     recorder: &SharedRecorder,
     world: &mut World,
 ) {
-    let bootstrap: Vec<SocketAddr> = (1..=scenario.cluster.brokers)
-        .map(|id| SocketAddr::new(broker_ip(id), BROKER_PORT))
-        .collect();
+    let bootstrap = bootstrap_servers(scenario);
     let mut index = 0;
     for spec in &scenario.clients {
         // A group consumer runs one node per member, `<id>-1` … `<id>-N`.

@@ -1,5 +1,7 @@
 //! Positions (`OffsetFetch`, `auto.offset.reset`), fetching and `poll`.
 
+use crate::client::consumer::{list_offsets_request, listed_offset};
+
 use super::*;
 
 impl Member {
@@ -101,27 +103,13 @@ impl Member {
             self.view.mark_stale();
             return false;
         };
-        let request = RequestKind::ListOffsets(
-            ListOffsetsRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_topics(vec![ListOffsetsTopic::default()
-                    .with_name(topic_name(&tp.topic))
-                    .with_partitions(vec![ListOffsetsPartition::default()
-                        .with_partition_index(tp.partition as i32)
-                        .with_current_leader_epoch(-1)
-                        .with_timestamp(timestamp)])]),
-        );
+        let request = list_offsets_request(tp, timestamp);
         let offset = match self
             .send(leader.broker, ApiKey::ListOffsets, &request)
             .await
         {
-            Ok(ResponseKind::ListOffsets(r)) => r
-                .topics
-                .first()
-                .and_then(|t| t.partitions.first())
-                .filter(|p| p.error_code == 0)
-                .map(|p| p.offset),
-            _ => None,
+            Ok(response) => listed_offset(&response),
+            Err(_) => None,
         };
         match offset {
             Some(offset) => {

@@ -71,17 +71,7 @@ impl Member {
                 self.state().member_id = joined.member_id.to_string();
                 return true;
             }
-            UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => {
-                let mut s = self.state();
-                s.member_id.clear();
-                s.generation = -1;
-                return false;
-            }
-            code if COORDINATOR_ERRORS.contains(&code) => {
-                self.coordinator_lost(coordinator);
-                return false;
-            }
-            _ => return false,
+            code => return self.join_failed(coordinator, code),
         }
         let member_id = joined.member_id.to_string();
         let generation = joined.generation_id;
@@ -121,17 +111,7 @@ impl Member {
         match synced.error_code {
             0 => {}
             REBALANCE_IN_PROGRESS | ILLEGAL_GENERATION => return true,
-            UNKNOWN_MEMBER_ID | FENCED_INSTANCE_ID => {
-                let mut s = self.state();
-                s.member_id.clear();
-                s.generation = -1;
-                return false;
-            }
-            code if COORDINATOR_ERRORS.contains(&code) => {
-                self.coordinator_lost(coordinator);
-                return false;
-            }
-            _ => return false,
+            code => return self.join_failed(coordinator, code),
         }
         let assigned: BTreeSet<TopicPartition> =
             decode_assignment(&synced.assignment).into_iter().collect();
@@ -229,5 +209,18 @@ impl Member {
                     .with_assignment(encode_assignment(&tps))
             })
             .collect()
+    }
+
+    /// A JoinGroup or SyncGroup refused: a member the coordinator no longer knows starts over
+    /// without its id; a coordinator that moved is looked for again. Always false.
+    fn join_failed(&mut self, coordinator: i32, code: i16) -> bool {
+        if code == UNKNOWN_MEMBER_ID || code == FENCED_INSTANCE_ID {
+            let mut s = self.state();
+            s.member_id.clear();
+            s.generation = -1;
+        } else if COORDINATOR_ERRORS.contains(&code) {
+            self.coordinator_lost(coordinator);
+        }
+        false
     }
 }
