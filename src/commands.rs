@@ -21,14 +21,22 @@ fn load(file: &Path) -> Result<Scenario, ExitCode> {
     Ok(scenario)
 }
 
-pub fn run(
-    file: &Path,
-    seed: Option<u64>,
-    out: Option<PathBuf>,
-    check_determinism: bool,
-    keep_disks: bool,
-    quiet: bool,
-) -> ExitCode {
+/// `samsa run`'s switches.
+pub struct RunOptions {
+    pub check_determinism: bool,
+    pub keep_disks: bool,
+    pub quiet: bool,
+    /// Write no run folder (each seed of a sweep).
+    pub no_folder: bool,
+}
+
+pub fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, options: RunOptions) -> ExitCode {
+    let RunOptions {
+        check_determinism,
+        keep_disks,
+        quiet,
+        no_folder,
+    } = options;
     let scenario = match load(file) {
         Ok(s) => s,
         Err(code) => return code,
@@ -104,42 +112,49 @@ pub fn run(
         expected: scenario.expect.violations.clone(),
         stats,
     };
-    let report = markdown(&ReportInput {
-        scenario: &scenario.name,
-        summary: &scenario.summary,
-        seed,
-        outcome,
-        digest,
-        sim_ms: output.sim_ms,
-        reproduce: &reproduce,
-        expected: &scenario.expect.violations,
-        allowed: &scenario.expect.allow,
-        violations: &output.violations,
-        history,
-        trace: &output.journal.trace,
-        final_state: &output.final_state,
-    });
     let dir = out.unwrap_or_else(|| {
         PathBuf::from("reports")
             .join(&scenario.name)
             .join(format!("seed-{seed}"))
     });
-    if let Err(e) = write_folder(
-        &dir,
-        &summary,
-        &output.journal.history_jsonl(),
-        &output.journal.trace_jsonl(),
-        &report,
-        keep_disks.then_some(&output.disks),
-    ) {
-        return bad_input(format!(
-            "{}: cannot write the run folder: {e}",
-            dir.display()
-        ));
+    if !no_folder {
+        let report = markdown(&ReportInput {
+            scenario: &scenario.name,
+            summary: &scenario.summary,
+            seed,
+            outcome,
+            digest,
+            sim_ms: output.sim_ms,
+            reproduce: &reproduce,
+            expected: &scenario.expect.violations,
+            allowed: &scenario.expect.allow,
+            violations: &output.violations,
+            history,
+            trace: &output.journal.trace,
+            final_state: &output.final_state,
+        });
+        if let Err(e) = write_folder(
+            &dir,
+            &summary,
+            &output.journal.history_jsonl(),
+            &output.journal.trace_jsonl(),
+            &report,
+            keep_disks.then_some(&output.disks),
+        ) {
+            return bad_input(format!(
+                "{}: cannot write the run folder: {e}",
+                dir.display()
+            ));
+        }
     }
 
     if !quiet {
-        print_summary(&summary, &problems, &dir, &reproduce);
+        print_summary(
+            &summary,
+            &problems,
+            (!no_folder).then_some(dir.as_path()),
+            &reproduce,
+        );
     }
     println!("trace-digest: {}", summary.trace_digest);
     println!("outcome: {outcome}");
@@ -150,7 +165,7 @@ pub fn run(
     }
 }
 
-fn print_summary(summary: &Summary, problems: &[String], dir: &Path, reproduce: &str) {
+fn print_summary(summary: &Summary, problems: &[String], dir: Option<&Path>, reproduce: &str) {
     let wall_s = summary.wall_ms.max(1) as f64 / 1000.0;
     println!("scenario: {} (seed {})", summary.scenario, summary.seed);
     println!(
@@ -180,7 +195,9 @@ fn print_summary(summary: &Summary, problems: &[String], dir: &Path, reproduce: 
     for problem in problems {
         println!("problem: {problem}");
     }
-    println!("report: {}", dir.join("report.md").display());
+    if let Some(dir) = dir {
+        println!("report: {}", dir.join("report.md").display());
+    }
     if !problems.is_empty() {
         println!("reproduce: {reproduce}");
     }

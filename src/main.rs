@@ -6,6 +6,8 @@ use clap::{Parser, Subcommand};
 
 #[cfg(madsim)]
 mod commands;
+#[cfg(madsim)]
+mod sweep;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,26 @@ enum Command {
         /// Print only the last two lines (digest and outcome).
         #[arg(long)]
         quiet: bool,
+        /// Write no run folder (what `samsa sweep` runs each seed with).
+        #[arg(long, hide = true)]
+        no_folder: bool,
+    },
+    /// Run one scenario over many seeds, each in a process of its own, in parallel; list every
+    /// failing seed with the command that reproduces it.
+    Sweep {
+        file: std::path::PathBuf,
+        /// The seeds, A..B (B included).
+        #[arg(long)]
+        seeds: String,
+        /// Runs at a time (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only the seeds of shard I of N (`--shard 2/4`), to split a sweep across machines.
+        #[arg(long)]
+        shard: Option<String>,
+        /// Where `sweep.json` goes (default: reports/<scenario>/sweep-A..B/).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
     },
     /// List the scenarios in scenarios/.
     List {
@@ -87,7 +109,25 @@ fn dispatch(command: Command) -> ExitCode {
             check_determinism,
             keep_disks,
             quiet,
-        } => commands::run(&file, seed, out, check_determinism, keep_disks, quiet),
+            no_folder,
+        } => commands::run(
+            &file,
+            seed,
+            out,
+            commands::RunOptions {
+                check_determinism,
+                keep_disks,
+                quiet,
+                no_folder,
+            },
+        ),
+        Command::Sweep {
+            file,
+            seeds,
+            jobs,
+            shard,
+            out,
+        } => sweep::sweep(&file, &seeds, jobs, shard.as_deref(), out),
         Command::List { dir } => commands::list(&dir),
         Command::DumpLog {
             path,
