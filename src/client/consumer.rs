@@ -201,40 +201,14 @@ impl Consumer {
                 return false;
             }
         };
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for tp in partitions {
-            let Some(Some(position)) = self.positions.get(tp) else {
-                continue;
-            };
-            topics.entry(&tp.topic).or_default().push(
-                FetchPartition::default()
-                    .with_partition(tp.partition as i32)
-                    .with_current_leader_epoch(-1)
-                    .with_last_fetched_epoch(-1)
-                    .with_fetch_offset(*position)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(self.spec.max_partition_fetch_bytes),
-            );
-        }
-        let request = RequestKind::Fetch(
-            FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(self.spec.fetch_max_wait_ms)
-                .with_min_bytes(self.spec.fetch_min_bytes)
-                .with_max_bytes(52_428_800)
-                .with_isolation_level(0)
-                .with_session_epoch(-1)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, parts)| {
-                            FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
-                                .with_partitions(parts)
-                        })
-                        .collect(),
-                ),
-        );
+        let wanted: Vec<(TopicPartition, i64, i32)> = partitions
+            .iter()
+            .filter_map(|tp| match self.positions.get(tp) {
+                Some(Some(position)) => Some((tp.clone(), *position, -1)),
+                _ => None,
+            })
+            .collect();
+        let request = fetch_request(&self.spec, &wanted);
         self.op_val(OpType::Invoke, "poll", val!({}));
         let version = client_version(ApiKey::Fetch);
         let response = conn
@@ -313,6 +287,45 @@ impl Consumer {
         }
         next
     }
+}
+
+/// A consumer's `Fetch` of `partitions`, each (partition, position, current leader epoch; -1
+/// for none), with the consumer's `fetch.*` configs, reading uncommitted records.
+pub(crate) fn fetch_request(
+    spec: &ConsumerSpec,
+    partitions: &[(TopicPartition, i64, i32)],
+) -> RequestKind {
+    let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
+    for (tp, position, epoch) in partitions {
+        topics.entry(&tp.topic).or_default().push(
+            FetchPartition::default()
+                .with_partition(tp.partition as i32)
+                .with_current_leader_epoch(*epoch)
+                .with_last_fetched_epoch(-1)
+                .with_fetch_offset(*position)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(spec.max_partition_fetch_bytes),
+        );
+    }
+    RequestKind::Fetch(
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(spec.fetch_max_wait_ms)
+            .with_min_bytes(spec.fetch_min_bytes)
+            .with_max_bytes(52_428_800)
+            .with_isolation_level(0)
+            .with_session_epoch(-1)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(topic, parts)| {
+                        FetchTopic::default()
+                            .with_topic(TopicName(StrBytes::from_string(topic.to_string())))
+                            .with_partitions(parts)
+                    })
+                    .collect(),
+            ),
+    )
 }
 
 /// `ListOffsets` of one partition at `timestamp` (-2 the earliest offset, -1 the latest), as a

@@ -1,6 +1,6 @@
 //! Positions (`OffsetFetch`, `auto.offset.reset`), fetching and `poll`.
 
-use crate::client::consumer::{list_offsets_request, listed_offset};
+use crate::client::consumer::{fetch_request, list_offsets_request, listed_offset};
 
 use super::*;
 
@@ -368,37 +368,7 @@ impl Member {
         broker: i32,
         partitions: &[(TopicPartition, i64, i32)],
     ) -> bool {
-        let mut topics: BTreeMap<&str, Vec<FetchPartition>> = BTreeMap::new();
-        for (tp, position, epoch) in partitions {
-            topics.entry(&tp.topic).or_default().push(
-                FetchPartition::default()
-                    .with_partition(tp.partition as i32)
-                    .with_current_leader_epoch(*epoch)
-                    .with_last_fetched_epoch(-1)
-                    .with_fetch_offset(*position)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(self.spec.consumer.max_partition_fetch_bytes),
-            );
-        }
-        let request = RequestKind::Fetch(
-            FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(self.spec.consumer.fetch_max_wait_ms)
-                .with_min_bytes(self.spec.consumer.fetch_min_bytes)
-                .with_max_bytes(52_428_800)
-                .with_isolation_level(0)
-                .with_session_epoch(-1)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(topic, parts)| {
-                            FetchTopic::default()
-                                .with_topic(topic_name(topic))
-                                .with_partitions(parts)
-                        })
-                        .collect(),
-                ),
-        );
+        let request = fetch_request(&self.spec.consumer, partitions);
         let response = match self.send(broker, ApiKey::Fetch, &request).await {
             Ok(ResponseKind::Fetch(r)) => r,
             _ => {
