@@ -21,7 +21,9 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
-use kafka_protocol::messages::{FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::messages::{
+    FindCoordinatorRequest, FindCoordinatorResponse, InitProducerIdRequest, InitProducerIdResponse,
+};
 
 use super::partition::{AppendError, Committed, FetchError, FollowerFetch};
 use super::{Broker, PartitionHandle};
@@ -137,6 +139,9 @@ impl Broker {
             RequestKind::ListOffsets(req) => Reply::Send(Box::new(ResponseKind::ListOffsets(
                 self.list_offsets(req).await,
             ))),
+            RequestKind::InitProducerId(req) => Reply::Send(Box::new(
+                ResponseKind::InitProducerId(self.init_producer_id(req).await),
+            )),
             other => {
                 // decode_request only lets through the APIs of `versions::SUPPORTED`.
                 self.protocol_error(&format!("{api:?} is advertised but not handled: {other:?}"));
@@ -767,5 +772,27 @@ impl Broker {
             );
         }
         kafka_protocol::messages::OffsetForLeaderEpochResponse::default().with_topics(topics)
+    }
+}
+
+impl Broker {
+    /// `InitProducerId`. Without a transactional id (an idempotent producer) any broker answers
+    /// with a fresh producer id at epoch 0, as Kafka's `TransactionCoordinator` does for a null
+    /// transactional id, whatever producer id and epoch the request quotes (KIP-360).
+    async fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
+        let response = InitProducerIdResponse::default();
+        if req.transactional_id.is_some() {
+            return response
+                .with_error_code(code(ResponseError::NotCoordinator))
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1);
+        }
+        match self.next_producer_id().await {
+            Ok(id) => response.with_producer_id(id.into()).with_producer_epoch(0),
+            Err(error) => response
+                .with_error_code(error)
+                .with_producer_id((-1).into())
+                .with_producer_epoch(-1),
+        }
     }
 }

@@ -57,7 +57,6 @@ impl Lifecycle {
     }
 
     /// The broker's current epoch, once registered (`AlterPartition` quotes it).
-    #[allow(dead_code)] // read by AlterPartition once replication exists
     pub(super) fn broker_epoch(&self) -> Option<i64> {
         let epoch = self.broker_epoch.load(Ordering::Relaxed);
         (epoch >= 0).then_some(epoch)

@@ -16,6 +16,7 @@ mod lifecycle;
 pub mod log_manager;
 mod metadata_loader;
 mod partition;
+mod producer_ids;
 mod publisher;
 mod replica_fetcher;
 
@@ -268,6 +269,8 @@ pub struct Broker {
     fetchers: Mutex<BTreeSet<i32>>,
     /// The group coordinator's shards, one per `__consumer_offsets` partition led here.
     coordinators: group_coordinator::Coordinators,
+    /// The producer ids this broker may hand out (`InitProducerId`).
+    producer_ids: tokio::sync::Mutex<producer_ids::ProducerIdBlock>,
 }
 
 impl Broker {
@@ -286,6 +289,7 @@ impl Broker {
             followed: Mutex::new(BTreeMap::new()),
             fetchers: Mutex::new(BTreeSet::new()),
             coordinators: group_coordinator::Coordinators::default(),
+            producer_ids: tokio::sync::Mutex::new(producer_ids::ProducerIdBlock::default()),
             ctx,
         }
     }

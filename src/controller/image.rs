@@ -109,6 +109,9 @@ pub struct MetadataImage {
     pub topics_by_name: BTreeMap<String, Uuid>,
     /// Only resources with at least one key (Kafka drops a resource's map when it empties).
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
+    /// The first producer id not yet handed out (`ProducerIdsImage.nextProducerId`; 0 before the
+    /// first block).
+    pub next_producer_id: i64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,6 +152,11 @@ pub enum ReplayError {
         replicas: usize,
         directories: usize,
     },
+    /// Kafka's `ProducerIdControlManager.replay`: the next producer id may only grow.
+    ProducerIdsBackwards {
+        current: i64,
+        record: i64,
+    },
 }
 
 impl fmt::Display for ReplayError {
@@ -183,6 +191,10 @@ impl fmt::Display for ReplayError {
                 f,
                 "{directories} directories for {replicas} replicas"
             ),
+            ReplayError::ProducerIdsBackwards { current, record } => write!(
+                f,
+                "next producer id {record} is not above the current {current}"
+            ),
         }
     }
 }
@@ -208,6 +220,16 @@ impl MetadataImage {
             MetadataRecord::RemoveTopic(r) => self.replay_remove_topic(r.topic_id),
             MetadataRecord::Config(r) => {
                 self.replay_config(r);
+                Ok(())
+            }
+            MetadataRecord::ProducerIds(r) => {
+                if r.next_producer_id <= self.next_producer_id {
+                    return Err(ReplayError::ProducerIdsBackwards {
+                        current: self.next_producer_id,
+                        record: r.next_producer_id,
+                    });
+                }
+                self.next_producer_id = r.next_producer_id;
                 Ok(())
             }
             MetadataRecord::NoOp => Ok(()),

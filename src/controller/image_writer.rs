@@ -5,11 +5,13 @@
 //!
 //! Order, as Kafka's image writes its parts: the cluster (a `RegisterBrokerRecord` per broker,
 //! with its fencing and controlled-shutdown state), the topics (each `TopicRecord` followed by
-//! its partitions' `PartitionRecord`s), then the configs (`ConfigRecord`s).
+//! its partitions' `PartitionRecord`s), then the configs (`ConfigRecord`s), then the producer
+//! ids handed out (a `ProducerIdsRecord`, once there are any).
 
 use super::image::{MetadataImage, PartitionRegistration};
 use super::records::{
-    ConfigRecord, MetadataRecord, PartitionRecord, RegisterBrokerRecord, TopicRecord,
+    ConfigRecord, MetadataRecord, PartitionRecord, ProducerIdsRecord, RegisterBrokerRecord,
+    TopicRecord,
 };
 use super::uuid::Uuid;
 
@@ -53,6 +55,13 @@ impl MetadataImage {
                     value: Some(value.clone()),
                 }));
             }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id: -1,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            }));
         }
         out
     }

@@ -268,6 +268,10 @@ impl QuorumController {
             ControllerRequest::AlterPartitionReassignments { reassignments } => {
                 self.alter_partition_reassignments(&reassignments, &mut records)
             }
+            ControllerRequest::AllocateProducerIds {
+                broker_id,
+                broker_epoch,
+            } => self.allocate_producer_ids(broker_id, broker_epoch, &mut records),
         };
         (records, response)
     }

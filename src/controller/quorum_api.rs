@@ -97,6 +97,11 @@ pub enum ControllerRequest {
     AlterPartitionReassignments {
         reassignments: Vec<PartitionReassignment>,
     },
+    /// A broker asks for a block of producer ids (KIP-730).
+    AllocateProducerIds {
+        broker_id: i32,
+        broker_epoch: i64,
+    },
 }
 
 /// `CreateTopicsResponse`'s `CreatableTopicResult`.
@@ -191,6 +196,12 @@ pub enum ControllerResponse {
         error_code: i16,
         results: Vec<PartitionResult>,
     },
+    /// The block `[producer_id_start, producer_id_start + producer_id_len)`; -1 and 0 on error.
+    AllocateProducerIds {
+        error_code: i16,
+        producer_id_start: i64,
+        producer_id_len: i32,
+    },
 }
 
 /// An error code and Kafka's message for it.
@@ -267,6 +278,11 @@ pub fn error_response(request: &ControllerRequest, code: i16) -> ControllerRespo
                 results: Vec::new(),
             }
         }
+        ControllerRequest::AllocateProducerIds { .. } => ControllerResponse::AllocateProducerIds {
+            error_code: code,
+            producer_id_start: -1,
+            producer_id_len: 0,
+        },
     }
 }
 

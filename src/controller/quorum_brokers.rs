@@ -18,11 +18,12 @@
 //! `handleBrokerUncleanShutdown`).
 
 use super::quorum::{
-    error_code, heartbeat_error, is_acceptable_leader, BrokerSession, ControllerResponse,
-    QuorumController,
+    error_code, error_response, heartbeat_error, is_acceptable_leader, BrokerSession,
+    ControllerRequest, ControllerResponse, QuorumController,
 };
 use super::records::{
-    BrokerEndpoint, BrokerRegistrationChangeRecord, MetadataRecord, RegisterBrokerRecord,
+    BrokerEndpoint, BrokerRegistrationChangeRecord, MetadataRecord, ProducerIdsRecord,
+    RegisterBrokerRecord,
 };
 use super::uuid::Uuid;
 
@@ -366,4 +367,45 @@ fn registration_change(
         in_controlled_shutdown,
         log_dirs: Vec::new(),
     })
+}
+
+/// `ProducerIdsBlock.PRODUCER_ID_BLOCK_SIZE`: the ids a broker gets at a time.
+pub const PRODUCER_ID_BLOCK_SIZE: i32 = 1000;
+
+impl QuorumController {
+    /// `ProducerIdControlManager.generateNextProducerId`: a registered broker at its current
+    /// epoch gets the next block of producer ids, recorded in a `ProducerIdsRecord` so that no
+    /// controller hands it out again.
+    pub(super) fn allocate_producer_ids(
+        &mut self,
+        broker_id: i32,
+        broker_epoch: i64,
+        records: &mut Vec<MetadataRecord>,
+    ) -> ControllerResponse {
+        let registered = self.image.brokers.get(&broker_id).map(|b| b.epoch);
+        if registered != Some(broker_epoch) {
+            return error_response(
+                &ControllerRequest::AllocateProducerIds {
+                    broker_id,
+                    broker_epoch,
+                },
+                error_code::STALE_BROKER_EPOCH,
+            );
+        }
+        let start = self.image.next_producer_id;
+        let next = start + i64::from(PRODUCER_ID_BLOCK_SIZE);
+        self.append(
+            records,
+            MetadataRecord::ProducerIds(ProducerIdsRecord {
+                broker_id,
+                broker_epoch,
+                next_producer_id: next,
+            }),
+        );
+        ControllerResponse::AllocateProducerIds {
+            error_code: 0,
+            producer_id_start: start,
+            producer_id_len: PRODUCER_ID_BLOCK_SIZE,
+        }
+    }
 }

@@ -21,6 +21,7 @@
 //! | `FenceBrokerRecord`              | 7      | 0       |                                       |
 //! | `UnfenceBrokerRecord`            | 8      | 0       |                                       |
 //! | `RemoveTopicRecord`              | 9      | 0       |                                       |
+//! | `ProducerIdsRecord`              | 15     | 0       |                                       |
 //! | `BrokerRegistrationChangeRecord` | 17     | 2       | `LogDirs` tag 2 (v2)                  |
 //! | `NoOpRecord`                     | 20     | 0       | (KIP-835; `raft::driver` writes it)   |
 //!
@@ -156,6 +157,15 @@ pub struct UnfenceBrokerRecord {
     pub epoch: i64,
 }
 
+/// `ProducerIdsRecord` v0: the controller handed the producer ids below `next_producer_id` out
+/// (the last block to `broker_id` at `broker_epoch`; -1 for both in a snapshot).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerIdsRecord {
+    pub broker_id: i32,
+    pub broker_epoch: i64,
+    pub next_producer_id: i64,
+}
+
 /// `RemoveTopicRecord` v0: removes the topic, its partitions and its configs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemoveTopicRecord {
@@ -186,6 +196,7 @@ pub enum MetadataRecord {
     UnfenceBroker(UnfenceBrokerRecord),
     RemoveTopic(RemoveTopicRecord),
     BrokerRegistrationChange(BrokerRegistrationChangeRecord),
+    ProducerIds(ProducerIdsRecord),
     /// `NoOpRecord` v0 (no fields): the active controller's heartbeat in the log (KIP-835).
     NoOp,
 }
@@ -200,6 +211,7 @@ pub mod api_key {
     pub const FENCE_BROKER: (i16, i16) = (7, 0);
     pub const UNFENCE_BROKER: (i16, i16) = (8, 0);
     pub const REMOVE_TOPIC: (i16, i16) = (9, 0);
+    pub const PRODUCER_IDS: (i16, i16) = (15, 0);
     pub const BROKER_REGISTRATION_CHANGE: (i16, i16) = (17, 2);
     pub const NO_OP: (i16, i16) = (20, 0);
 }
@@ -267,6 +279,7 @@ impl MetadataRecord {
             MetadataRecord::UnfenceBroker(_) => api_key::UNFENCE_BROKER,
             MetadataRecord::RemoveTopic(_) => api_key::REMOVE_TOPIC,
             MetadataRecord::BrokerRegistrationChange(_) => api_key::BROKER_REGISTRATION_CHANGE,
+            MetadataRecord::ProducerIds(_) => api_key::PRODUCER_IDS,
             MetadataRecord::NoOp => api_key::NO_OP,
         }
     }
@@ -291,6 +304,12 @@ impl MetadataRecord {
                 w.tagged_fields(&[]);
             }
             MetadataRecord::BrokerRegistrationChange(r) => r.write(&mut w),
+            MetadataRecord::ProducerIds(r) => {
+                w.i32(r.broker_id);
+                w.i64(r.broker_epoch);
+                w.i64(r.next_producer_id);
+                w.tagged_fields(&[]);
+            }
             MetadataRecord::NoOp => w.tagged_fields(&[]),
         }
         w.finish()
@@ -315,6 +334,7 @@ impl MetadataRecord {
             7 => api_key::FENCE_BROKER,
             8 => api_key::UNFENCE_BROKER,
             9 => api_key::REMOVE_TOPIC,
+            15 => api_key::PRODUCER_IDS,
             17 => api_key::BROKER_REGISTRATION_CHANGE,
             20 => api_key::NO_OP,
             _ => return Err(RecordError::UnknownRecordType(key as u32)),
@@ -344,6 +364,16 @@ impl MetadataRecord {
                 r.tagged_fields(|_, _| Ok(false))?;
                 MetadataRecord::RemoveTopic(RemoveTopicRecord { topic_id })
             }
+            15 => {
+                let (broker_id, broker_epoch) = read_broker_epoch_prefix(&mut r)?;
+                let next_producer_id = r.i64("next producer id")?;
+                r.tagged_fields(|_, _| Ok(false))?;
+                MetadataRecord::ProducerIds(ProducerIdsRecord {
+                    broker_id,
+                    broker_epoch,
+                    next_producer_id,
+                })
+            }
             17 => MetadataRecord::BrokerRegistrationChange(BrokerRegistrationChangeRecord::read(
                 &mut r,
             )?),
@@ -369,8 +399,11 @@ fn write_broker_epoch(w: &mut Writer, id: i32, epoch: i64) {
 }
 
 fn read_broker_epoch(r: &mut Reader<'_>) -> Result<(i32, i64), RecordError> {
-    let id = r.i32("id")?;
-    let epoch = r.i64("epoch")?;
+    let (id, epoch) = read_broker_epoch_prefix(r)?;
     r.tagged_fields(|_, _| Ok(false))?;
     Ok((id, epoch))
+}
+
+fn read_broker_epoch_prefix(r: &mut Reader<'_>) -> Result<(i32, i64), RecordError> {
+    Ok((r.i32("id")?, r.i64("epoch")?))
 }

@@ -127,6 +127,14 @@ impl ControllerService {
                     "offset": offset,
                 }),
             ),
+            MetadataRecord::ProducerIds(r) => self.event(
+                "producer-ids",
+                json!({
+                    "broker": r.broker_id,
+                    "next_producer_id": r.next_producer_id,
+                    "offset": offset,
+                }),
+            ),
             MetadataRecord::NoOp => {}
         }
     }

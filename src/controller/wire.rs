@@ -17,9 +17,10 @@ use kafka_protocol::messages::elect_leaders_response::{
     PartitionResult as WirePartitionResult, ReplicaElectionResult,
 };
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsResponse, AlterPartitionResponse, BrokerHeartbeatResponse, BrokerId,
-    BrokerRegistrationResponse, CreatePartitionsResponse, CreateTopicsResponse,
-    DeleteTopicsResponse, ElectLeadersResponse, RequestKind, ResponseKind, TopicName,
+    AllocateProducerIdsResponse, AlterPartitionReassignmentsResponse, AlterPartitionResponse,
+    BrokerHeartbeatResponse, BrokerId, BrokerRegistrationResponse, CreatePartitionsResponse,
+    CreateTopicsResponse, DeleteTopicsResponse, ElectLeadersResponse, RequestKind, ResponseKind,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
 
@@ -170,6 +171,10 @@ pub fn from_request(request: RequestKind) -> Option<ControllerRequest> {
                     .collect(),
             }
         }
+        RequestKind::AllocateProducerIds(r) => ControllerRequest::AllocateProducerIds {
+            broker_id: r.broker_id.0,
+            broker_epoch: r.broker_epoch,
+        },
         _ => return None,
     })
 }
@@ -331,6 +336,16 @@ pub fn to_response(response: ControllerResponse) -> ResponseKind {
                             .with_error_message(message)
                     },
                 )),
+        ),
+        ControllerResponse::AllocateProducerIds {
+            error_code,
+            producer_id_start,
+            producer_id_len,
+        } => ResponseKind::AllocateProducerIds(
+            AllocateProducerIdsResponse::default()
+                .with_error_code(error_code)
+                .with_producer_id_start(producer_id_start.into())
+                .with_producer_id_len(producer_id_len),
         ),
     }
 }

@@ -153,6 +153,7 @@ pub fn api_of(request: &RequestKind) -> ApiKey {
         RequestKind::CreatePartitions(_) => ApiKey::CreatePartitions,
         RequestKind::ElectLeaders(_) => ApiKey::ElectLeaders,
         RequestKind::AlterPartitionReassignments(_) => ApiKey::AlterPartitionReassignments,
+        RequestKind::AllocateProducerIds(_) => ApiKey::AllocateProducerIds,
         RequestKind::ApiVersions(_) => ApiKey::ApiVersions,
         other => panic!("not a request for a controller: {other:?}"),
     }

@@ -22,6 +22,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetFetch, 1, 8),
     (ApiKey::DescribeGroups, 0, 5),
     (ApiKey::ListGroups, 0, 5),
+    // Idempotence and transactions (KIP-98; InitProducerId 3+ lets a producer bump its epoch,
+    // KIP-360).
+    (ApiKey::InitProducerId, 0, 5),
 ];
 
 /// (api, min, max) a KRaft controller serves on its listener (`controller.listener.names`): the
@@ -43,6 +46,7 @@ pub const CONTROLLER_SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::ElectLeaders, 0, 2),
     (ApiKey::AlterPartitionReassignments, 0, 1),
+    (ApiKey::AllocateProducerIds, 0, 0),
     (ApiKey::ApiVersions, 0, 3),
 ];
 

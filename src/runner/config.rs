@@ -260,24 +260,33 @@ pub fn producer_config(c: &Configs) -> ProducerConfig {
         Some(_) => PartitionerKind::RoundRobin, // the only class the table accepts
         None => PartitionerKind::BuiltIn,
     };
+    let max_in_flight = int("max.in.flight.requests.per.connection").max(1) as usize;
+    let retries = int("retries").min(u32::MAX as u64) as u32;
+    // Kafka 3.2+: idempotence is on by default, and quietly off when left unset with configs
+    // it cannot keep its promise under (`postProcessAndValidateIdempotenceConfigs`); set
+    // explicitly with them, the scenario is refused when parsed.
+    let enable_idempotence = c
+        .get("enable.idempotence")
+        .and_then(|v| v.as_bool())
+        .unwrap_or(acks == -1 && max_in_flight <= 5 && retries > 0);
     ProducerConfig {
         acks,
         linger_ms: int("linger.ms"),
         batch_size: int("batch.size") as usize,
         buffer_memory: int("buffer.memory") as usize,
         max_block: ms("max.block.ms"),
-        max_in_flight: int("max.in.flight.requests.per.connection").max(1) as usize,
+        max_in_flight,
         max_request_size: int("max.request.size") as usize,
         request_timeout: request_timeout(c, scope),
         delivery_timeout: ms("delivery.timeout.ms"),
-        retries: int("retries").min(u32::MAX as u64) as u32,
+        retries,
         retry_backoff_ms: int("retry.backoff.ms"),
         retry_backoff_max_ms: int("retry.backoff.max.ms"),
         compression,
         partitioner,
         partitioner_ignore_keys: configs::get_bool(c, "partitioner.ignore.keys", scope)
             .unwrap_or(false),
-        enable_idempotence: configs::get_bool(c, "enable.idempotence", scope).unwrap_or(true),
+        enable_idempotence,
     }
 }
 

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 
+use super::idempotence::{BatchSequence, Idempotence};
 use super::{Callback, RecordMetadata, SendError};
 use crate::scenario::TopicPartition;
 use crate::storage::batch::{encode_batch, BatchSpec, Compression, Record};
@@ -74,6 +75,9 @@ pub struct ProducerBatch {
     /// Some attempt's outcome is unknown (a timeout, a lost connection): a later failure cannot
     /// say the records were not written.
     pub maybe_written: bool,
+    /// An idempotent producer's id, epoch and base sequence for the batch, from its first drain
+    /// on (a new epoch gives it a new one).
+    pub sequence: Option<BatchSequence>,
 }
 
 impl ProducerBatch {
@@ -94,6 +98,7 @@ impl ProducerBatch {
             attempts: 0,
             retry_at_ms: 0,
             maybe_written: false,
+            sequence: None,
         }
     }
 
@@ -116,10 +121,16 @@ impl ProducerBatch {
     /// returns the compression ratio it achieved (compressed over uncompressed records).
     pub fn close(&mut self) -> f32 {
         if self.encoded.is_none() {
-            self.encoded = Some(self.encode(BatchSpec {
+            let mut spec = BatchSpec {
                 compression: self.compression,
                 ..BatchSpec::default()
-            }));
+            };
+            if let Some(s) = self.sequence {
+                spec.producer_id = s.producer.producer_id;
+                spec.producer_epoch = s.producer.epoch;
+                spec.base_sequence = s.base_sequence;
+            }
+            self.encoded = Some(self.encode(spec));
         }
         let records = (self.size_bytes - BATCH_OVERHEAD_BYTES).max(1) as f32;
         (self.encoded().len() - BATCH_OVERHEAD_BYTES) as f32 / records
@@ -328,13 +339,15 @@ impl RecordAccumulator {
 
     /// `drain`: for one node, the first sendable batch of each of its partitions, up to
     /// `max_request_bytes` in all (at least one batch), starting where the last drain of this
-    /// node stopped.
+    /// node stopped. An idempotent producer's batches take their sequences here, and a retry
+    /// waits for the earlier sequences of its partition (`shouldStopDrainBatchesForPartition`).
     pub fn drain(
         &mut self,
         node: i32,
         max_request_bytes: usize,
         now_ms: u64,
         leader_of: impl Fn(&TopicPartition) -> Option<i32>,
+        mut idempotence: Option<&mut Idempotence>,
     ) -> Vec<ProducerBatch> {
         let partitions: Vec<TopicPartition> = self
             .queues
@@ -358,12 +371,25 @@ impl RecordAccumulator {
             if first.attempts > 0 && now_ms < first.retry_at_ms {
                 continue;
             }
+            if let Some(idem) = idempotence.as_deref() {
+                if !idem.may_drain(tp, first.sequence) {
+                    continue;
+                }
+            }
             if !drained.is_empty() && bytes + first.estimated_size_bytes() > max_request_bytes {
                 self.drain_start
                     .insert(node, (start + i) % partitions.len());
                 return drained;
             }
             let mut batch = queue.pop_front().expect("checked");
+            if let Some(idem) = idempotence.as_deref_mut() {
+                let records = batch.records.len() as i32;
+                let sequence = idem.on_drain(tp, batch.sequence, records);
+                if batch.sequence != Some(sequence) {
+                    batch.sequence = Some(sequence);
+                    batch.encoded = None;
+                }
+            }
             let first_close = batch.encoded.is_none();
             let ratio = batch.close();
             if first_close && batch.compression != Compression::None {
@@ -376,12 +402,22 @@ impl RecordAccumulator {
         drained
     }
 
-    /// Puts a batch back at the head of its queue to be retried (`reenqueue`).
+    /// Puts a batch back at the head of its queue to be retried (`reenqueue`); an idempotent
+    /// producer's in sequence order among the other retries (`insertInSequenceOrder`).
     pub fn reenqueue(&mut self, batch: ProducerBatch) {
-        self.queues
-            .entry(batch.tp.clone())
-            .or_default()
-            .push_front(batch);
+        let queue = self.queues.entry(batch.tp.clone()).or_default();
+        let Some(sequence) = batch.sequence else {
+            return queue.push_front(batch);
+        };
+        let at = queue
+            .iter()
+            .position(|b| {
+                b.sequence.is_none_or(|s| {
+                    s.producer != sequence.producer || s.base_sequence > sequence.base_sequence
+                })
+            })
+            .unwrap_or(queue.len());
+        queue.insert(at, batch);
     }
 
     /// A batch left the producer for good (completed or failed): its bytes return to the pool.
@@ -487,7 +523,7 @@ mod tests {
             acc.append(&tp(0), record(&format!("record-{i:03}"), &done), 101);
         }
         assert_eq!(acc.ready(101, leader).ready_nodes, BTreeSet::from([1]));
-        let drained = acc.drain(1, 1 << 20, 101, leader);
+        let drained = acc.drain(1, 1 << 20, 101, leader, None);
         assert_eq!(drained.len(), 1, "one batch per partition per request");
         let first = drained.into_iter().next().unwrap();
         assert!(first.size_bytes <= 200);
@@ -513,15 +549,15 @@ mod tests {
         acc.mute(&tp(0));
         assert!(acc.ready(0, leader).ready_nodes.is_empty());
         acc.unmute(&tp(0));
-        let mut batch = acc.drain(2, 100, 0, leader).pop().unwrap();
+        let mut batch = acc.drain(2, 100, 0, leader, None).pop().unwrap();
         batch.attempts = 1;
         batch.retry_at_ms = 50;
         acc.reenqueue(batch);
         let r = acc.ready(10, leader);
         assert!(r.ready_nodes.is_empty());
         assert_eq!(r.next_ready_ms, Some(50));
-        assert_eq!(acc.drain(2, 100, 10, leader).len(), 0);
-        assert_eq!(acc.drain(2, 100, 50, leader).len(), 1);
+        assert_eq!(acc.drain(2, 100, 10, leader, None).len(), 0);
+        assert_eq!(acc.drain(2, 100, 50, leader, None).len(), 1);
     }
 
     #[test]
@@ -533,9 +569,9 @@ mod tests {
             acc.append(&tp(p), record("y", &done), 0);
         }
         let leader = |_: &TopicPartition| Some(1);
-        let one = acc.drain(1, 1, 0, leader);
+        let one = acc.drain(1, 1, 0, leader, None);
         assert_eq!(one.len(), 1, "at least one batch, even past the size");
-        let next = acc.drain(1, 1, 0, leader);
+        let next = acc.drain(1, 1, 0, leader, None);
         assert_ne!(
             one[0].tp, next[0].tp,
             "the next drain starts at another partition"
@@ -573,7 +609,7 @@ mod tests {
             acc.append(&tp(0), compressible(i, &done), 0);
             i += 1;
             if acc.queues[&tp(0)].len() > 1 {
-                let batch = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+                let batch = acc.drain(1, 1 << 20, 0, leader, None).pop().unwrap();
                 counts.push(batch.records.len());
                 let header = crate::storage::batch::validate(batch.encoded()).unwrap();
                 assert_eq!(header.records_count as usize, batch.records.len());
@@ -610,7 +646,7 @@ mod tests {
             acc.append(&tp(0), compressible(i, &done), 0);
         }
         let leader = |_: &TopicPartition| Some(1);
-        let mut batch = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+        let mut batch = acc.drain(1, 1 << 20, 0, leader, None).pop().unwrap();
         let sent = batch.encoded().clone();
         let ratio = acc.ratios.estimation("t");
         assert!(ratio < 1.0);
@@ -621,7 +657,7 @@ mod tests {
         batch.attempts = 1;
         acc.reenqueue(batch);
         acc.append(&tp(0), compressible(99, &done), 0); // opens a new batch behind the retry
-        let again = acc.drain(1, 1 << 20, 0, leader).pop().unwrap();
+        let again = acc.drain(1, 1 << 20, 0, leader, None).pop().unwrap();
         assert_eq!(again.encoded(), &sent);
         assert_eq!(acc.ratios.estimation("t"), ratio, "learned from once only");
     }

@@ -14,6 +14,7 @@
 //! `request.timeout.ms` later).
 
 pub mod accumulator;
+pub mod idempotence;
 mod sender;
 pub mod workload;
 
@@ -169,6 +170,10 @@ struct Shared {
     /// for the view (which the sender holds while it connects and asks for metadata); the
     /// sender refreshes.
     metadata_stale: AtomicBool,
+    /// The idempotent producer's id, epoch and sequences (`enable.idempotence`).
+    idempotence: Mutex<idempotence::Idempotence>,
+    /// `InitProducerId` attempts so far (each goes to the next known broker).
+    init_attempts: AtomicUsize,
 }
 
 /// The producer handle (`KafkaProducer`), cheap to clone; the sender task runs until `close`.
@@ -210,6 +215,8 @@ impl KafkaProducer {
             incomplete: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             metadata_stale: AtomicBool::new(false),
+            idempotence: Mutex::new(idempotence::Idempotence::default()),
+            init_attempts: AtomicUsize::new(0),
             ctx,
             config,
         });

@@ -11,12 +11,17 @@ use std::time::Duration;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName,
+    ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, RequestKind, ResponseKind,
+    TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
+use samsa_sim::history::OpType;
+use samsa_sim::val;
 
 use super::accumulator::ProducerBatch;
+use super::idempotence::ProducerIdAndEpoch;
 use super::{error, SendError, Shared};
+use crate::client::cluster::ClusterView;
 use crate::protocol::versions::client_version;
 use crate::protocol::{ClientError, Connection};
 
@@ -84,6 +89,10 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
     if shared.metadata_stale.swap(false, Ordering::Relaxed) {
         view.mark_stale();
     }
+    if shared.config.enable_idempotence && !producer_id_ready(shared, &mut view).await {
+        soon(now_ms + shared.config.retry_backoff_ms);
+        return next_ms;
+    }
     if readiness.unknown_leader || view.is_stale() {
         // Every topic the producer has used, as Kafka's `ProducerMetadata` keeps them, not only
         // those with batches queued: with acks=0 nothing stays queued, and a request for no
@@ -119,9 +128,17 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         };
         let batches = {
             let mut accumulator = shared.accumulator.lock().expect("accumulator");
-            let batches = accumulator.drain(node, shared.config.max_request_size, now_ms, |tp| {
-                view.leader(tp).map(|l| l.broker)
-            });
+            let mut idempotence = shared.idempotence.lock().expect("idempotence");
+            let batches = accumulator.drain(
+                node,
+                shared.config.max_request_size,
+                now_ms,
+                |tp| view.leader(tp).map(|l| l.broker),
+                shared
+                    .config
+                    .enable_idempotence
+                    .then_some(&mut *idempotence),
+            );
             if shared.config.max_in_flight == 1 {
                 // `guaranteeMessageOrder`: nothing more for these partitions until this returns.
                 for batch in &batches {
@@ -157,6 +174,7 @@ async fn produce(
     // Muted while this request is out (`max.in.flight.requests.per.connection = 1`); unmuted
     // when it is done, whatever became of its batches (Kafka's `Sender.completeBatch`).
     let partitions: Vec<_> = batches.iter().map(|b| b.tp.clone()).collect();
+    let on_the_wire = batches.iter().filter(|b| b.sequence.is_some()).count();
     let request = request(&shared, &batches);
     let version = client_version(ApiKey::Produce);
     if shared.config.acks == 0 {
@@ -173,7 +191,14 @@ async fn produce(
         }
     } else {
         let timeout = shared.config.request_timeout;
-        match conn.send(ApiKey::Produce, version, &request, timeout).await {
+        let sent = conn.send(ApiKey::Produce, version, &request, timeout).await;
+        {
+            let mut idempotence = shared.idempotence.lock().expect("idempotence");
+            for _ in 0..on_the_wire {
+                idempotence.off_the_wire();
+            }
+        }
+        match sent {
             Ok(ResponseKind::Produce(response)) => answered(&shared, batches, response).await,
             Ok(other) => {
                 let text = format!("unexpected response {other:?}");
@@ -249,6 +274,22 @@ async fn answered(shared: &Shared, batches: Vec<ProducerBatch>, response: Produc
             Some((0, base_offset)) => finish(shared, batch, Ok(base_offset)),
             Some((code, _)) => {
                 let error = ResponseError::try_from_code(code);
+                if let (Some(ResponseError::OutOfOrderSequenceNumber), Some(sequence)) =
+                    (error, batch.sequence)
+                {
+                    // An earlier batch of the partition failed and is being retried: this one
+                    // waits behind it. Only the first incomplete sequence is really out of
+                    // order (the leader lost what came before it).
+                    let first = shared
+                        .idempotence
+                        .lock()
+                        .expect("idempotence")
+                        .is_first_incomplete(&batch.tp, sequence);
+                    if !first {
+                        failed(shared, batch, "OutOfOrderSequenceNumber".into(), false).await;
+                        continue;
+                    }
+                }
                 if error.is_some_and(|e| {
                     matches!(
                         e,
@@ -332,14 +373,118 @@ fn backoff_ms(shared: &Shared, attempts: u32) -> u64 {
     (exp * jitter).max(1.0) as u64
 }
 
-/// A batch leaves the producer: its memory returns, its records' callbacks run.
+/// A batch leaves the producer: its memory returns, its records' callbacks run. An idempotent
+/// batch that failed leaves a gap in its partition's sequence: the epoch will be bumped.
 fn finish(shared: &Shared, batch: ProducerBatch, result: Result<i64, SendError>) {
     let n = batch.records.len();
     {
         let mut accumulator = shared.accumulator.lock().expect("accumulator");
         accumulator.release(&batch);
+        if let Some(sequence) = batch.sequence {
+            let mut idempotence = shared.idempotence.lock().expect("idempotence");
+            idempotence.complete(&batch.tp, sequence, result.is_ok());
+        }
     }
     batch.complete(result);
     shared.incomplete.fetch_sub(n, Ordering::Relaxed);
     shared.completed.notify_waiters();
+}
+
+/// An idempotent producer's id and epoch, before anything is drained: a bump that is due (and
+/// possible) happens now; with no id yet, one `InitProducerId` to some broker. Whether the
+/// producer may send.
+async fn producer_id_ready(shared: &Shared, view: &mut ClusterView) -> bool {
+    let bumped = shared.idempotence.lock().expect("idempotence").maybe_bump();
+    if let Some(bumped) = bumped {
+        record_producer_id(shared, bumped, true);
+    }
+    if shared
+        .idempotence
+        .lock()
+        .expect("idempotence")
+        .producer()
+        .is_some()
+    {
+        return true;
+    }
+    let brokers = view.brokers();
+    if brokers.is_empty() {
+        return false;
+    }
+    let attempt = shared.init_attempts.fetch_add(1, Ordering::Relaxed);
+    let broker = brokers[attempt % brokers.len()];
+    let Ok(conn) = view.connection(broker).await else {
+        view.invalidate(broker);
+        return false;
+    };
+    let request = RequestKind::InitProducerId(
+        InitProducerIdRequest::default()
+            .with_transactional_id(None)
+            .with_transaction_timeout_ms(i32::MAX)
+            .with_producer_id((-1).into())
+            .with_producer_epoch(-1),
+    );
+    let version = client_version(ApiKey::InitProducerId);
+    let timeout = shared.config.request_timeout;
+    let id = &shared.ctx.id;
+    shared
+        .ctx
+        .recorder
+        .op_val(id, OpType::Invoke, "init-producer-id", val!({}));
+    match conn
+        .send(ApiKey::InitProducerId, version, &request, timeout)
+        .await
+    {
+        Ok(ResponseKind::InitProducerId(r)) if r.error_code == 0 => {
+            let producer = ProducerIdAndEpoch {
+                producer_id: r.producer_id.0,
+                epoch: r.producer_epoch,
+            };
+            shared
+                .idempotence
+                .lock()
+                .expect("idempotence")
+                .set_producer(producer);
+            record_producer_id(shared, producer, false);
+            true
+        }
+        other => {
+            let error = match other {
+                Ok(ResponseKind::InitProducerId(r)) => ResponseError::try_from_code(r.error_code)
+                    .map_or_else(|| format!("error {}", r.error_code), |e| format!("{e:?}")),
+                Ok(other) => format!("unexpected response {other:?}"),
+                Err(e) => {
+                    conn.close();
+                    view.invalidate(broker);
+                    format!("NetworkException: {e}")
+                }
+            };
+            shared.ctx.recorder.op_val(
+                id,
+                OpType::Fail,
+                "init-producer-id",
+                val!({ "error": error }),
+            );
+            false
+        }
+    }
+}
+
+/// The producer id and epoch the producer writes with from now on, in the history.
+fn record_producer_id(shared: &Shared, producer: ProducerIdAndEpoch, bumped: bool) {
+    let id = &shared.ctx.id;
+    if bumped {
+        shared.ctx.recorder.op_val(
+            id,
+            OpType::Invoke,
+            "init-producer-id",
+            val!({ "bump": true }),
+        );
+    }
+    shared.ctx.recorder.op_val(
+        id,
+        OpType::Ok,
+        "init-producer-id",
+        val!({ "producer_id": producer.producer_id, "epoch": producer.epoch as i64 }),
+    );
 }

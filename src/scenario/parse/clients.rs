@@ -438,5 +438,35 @@ fn check_client(t: &Table, c: &ClientSpec) -> Res<()> {
         );
         return fail(t.get("config").and_then(Node::pos), message);
     }
+    if let Some(conflict) = idempotence_conflict(&c.config) {
+        let message = format!(
+            "client {} sets enable.idempotence = true, which needs {conflict} \
+             (Kafka's ConfigException)",
+            q(&c.id)
+        );
+        return fail(t.get("config").and_then(Node::pos), message);
+    }
     Ok(())
+}
+
+/// What an explicit `enable.idempotence = true` cannot live with (Kafka's
+/// `ProducerConfig.postProcessAndValidateIdempotenceConfigs`): acks other than all, more than
+/// five requests in flight, no retries.
+fn idempotence_conflict(config: &Configs) -> Option<&'static str> {
+    use crate::scenario::configs::{get_i64, get_str};
+    let scope = Scope::Producer;
+    let explicit = config.get("enable.idempotence").and_then(|v| v.as_bool());
+    if explicit != Some(true) {
+        return None;
+    }
+    let int = |name: &str| get_i64(config, name, scope);
+    if get_str(config, "acks", scope).is_some_and(|a| a != "all" && a != "-1") {
+        Some("acks = \"all\"")
+    } else if int("max.in.flight.requests.per.connection").is_some_and(|n| n > 5) {
+        Some("max.in.flight.requests.per.connection <= 5")
+    } else if int("retries") == Some(0) {
+        Some("retries > 0")
+    } else {
+        None
+    }
 }
