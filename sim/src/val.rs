@@ -91,6 +91,19 @@ impl Val {
         Val::Object(unique.into_boxed_slice())
     }
 
+    /// This object with `key` set to `value` (added, or replaced); anything else is returned
+    /// as it is.
+    pub fn with(self, key: &'static str, value: Val) -> Val {
+        match self {
+            Val::Object(entries) => {
+                let mut entries = entries.into_vec();
+                entries.push((Key(key), value));
+                Val::from_entries(entries)
+            }
+            other => other,
+        }
+    }
+
     pub fn array(items: impl IntoIterator<Item = Val>) -> Val {
         Val::Array(items.into_iter().collect())
     }

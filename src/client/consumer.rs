@@ -46,6 +46,9 @@ pub struct ConsumerSpec {
     pub max_partition_fetch_bytes: i32,
     pub request_timeout: Duration,
     pub start_ms: u64,
+    /// `isolation.level = read_committed`: fetch up to the last stable offset and drop the
+    /// records of aborted transactions.
+    pub read_committed: bool,
 }
 
 struct Consumer {
@@ -209,7 +212,7 @@ impl Consumer {
             })
             .collect();
         let request = fetch_request(&self.spec, &wanted);
-        self.op_val(OpType::Invoke, "poll", val!({}));
+        self.op_val(OpType::Invoke, "poll", isolation(&self.spec, val!({})));
         let version = client_version(ApiKey::Fetch);
         let response = conn
             .send(ApiKey::Fetch, version, &request, self.spec.request_timeout)
@@ -254,20 +257,19 @@ impl Consumer {
                 let Some(Some(position)) = self.positions.get(&tp).copied() else {
                     continue;
                 };
+                let aborted = aborted_of(self.spec.read_committed, &p);
                 let next = self.take_records(
                     &tp,
                     position,
                     p.records.as_deref().unwrap_or(&[]),
+                    aborted.as_deref(),
                     &mut records,
                 );
                 self.positions.insert(tp, Some(next));
             }
         }
-        self.op_val(
-            OpType::Ok,
-            "poll",
-            val!({ "records": Val::array(records), "errors": Val::array(errors) }),
-        );
+        let polled = val!({ "records": Val::array(records), "errors": Val::array(errors) });
+        self.op_val(OpType::Ok, "poll", isolation(&self.spec, polled));
         true
     }
 
@@ -278,10 +280,11 @@ impl Consumer {
         tp: &TopicPartition,
         position: i64,
         bytes: &[u8],
+        aborted: Option<&[(i64, i64)]>,
         out: &mut Vec<Val>,
     ) -> i64 {
         let partition = tp.to_string();
-        let (records, next) = decode_fetched(position, bytes);
+        let (records, next) = decode_fetched(position, bytes, aborted);
         for (offset, value, _) in records {
             out.push(val!({ "partition": partition.as_str(), "offset": offset, "value": value }));
         }
@@ -290,7 +293,7 @@ impl Consumer {
 }
 
 /// A consumer's `Fetch` of `partitions`, each (partition, position, current leader epoch; -1
-/// for none), with the consumer's `fetch.*` configs, reading uncommitted records.
+/// for none), with the consumer's `fetch.*` configs and `isolation.level`.
 pub(crate) fn fetch_request(
     spec: &ConsumerSpec,
     partitions: &[(TopicPartition, i64, i32)],
@@ -313,7 +316,7 @@ pub(crate) fn fetch_request(
             .with_max_wait_ms(spec.fetch_max_wait_ms)
             .with_min_bytes(spec.fetch_min_bytes)
             .with_max_bytes(52_428_800)
-            .with_isolation_level(0)
+            .with_isolation_level(i8::from(spec.read_committed))
             .with_session_epoch(-1)
             .with_topics(
                 topics
@@ -356,37 +359,100 @@ pub(crate) fn listed_offset(response: &ResponseKind) -> Option<i64> {
     }
 }
 
+/// A poll's value, marked when the consumer reads committed records only (so the checks know
+/// which polls promise not to see aborted or open transactions).
+pub(crate) fn isolation(spec: &ConsumerSpec, value: Val) -> Val {
+    if spec.read_committed {
+        value.with("isolation", Val::from("read_committed"))
+    } else {
+        value
+    }
+}
+
+/// The aborted transactions a `read_committed` fetch of one partition answered: (producer id,
+/// first offset), or `None` when reading uncommitted.
+pub(crate) fn aborted_of(
+    read_committed: bool,
+    partition: &kafka_protocol::messages::fetch_response::PartitionData,
+) -> Option<Vec<(i64, i64)>> {
+    read_committed.then(|| {
+        let mut aborted: Vec<(i64, i64)> = partition
+            .aborted_transactions
+            .iter()
+            .flatten()
+            .map(|t| (t.producer_id.0, t.first_offset))
+            .collect();
+        aborted.sort_by_key(|&(_, first)| first);
+        aborted
+    })
+}
+
 /// The records of fetched batches at or after `position` (checking each batch's CRC, as
 /// `check.crcs` does), with their values as text and their batch's leader epoch, and the
 /// position after them (past a batch's end even when its last records were compacted away or it
-/// holds only control records).
+/// holds only control records). Control batches (transaction markers) are never records.
+///
+/// With `aborted` (a `read_committed` fetch: the aborted transactions the broker listed, by
+/// first offset), the batches of aborted transactions are dropped as Kafka's `CompletedFetch`
+/// drops them: a producer is aborted from the first offset of an aborted transaction of its
+/// until its abort marker.
 pub(crate) fn decode_fetched(
     position: i64,
     bytes: &[u8],
+    aborted: Option<&[(i64, i64)]>,
 ) -> (Vec<(i64, Option<String>, i32)>, i64) {
     let mut next = position;
     let mut rest = bytes;
     let mut out = Vec::new();
+    let mut upcoming = aborted.unwrap_or(&[]).iter().peekable();
+    let mut aborted_producers = std::collections::BTreeSet::new();
     while !rest.is_empty() {
         let Ok(header) = batch::validate(rest) else {
             break;
         };
         let size = header.size_in_bytes();
-        if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
-            for record in decoded {
-                if record.offset < next {
-                    continue;
+        let mut skip = header.is_control();
+        if aborted.is_some() && header.producer_id >= 0 {
+            while let Some(&(producer_id, _)) =
+                upcoming.next_if(|(_, first)| *first <= header.last_offset())
+            {
+                aborted_producers.insert(producer_id);
+            }
+            if header.is_control() {
+                if is_abort_marker(&rest[..size]) {
+                    aborted_producers.remove(&header.producer_id);
                 }
-                let value = record
-                    .value
-                    .as_deref()
-                    .map(|v| String::from_utf8_lossy(v).into_owned());
-                out.push((record.offset, value, header.partition_leader_epoch));
-                next = record.offset + 1;
+            } else if header.is_transactional() && aborted_producers.contains(&header.producer_id) {
+                skip = true;
+            }
+        }
+        if !skip {
+            if let Ok((_, decoded)) = batch::decode_records(&rest[..size]) {
+                for record in decoded {
+                    if record.offset < next {
+                        continue;
+                    }
+                    let value = record
+                        .value
+                        .as_deref()
+                        .map(|v| String::from_utf8_lossy(v).into_owned());
+                    out.push((record.offset, value, header.partition_leader_epoch));
+                    next = record.offset + 1;
+                }
             }
         }
         next = next.max(header.next_offset());
         rest = &rest[size..];
     }
     (out, next)
+}
+
+/// Whether a control batch is an abort marker: its record's key is a version (i16) and a type
+/// (i16: 0 abort, 1 commit), Kafka's `ControlRecordType`.
+fn is_abort_marker(control_batch: &[u8]) -> bool {
+    batch::decode_records(control_batch)
+        .ok()
+        .and_then(|(_, records)| records.into_iter().next())
+        .and_then(|r| r.key)
+        .is_some_and(|key| key.len() >= 4 && i16::from_be_bytes([key[2], key[3]]) == 0)
 }

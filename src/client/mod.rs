@@ -9,6 +9,7 @@ pub mod group_consumer;
 pub mod partitioner;
 pub mod producer;
 pub mod serde;
+pub mod transactional;
 
 use std::net::SocketAddr;
 

@@ -242,6 +242,63 @@ pub fn producer_spec(client: &ClientSpec) -> ProducerSpec {
     }
 }
 
+/// A pipeline member: a group consumer reading committed records (as Kafka Streams with
+/// `exactly_once_v2` sets it), committing through the transactions of its own producer, whose
+/// `transactional.id` is the member's name (or the configured id with the member's number).
+pub fn pipeline_spec(
+    client: &ClientSpec,
+    member: u32,
+) -> crate::client::group_consumer::GroupConsumerSpec {
+    use crate::client::group_consumer::{CommitMode, PipelineSpec};
+    let mut spec = group_consumer_spec(client, member);
+    spec.commit = CommitMode::Transactional;
+    spec.consumer.read_committed = true;
+    let mut producer = producer_config(&client.config);
+    let base = producer
+        .transactional_id
+        .clone()
+        .unwrap_or_else(|| client.id.clone());
+    producer.transactional_id = Some(format!("{base}-{member}"));
+    producer.enable_idempotence = true;
+    spec.pipeline = Some(PipelineSpec {
+        output: client
+            .topic
+            .clone()
+            .expect("the parser requires a pipeline's output topic"),
+        prefix: pipeline_prefix(client),
+        producer,
+    });
+    spec
+}
+
+/// What a pipeline puts before each input value to make its output value.
+pub fn pipeline_prefix(client: &ClientSpec) -> String {
+    format!("{}:", client.id)
+}
+
+/// A transactional producer: `transactional.id` defaults to the client's id.
+pub fn transactional_spec(client: &ClientSpec) -> crate::client::transactional::TransactionalSpec {
+    let mut config = producer_config(&client.config);
+    if config.transactional_id.is_none() {
+        config.transactional_id = Some(client.id.clone());
+    }
+    config.enable_idempotence = true;
+    crate::client::transactional::TransactionalSpec {
+        topic: client
+            .topic
+            .clone()
+            .expect("the parser requires a producer's topic"),
+        rate_per_s: client.rate_per_s,
+        count: client.count,
+        keys: client.keys,
+        per_transaction: client.per_transaction,
+        abort_ratio: client.abort_ratio,
+        config,
+        start_ms: client.start_ms,
+        next_record: Default::default(),
+    }
+}
+
 /// A producer's `config` table, with Kafka's defaults for what it leaves out.
 pub fn producer_config(c: &Configs) -> ProducerConfig {
     let scope = Scope::Producer;
@@ -286,7 +343,10 @@ pub fn producer_config(c: &Configs) -> ProducerConfig {
         partitioner,
         partitioner_ignore_keys: configs::get_bool(c, "partitioner.ignore.keys", scope)
             .unwrap_or(false),
-        enable_idempotence,
+        enable_idempotence: enable_idempotence
+            || configs::get_str(c, "transactional.id", scope).is_some(),
+        transactional_id: configs::get_str(c, "transactional.id", scope),
+        transaction_timeout_ms: client_int(c, "transaction.timeout.ms", scope) as i32,
     }
 }
 
@@ -306,6 +366,8 @@ pub fn consumer_spec(client: &ClientSpec) -> ConsumerSpec {
         max_partition_fetch_bytes: client_int(c, "max.partition.fetch.bytes", Scope::Consumer)
             as i32,
         request_timeout: request_timeout(c, Scope::Consumer),
+        read_committed: configs::get_str(c, "isolation.level", Scope::Consumer).as_deref()
+            == Some("read_committed"),
         start_ms: client.start_ms,
     }
 }
@@ -352,6 +414,7 @@ pub fn group_consumer_spec(
         handoff: client.handoff,
         stall: client.stall,
         metadata_max_age_ms: client_int(c, "metadata.max.age.ms", Scope::Consumer).max(0) as u64,
+        pipeline: None,
     }
 }
 

@@ -405,9 +405,23 @@ fn start_clients(
     let bootstrap = bootstrap_servers(scenario);
     let mut index = 0;
     for spec in &scenario.clients {
+        if spec.kind == ClientKind::Pipeline {
+            // What the pipeline reads and writes, for the `eos-violation` check.
+            recorder.op_val(
+                &spec.id,
+                samsa_sim::history::OpType::Ok,
+                "pipeline",
+                samsa_sim::val!({
+                    "group": spec.group.as_deref(),
+                    "input": samsa_sim::val::Val::array(spec.topics.iter().map(|t| t.as_str().into())),
+                    "output": spec.topic.as_deref(),
+                    "prefix": config::pipeline_prefix(spec),
+                }),
+            );
+        }
         // A group consumer runs one node per member, `<id>-1` … `<id>-N`.
         let names: Vec<(String, u32)> = match (&spec.kind, &spec.group) {
-            (ClientKind::Consumer, Some(_)) => (1..=spec.members)
+            (ClientKind::Consumer | ClientKind::Pipeline, Some(_)) => (1..=spec.members)
                 .map(|m| (format!("{}-{m}", spec.id), m))
                 .collect(),
             _ => vec![(spec.id.clone(), 0)],
@@ -442,8 +456,17 @@ fn start_clients(
                         .init(move || client::consumer::run(ctx.clone(), consumer.clone()))
                         .build()
                 }
-                ClientKind::Transactional | ClientKind::Pipeline => {
-                    unreachable!("support::check_supported refuses these before the run")
+                ClientKind::Transactional => {
+                    let producer = config::transactional_spec(spec);
+                    builder
+                        .init(move || client::transactional::run(ctx.clone(), producer.clone()))
+                        .build()
+                }
+                ClientKind::Pipeline => {
+                    let member = config::pipeline_spec(spec, member);
+                    builder
+                        .init(move || client::group_consumer::run(ctx.clone(), member.clone()))
+                        .build()
                 }
             };
             world.nodes.insert(

@@ -1,8 +1,8 @@
-//! What this build of the cluster can run. A scenario that asks for more (transactions,
-//! the delay fault) is refused before the run with the line that asks for it,
-//! rather than run as something it is not.
+//! What this build of the cluster can run. A scenario that asks for more (the delay fault) is
+//! refused before the run with the line that asks for it, rather than run as something it is
+//! not.
 
-use crate::scenario::{Action, ClientKind, Scenario, ScenarioError};
+use crate::scenario::{Action, Scenario, ScenarioError};
 
 fn refuse(file: &str, line: Option<usize>, message: String) -> ScenarioError {
     ScenarioError {
@@ -13,22 +13,6 @@ fn refuse(file: &str, line: Option<usize>, message: String) -> ScenarioError {
 }
 
 pub fn check_supported(file: &str, scenario: &Scenario) -> Result<(), ScenarioError> {
-    for client in &scenario.clients {
-        let line = Some(client.line);
-        match client.kind {
-            ClientKind::Transactional | ClientKind::Pipeline => {
-                return Err(refuse(
-                    file,
-                    line,
-                    format!(
-                        "client {}: {:?} clients are not built yet",
-                        client.id, client.kind
-                    ),
-                ))
-            }
-            _ => {}
-        }
-    }
     for fault in &scenario.faults {
         let line = Some(fault.line);
         if fault.action == Action::Delay {

@@ -210,6 +210,10 @@ pub struct ClientSpec {
     /// A group consumer's processing stalls from `stall-at` for `stall-for` (a slow database, a
     /// stuck call) while its heartbeat thread goes on: past `max.poll.interval.ms` it leaves.
     pub stall: Option<(u64, u64)>,
+    /// A transactional producer's records per transaction (`per-transaction`, 10) and the
+    /// share of its transactions it aborts on purpose (`abort`, 0).
+    pub per_transaction: u64,
+    pub abort_ratio: f64,
     pub start_ms: u64,
     pub config: Configs,
     /// Line of the `[[client]]` header in the file, for messages.

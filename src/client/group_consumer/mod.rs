@@ -18,6 +18,7 @@
 
 mod commit;
 mod heartbeat;
+mod pipeline;
 mod poll;
 mod protocol;
 
@@ -54,7 +55,7 @@ use samsa_sim::val::Val;
 
 use super::assignor::{AssignorKind, MemberSubscription, RebalanceProtocol};
 use super::cluster::ClusterView;
-use super::consumer::{decode_fetched, ConsumerSpec, OffsetReset};
+use super::consumer::{ConsumerSpec, OffsetReset};
 use super::{sleep_until_ms, ClientContext, RETRY_BACKOFF_MS};
 use crate::protocol::versions::client_version;
 use crate::protocol::{ClientError, Connection};
@@ -72,6 +73,19 @@ pub enum CommitMode {
     /// `enable.auto.commit`: each poll first commits what earlier polls returned, every
     /// `auto.commit.interval.ms`, and so does a rebalance.
     Auto,
+    /// A consume-transform-produce pipeline: each poll's outputs and its offsets commit in one
+    /// transaction (`sendOffsetsToTransaction`), or neither does.
+    Transactional,
+}
+
+/// What a pipeline member writes: each input record's value, prefixed, to `output`, through a
+/// transactional producer.
+#[derive(Clone, Debug)]
+pub struct PipelineSpec {
+    pub output: String,
+    pub prefix: String,
+    /// `transactional.id` is set (one per member, kept across its restarts).
+    pub producer: crate::client::producer::ProducerConfig,
 }
 
 #[derive(Clone, Debug)]
@@ -99,6 +113,8 @@ pub struct GroupConsumerSpec {
     /// `metadata.max.age.ms`: the metadata is refreshed at least this often, so the group's
     /// leader sees a subscribed topic grow and asks for a rebalance.
     pub metadata_max_age_ms: u64,
+    /// A pipeline member's output (with `CommitMode::Transactional`).
+    pub pipeline: Option<PipelineSpec>,
 }
 
 /// `COORDINATOR_LOAD_IN_PROGRESS`, `NOT_COORDINATOR`, `COORDINATOR_NOT_AVAILABLE`.
@@ -166,6 +182,7 @@ pub async fn run(ctx: ClientContext, spec: GroupConsumerSpec) {
         validated: BTreeMap::new(),
         next_auto_commit_ms: 0,
         worker,
+        producer: None,
     };
     member.next_auto_commit_ms = member.now() + member.spec.auto_commit_interval_ms;
     loop {
@@ -196,6 +213,8 @@ struct Member {
     validated: BTreeMap<TopicPartition, i32>,
     next_auto_commit_ms: u64,
     worker: Option<tokio::sync::mpsc::UnboundedSender<Polled>>,
+    /// A pipeline member's transactional producer, once initialized.
+    producer: Option<crate::client::producer::KafkaProducer>,
 }
 
 fn str_bytes(s: &str) -> StrBytes {

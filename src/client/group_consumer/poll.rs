@@ -1,6 +1,8 @@
 //! Positions (`OffsetFetch`, `auto.offset.reset`), fetching and `poll`.
 
-use crate::client::consumer::{fetch_request, list_offsets_request, listed_offset};
+use crate::client::consumer::{
+    aborted_of, decode_fetched, fetch_request, isolation, list_offsets_request, listed_offset,
+};
 
 use super::*;
 
@@ -165,12 +167,14 @@ impl Member {
                 val!({ "partition": tp.to_string(), "offset": *offset, "value": value.clone() })
             })
             .collect();
-        self.op(OpType::Invoke, "poll", val!({ "group": self.group() }));
-        self.op(
-            OpType::Ok,
-            "poll",
+        let spec = &self.spec.consumer;
+        let invoke = isolation(spec, val!({ "group": self.group() }));
+        let done = isolation(
+            spec,
             val!({ "group": self.group(), "records": Val::array(records) }),
         );
+        self.op(OpType::Invoke, "poll", invoke);
+        self.op(OpType::Ok, "poll", done);
         let offsets: BTreeMap<TopicPartition, i64> = polled
             .iter()
             .map(|(tp, offset, _)| (tp.clone(), offset + 1))
@@ -187,6 +191,10 @@ impl Member {
             CommitMode::BeforeProcessing => {
                 self.commit(coordinator, Some(offsets)).await;
                 self.process(&polled).await;
+            }
+            CommitMode::Transactional => {
+                self.process(&polled).await;
+                self.transform(&polled, offsets).await;
             }
             CommitMode::Auto => match &self.worker {
                 Some(worker) => {
@@ -396,7 +404,13 @@ impl Member {
                     }
                     continue;
                 }
-                let (records, _) = decode_fetched(position, p.records.as_deref().unwrap_or(&[]));
+                let aborted = aborted_of(self.spec.consumer.read_committed, &p);
+                let bytes = p.records.as_deref().unwrap_or(&[]);
+                let (records, next) = decode_fetched(position, bytes, aborted.as_deref());
+                if records.is_empty() && next > position {
+                    // Only markers or aborted batches: nothing to return, but past them.
+                    self.positions.insert(tp.clone(), Some(next));
+                }
                 for (offset, value, epoch) in records {
                     self.buffer.push_back((tp.clone(), offset, value, epoch));
                 }

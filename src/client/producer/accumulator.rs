@@ -129,6 +129,7 @@ impl ProducerBatch {
                 spec.producer_id = s.producer.producer_id;
                 spec.producer_epoch = s.producer.epoch;
                 spec.base_sequence = s.base_sequence;
+                spec.transactional = s.transactional;
             }
             self.encoded = Some(self.encode(spec));
         }

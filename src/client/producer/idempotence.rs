@@ -31,6 +31,8 @@ pub struct ProducerIdAndEpoch {
 pub struct BatchSequence {
     pub producer: ProducerIdAndEpoch,
     pub base_sequence: i32,
+    /// Written in a transaction (the batch's `isTransactional` attribute).
+    pub transactional: bool,
 }
 
 /// Kafka's `DefaultRecordBatch.incrementSequence`: sequences wrap at `Integer.MAX_VALUE`.
@@ -53,9 +55,34 @@ pub struct Idempotence {
     on_the_wire: usize,
     /// A sequence failed for good: bump the epoch once nothing is on the wire.
     bump_needed: bool,
+    /// A transactional producer's: only partitions the coordinator added to the transaction
+    /// may be drained, and its batches are transactional.
+    transactional: bool,
+    allowed: BTreeSet<TopicPartition>,
 }
 
 impl Idempotence {
+    pub fn transactional() -> Self {
+        Idempotence {
+            transactional: true,
+            ..Idempotence::default()
+        }
+    }
+
+    /// The coordinator added `tp` to the transaction.
+    pub fn allow(&mut self, tp: &TopicPartition) {
+        self.allowed.insert(tp.clone());
+    }
+
+    /// A new transaction: no partition is in it yet.
+    pub fn clear_allowed(&mut self) {
+        self.allowed.clear();
+    }
+
+    pub fn bump_needed(&self) -> bool {
+        self.bump_needed
+    }
+
     pub fn producer(&self) -> Option<ProducerIdAndEpoch> {
         self.producer
     }
@@ -74,7 +101,7 @@ impl Idempotence {
         let Some(producer) = self.producer else {
             return false;
         };
-        if self.bump_needed {
+        if self.bump_needed || (self.transactional && !self.allowed.contains(tp)) {
             return false;
         }
         match batch {
@@ -110,6 +137,7 @@ impl Idempotence {
         BatchSequence {
             producer,
             base_sequence,
+            transactional: self.transactional,
         }
     }
 

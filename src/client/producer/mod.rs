@@ -16,6 +16,7 @@
 pub mod accumulator;
 pub mod idempotence;
 mod sender;
+pub mod transactions;
 pub mod workload;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,10 @@ pub struct ProducerConfig {
     pub partitioner: PartitionerKind,
     pub partitioner_ignore_keys: bool,
     pub enable_idempotence: bool,
+    /// `transactional.id`: a transactional producer (idempotence is then on).
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (60000).
+    pub transaction_timeout_ms: i32,
 }
 
 impl Default for ProducerConfig {
@@ -77,6 +82,8 @@ impl Default for ProducerConfig {
             partitioner: PartitionerKind::BuiltIn,
             partitioner_ignore_keys: false,
             enable_idempotence: true,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
         }
     }
 }
@@ -174,6 +181,8 @@ struct Shared {
     idempotence: Mutex<idempotence::Idempotence>,
     /// `InitProducerId` attempts so far (each goes to the next known broker).
     init_attempts: AtomicUsize,
+    /// A transactional producer's transaction state.
+    txn: Option<Mutex<transactions::TxnManager>>,
 }
 
 /// The producer handle (`KafkaProducer`), cheap to clone; the sender task runs until `close`.
@@ -215,8 +224,18 @@ impl KafkaProducer {
             incomplete: AtomicUsize::new(0),
             closed: AtomicBool::new(false),
             metadata_stale: AtomicBool::new(false),
-            idempotence: Mutex::new(idempotence::Idempotence::default()),
+            idempotence: Mutex::new(if config.transactional_id.is_some() {
+                idempotence::Idempotence::transactional()
+            } else {
+                idempotence::Idempotence::default()
+            }),
             init_attempts: AtomicUsize::new(0),
+            txn: config.transactional_id.as_ref().map(|id| {
+                Mutex::new(transactions::TxnManager::new(
+                    id.clone(),
+                    config.transaction_timeout_ms,
+                ))
+            }),
             ctx,
             config,
         });
@@ -288,6 +307,11 @@ impl KafkaProducer {
             topic: record.topic.clone(),
             partition,
         };
+        if let Some(txn) = &shared.txn {
+            if let Err(e) = txn.lock().expect("txn").on_send(&tp) {
+                return callback(Err(error(&e, false)));
+            }
+        }
         let now_ms = shared.ctx.clock.elapsed_ms();
         // The sticky partitioner places keyless records, and keyed ones when keys are ignored.
         let sticky = record.partition.is_none()

@@ -89,7 +89,15 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
     if shared.metadata_stale.swap(false, Ordering::Relaxed) {
         view.mark_stale();
     }
-    if shared.config.enable_idempotence && !producer_id_ready(shared, &mut view).await {
+    if shared.txn.is_some() {
+        // A transactional producer's id comes from `init_transactions`, its partitions are
+        // added to the transaction before their batches go.
+        drop(view);
+        if !super::transactions::add_pending_partitions(shared).await {
+            soon(now_ms + shared.config.retry_backoff_ms);
+        }
+        view = shared.view.lock().await;
+    } else if shared.config.enable_idempotence && !producer_id_ready(shared, &mut view).await {
         soon(now_ms + shared.config.retry_backoff_ms);
         return next_ms;
     }
@@ -374,8 +382,12 @@ fn backoff_ms(shared: &Shared, attempts: u32) -> u64 {
 }
 
 /// A batch leaves the producer: its memory returns, its records' callbacks run. An idempotent
-/// batch that failed leaves a gap in its partition's sequence: the epoch will be bumped.
-fn finish(shared: &Shared, batch: ProducerBatch, result: Result<i64, SendError>) {
+/// batch that failed leaves a gap in its partition's sequence: the epoch will be bumped. A
+/// transactional one that failed dooms its transaction.
+pub(super) fn finish(shared: &Shared, batch: ProducerBatch, result: Result<i64, SendError>) {
+    if let (Some(txn), Err(e)) = (&shared.txn, &result) {
+        txn.lock().expect("txn").on_batch_failed(&e.error);
+    }
     let n = batch.records.len();
     {
         let mut accumulator = shared.accumulator.lock().expect("accumulator");

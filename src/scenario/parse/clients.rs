@@ -4,7 +4,7 @@ use super::known::KnownTopics;
 use super::sections::kafka_configs;
 use super::table::{array_of_tables, boolean, int_in, q, string, strings, u32_in, Table};
 use super::tree::Node;
-use super::values::{ms_at_least, rate_per_s, show_ms};
+use super::values::{ms_at_least, probability, rate_per_s, show_ms};
 use super::{fail, Fail, Lines, Res, MAX_NODES};
 use crate::scenario::configs::Scope;
 use crate::scenario::model::{ClientKind, ClientSpec, CommitOrder, Configs, Keys};
@@ -26,12 +26,26 @@ const CLIENT_KEYS: &[&str] = &[
     "handoff",
     "stall-at",
     "stall-for",
+    "per-transaction",
+    "abort",
 ];
 
 fn client_keys(kind: ClientKind) -> &'static [&'static str] {
     match kind {
-        ClientKind::Producer | ClientKind::Transactional => &[
+        ClientKind::Producer => &[
             "type", "id", "at", "config", "topic", "rate", "count", "keys",
+        ],
+        ClientKind::Transactional => &[
+            "type",
+            "id",
+            "at",
+            "config",
+            "topic",
+            "rate",
+            "count",
+            "keys",
+            "per-transaction",
+            "abort",
         ],
         ClientKind::Consumer => &[
             "type",
@@ -48,7 +62,15 @@ fn client_keys(kind: ClientKind) -> &'static [&'static str] {
             "stall-for",
         ],
         ClientKind::Pipeline => &[
-            "type", "id", "at", "config", "topics", "topic", "group", "members",
+            "type",
+            "id",
+            "at",
+            "config",
+            "topics",
+            "topic",
+            "group",
+            "members",
+            "processing",
         ],
     }
 }
@@ -150,6 +172,10 @@ fn client(
             .unwrap_or(0),
         handoff: t.opt("handoff", boolean)?.unwrap_or(false),
         stall: stall(&t)?,
+        per_transaction: t
+            .opt("per-transaction", |n, w| int_in(n, w, 1, 100_000))?
+            .map_or(10, |n| n as u64),
+        abort_ratio: t.opt("abort", probability)?.unwrap_or(0.0),
         start_ms,
         config,
         line: lines.line_of(node),
