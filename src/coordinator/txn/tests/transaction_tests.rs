@@ -392,3 +392,40 @@ fn a_partition_leader_verifies_that_a_partition_is_in_the_transaction() {
         vec![(0, PRODUCER_FENCED), (1, PRODUCER_FENCED)]
     );
 }
+
+#[test]
+fn transaction_version_2_moves_to_the_next_producer_id_when_the_epoch_is_exhausted() {
+    let mut h = Harness::new(2);
+    let (pid, _) = h.init_producer();
+    let last = i16::MAX - 1;
+    h.c.transactions.get_mut(TXN).unwrap().producer_epoch = last;
+    h.settled(add(pid, last, &[("orders", 0)]));
+    let (end_id, out) = h.send(end(pid, last, true));
+    let prepare = records(&out)[0].value.clone().unwrap();
+    assert_eq!(
+        (prepare.producer_epoch, prepare.next_producer_id),
+        (i16::MAX, pid + 1),
+        "the last epoch, and the id to go on with"
+    );
+    let out = h.commit(&out);
+    // The client sees MAX - 1 followed by epoch 0 of the next producer id.
+    assert_eq!(
+        out.responses,
+        vec![(end_id, end_response(NONE, pid + 1, 0))]
+    );
+    h.settle(out);
+    let m = h.c.transaction(TXN).unwrap();
+    assert_eq!(
+        (m.state, m.producer_id, m.producer_epoch, m.prev_producer_id),
+        (CompleteCommit, pid + 1, 0, pid)
+    );
+    // A retry with the old id and epoch is recognized.
+    assert_eq!(
+        h.answer(end(pid, last, true)),
+        end_response(NONE, pid + 1, 0)
+    );
+    assert_eq!(
+        h.settled(add(pid + 1, 0, &[("orders", 0)])),
+        added(NONE, &[("orders", 0)])
+    );
+}
