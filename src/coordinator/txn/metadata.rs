@@ -335,13 +335,14 @@ impl TransactionMetadata {
         expected_producer_epoch: Option<i16>,
         now_ms: u64,
     ) -> Result<TxnTransitMetadata, i16> {
-        assert!(
-            !self.is_producer_epoch_exhausted(),
-            "no epoch left for producer id {}",
-            self.producer_id
-        );
         let mut t = self.transit_to(TransactionState::Empty);
-        let bumped = self.producer_epoch + 1;
+        // An exhausted epoch is never bumped: InitProducerId rotates the producer id instead,
+        // unless the request is a retry or fenced (below).
+        let bumped = if self.is_producer_epoch_exhausted() {
+            -1
+        } else {
+            self.producer_epoch + 1
+        };
         match expected_producer_epoch {
             None => {
                 t.producer_epoch = bumped;
@@ -354,6 +355,11 @@ impl TransactionMetadata {
             Some(e) if e == self.last_producer_epoch => {}
             Some(_) => return Err(super::error_code::PRODUCER_FENCED),
         }
+        assert!(
+            t.producer_epoch >= 0,
+            "no epoch left for producer id {}",
+            self.producer_id
+        );
         t.txn_timeout_ms = txn_timeout_ms;
         t.topic_partitions.clear();
         t.txn_start_timestamp_ms = -1;
@@ -431,7 +437,7 @@ impl TransactionMetadata {
         if supports_epoch_bump(client_transaction_version) {
             // A broken epoch at its maximum may still abort, without overflowing.
             if !(self.producer_epoch == i16::MAX && new_state == TransactionState::PrepareAbort) {
-                t.producer_epoch = self.producer_epoch + 1;
+                t.producer_epoch = self.producer_epoch.saturating_add(1);
             }
             t.last_producer_epoch = self.producer_epoch;
         }

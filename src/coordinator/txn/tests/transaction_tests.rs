@@ -357,7 +357,16 @@ fn kip_360_init_producer_id_with_the_current_or_previous_epoch() {
 fn an_exhausted_epoch_moves_to_a_new_producer_id() {
     let mut h = Harness::new(1);
     let (pid, _) = h.init_producer();
-    h.c.transactions.get_mut(TXN).unwrap().producer_epoch = i16::MAX - 1;
+    let m = h.c.transactions.get_mut(TXN).unwrap();
+    (m.producer_epoch, m.last_producer_epoch) = (i16::MAX - 1, i16::MAX - 2);
+    // KIP-360: a retry of the bump that reached the last epoch gets it back; another epoch is
+    // fenced; the current one moves to a new producer id.
+    let retry = init_response(NONE, pid, i16::MAX - 1);
+    assert_eq!(h.settled(init(pid, i16::MAX - 2)), retry);
+    assert_eq!(
+        h.answer(init(pid, 3)),
+        init_response(PRODUCER_FENCED, -1, -1)
+    );
     assert_eq!(h.settled(init(-1, -1)), init_response(NONE, pid + 1, 0));
     let m = h.c.transaction(TXN).unwrap();
     assert_eq!((m.producer_id, m.prev_producer_id), (pid + 1, pid));
