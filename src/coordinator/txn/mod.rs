@@ -43,8 +43,10 @@
 //!   transactions and expires old transactional ids, its output performed as a request's.
 //!
 //! The parts, by concern:
-//! - `metadata`: `TransactionMetadata`, its states and legal transitions;
-//! - `coordinator`: the shard: dispatch, append results, timers, loading and unloading;
+//! - `state`: `TransactionState` and its legal transitions;
+//! - `metadata`: `TransactionMetadata` and its prepare/complete transitions;
+//! - `coordinator`: the shard: dispatch, append results, loading and unloading;
+//! - `timers`: the abort of timed-out transactions, the expiration of transactional ids;
 //! - `init`: InitProducerId; `add`: AddPartitionsToTxn and AddOffsetsToTxn; `end_txn`: EndTxn,
 //!   for transaction versions 1 and 2, also the aborts of fences and timeouts;
 //! - `markers`: writing the markers and completing the transaction;
@@ -60,6 +62,8 @@ mod markers;
 mod metadata;
 pub mod records;
 mod requests;
+mod state;
+mod timers;
 pub mod wire;
 
 #[cfg(test)]
