@@ -26,7 +26,8 @@
 //!   NOT_COORDINATOR;
 //! - each request: [`wire::from_request`] (a batched AddPartitionsToTxn v4+ gives one request per
 //!   transaction), [`TransactionCoordinator::handle`] with a [`RequestId`] and the producer id
-//!   source, then perform the output;
+//!   source (the broker's async block of ids: fetch one ahead and pass a [`SpareProducerId`]),
+//!   then perform the output;
 //! - performing an output: append each of `appends` to the partition (acks=all; key
 //!   `encode_key`, value `encode_value`), and call
 //!   [`TransactionCoordinator::append_committed`] once the high watermark passes it, or
@@ -121,6 +122,21 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// (COORDINATOR_LOAD_IN_PROGRESS while no block is at hand, as Kafka's `RPCProducerIdManager`).
 pub trait ProducerIdSource {
     fn generate_producer_id(&mut self) -> Result<i64, i16>;
+}
+
+/// A producer id fetched ahead, for a driver whose source of ids is asynchronous (the broker's
+/// block of ids from the controller): a request needs at most one, so the driver fetches one
+/// before an InitProducerId or EndTxn, passes it here, and keeps it if it was not taken. With
+/// none, the request is answered COORDINATOR_LOAD_IN_PROGRESS, as Kafka's `RPCProducerIdManager`
+/// does while it has no block.
+pub struct SpareProducerId<'a>(pub &'a mut Option<i64>);
+
+impl ProducerIdSource for SpareProducerId<'_> {
+    fn generate_producer_id(&mut self) -> Result<i64, i16> {
+        self.0
+            .take()
+            .ok_or(error_code::COORDINATOR_LOAD_IN_PROGRESS)
+    }
 }
 
 /// The transaction coordinator's configuration, with Kafka's names and defaults

@@ -438,3 +438,49 @@ fn transaction_version_2_moves_to_the_next_producer_id_when_the_epoch_is_exhaust
         added(NONE, &[("orders", 0)])
     );
 }
+
+#[test]
+fn a_driver_passes_a_producer_id_fetched_ahead() {
+    let mut h = Harness::new(2);
+    let mut spare = None;
+    let out = h.c.handle(
+        0,
+        RequestId(1),
+        init(-1, -1),
+        &mut SpareProducerId(&mut spare),
+    );
+    assert_eq!(
+        out.responses,
+        vec![(
+            RequestId(1),
+            init_response(COORDINATOR_LOAD_IN_PROGRESS, -1, -1)
+        )]
+    );
+    assert_eq!(h.c.transaction(TXN), None, "nothing created without an id");
+    let mut spare = Some(77);
+    let out = h.c.handle(
+        0,
+        RequestId(2),
+        init(-1, -1),
+        &mut SpareProducerId(&mut spare),
+    );
+    assert_eq!(spare, None, "taken");
+    let out = h.commit(&out);
+    assert_eq!(
+        out.responses,
+        vec![(RequestId(2), init_response(NONE, 77, 0))]
+    );
+    // A bump needs none: the spare stays with the driver.
+    let mut spare = Some(78);
+    let out = h.c.handle(
+        0,
+        RequestId(3),
+        init(77, 0),
+        &mut SpareProducerId(&mut spare),
+    );
+    assert_eq!(spare, Some(78));
+    assert_eq!(
+        h.commit(&out).responses,
+        vec![(RequestId(3), init_response(NONE, 77, 1))]
+    );
+}
