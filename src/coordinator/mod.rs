@@ -4,3 +4,4 @@
 //! sends its responses once those records are committed.
 
 pub mod group;
+pub mod txn;
