@@ -139,9 +139,30 @@ impl Broker {
             RequestKind::ListOffsets(req) => Reply::Send(Box::new(ResponseKind::ListOffsets(
                 self.list_offsets(req).await,
             ))),
-            RequestKind::InitProducerId(req) => Reply::Send(Box::new(
-                ResponseKind::InitProducerId(self.init_producer_id(req).await),
-            )),
+            RequestKind::InitProducerId(req) if req.transactional_id.is_none() => Reply::Send(
+                Box::new(ResponseKind::InitProducerId(self.init_producer_id(req).await)),
+            ),
+            RequestKind::InitProducerId(_)
+            | RequestKind::AddPartitionsToTxn(_)
+            | RequestKind::AddOffsetsToTxn(_)
+            | RequestKind::EndTxn(_) => {
+                let Some(requests) = crate::coordinator::txn::wire::from_request(version, &request)
+                else {
+                    self.protocol_error(&format!("{api:?}: not a transaction request"));
+                    return Reply::Close;
+                };
+                let mut responses = Vec::with_capacity(requests.len());
+                for request in requests {
+                    responses.push(self.txn_call(request).await);
+                }
+                match crate::coordinator::txn::wire::to_response(version, responses) {
+                    Some(kind) => Reply::Send(Box::new(kind)),
+                    None => {
+                        self.protocol_error(&format!("{api:?}: no response to make"));
+                        Reply::Close
+                    }
+                }
+            }
             other => {
                 // decode_request only lets through the APIs of `versions::SUPPORTED`.
                 self.protocol_error(&format!("{api:?} is advertised but not handled: {other:?}"));
@@ -626,6 +647,8 @@ fn group_of(request: &GroupRequest) -> String {
 
 /// `FindCoordinator`'s key types (`CoordinatorType`).
 const GROUP_KEY_TYPE: i8 = 0;
+/// `FindCoordinator` key type of a transactional id.
+const TRANSACTION_KEY_TYPE: i8 = 1;
 
 impl Broker {
     /// `FindCoordinator`: a group's coordinator is the leader of its `__consumer_offsets`
@@ -650,11 +673,12 @@ impl Broker {
                     .with_node_id(BrokerId(-1))
                     .with_host(StrBytes::from_static_str(""))
                     .with_port(-1);
-                if req.key_type != GROUP_KEY_TYPE {
-                    // Transaction coordinators come with transactions.
-                    return found.with_error_code(code(ResponseError::CoordinatorNotAvailable));
-                }
-                match self.group_coordinator_of(&key) {
+                let located = match req.key_type {
+                    GROUP_KEY_TYPE => self.group_coordinator_of(&key),
+                    TRANSACTION_KEY_TYPE => self.txn_coordinator_of(&key),
+                    _ => Err(ResponseError::InvalidRequest),
+                };
+                match located {
                     Ok((id, addr)) => found
                         .with_node_id(BrokerId(id))
                         .with_host(StrBytes::from_string(addr.ip().to_string()))
@@ -695,6 +719,59 @@ impl Broker {
             .get(&leader)
             .map(|addr| (leader, *addr))
             .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// The broker leading `transactional_id`'s `__transaction_state` partition, with its
+    /// address; the topic is created on first use, as Kafka does.
+    fn txn_coordinator_of(
+        &self,
+        transactional_id: &str,
+    ) -> Result<(i32, std::net::SocketAddr), ResponseError> {
+        let txn = &self.ctx.txn;
+        let image = self.metadata();
+        let Some(partitions) = image.topics.get(super::TRANSACTION_STATE_TOPIC) else {
+            self.create_transaction_state_topic();
+            return Err(ResponseError::CoordinatorNotAvailable);
+        };
+        let index = crate::coordinator::txn::partition_for(
+            transactional_id,
+            txn.coordinator.transaction_state_num_partitions,
+        );
+        let leader = partitions
+            .get(index as usize)
+            .map_or(-1, |meta| meta.leader);
+        image
+            .brokers
+            .get(&leader)
+            .map(|addr| (leader, *addr))
+            .ok_or(ResponseError::CoordinatorNotAvailable)
+    }
+
+    /// `__transaction_state`: compacted, `transaction.state.log.*` (Kafka's
+    /// `TransactionLog` topic configs), never compressed, always flushed by replication.
+    fn create_transaction_state_topic(&self) {
+        use kafka_protocol::messages::create_topics_request::{
+            CreatableTopic, CreatableTopicConfig,
+        };
+        let txn = &self.ctx.txn;
+        let config = |name: &str, value: String| {
+            CreatableTopicConfig::default()
+                .with_name(StrBytes::from_string(name.to_string()))
+                .with_value(Some(StrBytes::from_string(value)))
+        };
+        let topic = CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_static_str(
+                super::TRANSACTION_STATE_TOPIC,
+            )))
+            .with_num_partitions(txn.coordinator.transaction_state_num_partitions)
+            .with_replication_factor(txn.replication_factor)
+            .with_configs(vec![
+                config("cleanup.policy", "compact".into()),
+                config("compression.type", "uncompressed".into()),
+                config("min.insync.replicas", txn.min_isr.to_string()),
+                config("segment.bytes", txn.segment_bytes.to_string()),
+            ]);
+        self.request_topic_creation(topic);
     }
 
     fn create_offsets_topic(&self) {
@@ -776,17 +853,11 @@ impl Broker {
 }
 
 impl Broker {
-    /// `InitProducerId`. Without a transactional id (an idempotent producer) any broker answers
+    /// `InitProducerId` without a transactional id (an idempotent producer): any broker answers
     /// with a fresh producer id at epoch 0, as Kafka's `TransactionCoordinator` does for a null
     /// transactional id, whatever producer id and epoch the request quotes (KIP-360).
-    async fn init_producer_id(&self, req: InitProducerIdRequest) -> InitProducerIdResponse {
+    async fn init_producer_id(&self, _req: InitProducerIdRequest) -> InitProducerIdResponse {
         let response = InitProducerIdResponse::default();
-        if req.transactional_id.is_some() {
-            return response
-                .with_error_code(code(ResponseError::NotCoordinator))
-                .with_producer_id((-1).into())
-                .with_producer_epoch(-1);
-        }
         match self.next_producer_id().await {
             Ok(id) => response.with_producer_id(id.into()).with_producer_epoch(0),
             Err(error) => response

@@ -19,6 +19,7 @@ mod partition;
 mod producer_ids;
 mod publisher;
 mod replica_fetcher;
+mod txn_coordinator;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ use crate::storage::retention::RetentionConfig;
 use crate::world::{Clock, Disk, SharedRecorder};
 
 pub use group_coordinator::{GroupConfig, OFFSETS_TOPIC};
+pub use txn_coordinator::{TxnConfig, TRANSACTION_STATE_TOPIC};
 pub use log_manager::LogManagerConfig;
 pub use partition::Partition;
 
@@ -153,6 +155,9 @@ pub struct BrokerContext {
     pub auto_create_topics: bool,
     /// The group coordinator's configs (`offsets.topic.*`, `group.*`).
     pub groups: GroupConfig,
+    /// The transaction coordinator's configs (`transaction.*`, `[protocol]
+    /// transaction-version`).
+    pub txn: TxnConfig,
     /// The seed of this broker's own randomness (its incarnation id, drawn anew per start).
     pub seed: u64,
     /// Set from outside (the operator, the simulation's script) to shut the broker down cleanly.
@@ -269,6 +274,8 @@ pub struct Broker {
     fetchers: Mutex<BTreeSet<i32>>,
     /// The group coordinator's shards, one per `__consumer_offsets` partition led here.
     coordinators: group_coordinator::Coordinators,
+    /// The transaction coordinator's shards, one per `__transaction_state` partition led here.
+    txn_coordinators: txn_coordinator::TxnCoordinators,
     /// The producer ids this broker may hand out (`InitProducerId`).
     producer_ids: tokio::sync::Mutex<producer_ids::ProducerIdBlock>,
 }
@@ -289,6 +296,7 @@ impl Broker {
             followed: Mutex::new(BTreeMap::new()),
             fetchers: Mutex::new(BTreeSet::new()),
             coordinators: group_coordinator::Coordinators::default(),
+            txn_coordinators: txn_coordinator::TxnCoordinators::default(),
             producer_ids: tokio::sync::Mutex::new(producer_ids::ProducerIdBlock::default()),
             ctx,
         }

@@ -88,6 +88,7 @@ pub(super) async fn publish(broker: &Arc<Broker>, image: &ControllerImage) -> io
     }
     *broker.followed.lock().expect("followed lock") = followed;
     super::group_coordinator::on_image(broker, &view);
+    super::txn_coordinator::on_image(broker, &view);
     remove_unassigned(broker, &view).await?;
     if !broker
         .published

@@ -25,6 +25,14 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     // Idempotence and transactions (KIP-98; InitProducerId 3+ lets a producer bump its epoch,
     // KIP-360).
     (ApiKey::InitProducerId, 0, 5),
+    // Transactions (KIP-98): the coordinator's APIs (AddPartitionsToTxn 4+ batches
+    // transactions for brokers, KIP-890; EndTxn 5 answers the epoch of transaction version 2),
+    // and the markers coordinators write through partition leaders.
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 0, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// (api, min, max) a KRaft controller serves on its listener (`controller.listener.names`): the

@@ -104,6 +104,37 @@ fn group_config_from(c: &Configs, offset_commit_fencing: bool) -> crate::broker:
     }
 }
 
+/// The transaction coordinator's broker configs, and the `transaction-version` variant.
+pub fn txn_config(scenario: &Scenario) -> crate::broker::TxnConfig {
+    let c = &scenario.cluster.config;
+    let default = crate::broker::TxnConfig::default();
+    let long = |name: &str| configs::get_i64(c, name, Scope::Broker);
+    let d = &default.coordinator;
+    crate::broker::TxnConfig {
+        coordinator: crate::coordinator::txn::TransactionCoordinatorConfig {
+            transaction_max_timeout_ms: long("transaction.max.timeout.ms")
+                .map_or(d.transaction_max_timeout_ms, |v| v as i32),
+            transactional_id_expiration_ms: long("transactional.id.expiration.ms")
+                .map(|v| v as u64)
+                .or(d.transactional_id_expiration_ms),
+            abort_timed_out_transactions_interval_ms: long(
+                "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            )
+            .map_or(d.abort_timed_out_transactions_interval_ms, |v| v as u64),
+            transaction_state_num_partitions: long("transaction.state.log.num.partitions")
+                .map_or(d.transaction_state_num_partitions, |v| v as i32),
+            offsets_topic_num_partitions: long("offsets.topic.num.partitions")
+                .map_or(d.offsets_topic_num_partitions, |v| v as i32),
+            transaction_version: scenario.protocol.transaction_version,
+            ..d.clone()
+        },
+        replication_factor: long("transaction.state.log.replication.factor")
+            .map_or(default.replication_factor, |v| v as i16),
+        min_isr: long("transaction.state.log.min.isr").map_or(default.min_isr, |v| v as i32),
+        segment_bytes: default.segment_bytes,
+    }
+}
+
 /// `retention.ms` (from `log.retention.ms`, else `.minutes`, else `.hours`), `retention.bytes`
 /// and `cleanup.policy`, resolved as Kafka does.
 pub fn retention_config(topic: &Configs, broker: &Configs) -> RetentionConfig {

@@ -338,6 +338,7 @@ fn start_brokers(
         )))
         .collect();
     let groups = config::group_config(scenario);
+    let txn = config::txn_config(scenario);
     let replication = config::replication_config(scenario);
     let log_manager = config::log_manager_config(
         &scenario.cluster.config,
@@ -363,6 +364,7 @@ fn start_brokers(
             heartbeat_interval_ms: heartbeat_interval_ms as u64,
             auto_create_topics,
             groups: groups.clone(),
+            txn: txn.clone(),
             seed: derive_seed(seed, &name),
             shutdown: shutdown.clone(),
         });
