@@ -326,7 +326,11 @@ impl Partition {
 
     /// The aborted transactions overlapping `[start_offset, upper_bound_offset)`, for a
     /// `read_committed` fetch (Kafka's `collectAbortedTransactions`).
-    pub fn aborted_transactions(&self, start_offset: i64, upper_bound_offset: i64) -> Vec<AbortedTxn> {
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
         self.log
             .collect_aborted_transactions(start_offset, upper_bound_offset)
     }
@@ -534,10 +538,7 @@ impl Partition {
             );
         }
         let now_ms = self.now_ms();
-        let info = self
-            .log
-            .append(batch, self.leader_epoch, now_ms)
-            .await?;
+        let info = self.log.append(batch, self.leader_epoch, now_ms).await?;
         if info.duplicate {
             // Nothing written: the original append's offsets, which `acks=all` waits for too.
             return Ok(info);

@@ -51,7 +51,10 @@ impl EndTxnMarker {
         let corrupt = |why: String| BatchError::Corrupt(why);
         let key = key.ok_or_else(|| corrupt("control record without a key".into()))?;
         if key.len() < 4 {
-            return Err(corrupt(format!("control record key of {} bytes", key.len())));
+            return Err(corrupt(format!(
+                "control record key of {} bytes",
+                key.len()
+            )));
         }
         let kind = i16::from_be_bytes([key[2], key[3]]);
         let commit = match kind {

@@ -29,9 +29,9 @@ use crate::storage::leader_epoch::{EpochEntry, LeaderEpochFileCache, LEADER_EPOC
 pub use crate::storage::log_config::LogConfig;
 pub use crate::storage::log_error::LogError;
 use crate::storage::log_loader;
+pub use crate::storage::log_loader::RecoveryReport;
 use crate::storage::log_txn::ClientBatch;
 use crate::storage::producer_state::ProducerStateManager;
-pub use crate::storage::log_loader::RecoveryReport;
 use crate::storage::segment::{
     LogSegment, RollParams, RollReason, SegmentInfo, TimestampAndOffset,
 };

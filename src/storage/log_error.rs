@@ -41,12 +41,12 @@ impl LogError {
     /// The Kafka error code a produce (or a marker write) is answered with.
     pub fn error_code(&self) -> i16 {
         match self {
-            LogError::Io(_) => 56,                       // KAFKA_STORAGE_ERROR
-            LogError::Corrupt(_) => 2,                   // CORRUPT_MESSAGE
-            LogError::OffsetOutOfRange { .. } => 1,      // OFFSET_OUT_OF_RANGE
+            LogError::Io(_) => 56,                         // KAFKA_STORAGE_ERROR
+            LogError::Corrupt(_) => 2,                     // CORRUPT_MESSAGE
+            LogError::OffsetOutOfRange { .. } => 1,        // OFFSET_OUT_OF_RANGE
             LogError::UnexpectedAppendOffset { .. } => -1, // UNKNOWN_SERVER_ERROR
-            LogError::RecordBatchTooLarge { .. } => 18,  // RECORD_LIST_TOO_LARGE
-            LogError::InvalidRecord(_) => 87,            // INVALID_RECORD
+            LogError::RecordBatchTooLarge { .. } => 18,    // RECORD_LIST_TOO_LARGE
+            LogError::InvalidRecord(_) => 87,              // INVALID_RECORD
             LogError::Producer(e) => e.code(),
         }
     }

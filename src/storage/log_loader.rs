@@ -33,11 +33,11 @@ use crate::storage::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POI
 use crate::storage::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 use crate::storage::log::{parse_partition_dir, Log, LogConfig};
 use crate::storage::producer_state::ProducerStateManager;
-use crate::storage::txn_index::txn_index_file_name;
 use crate::storage::segment::{
     index_file_name, log_file_name, time_index_file_name, LogSegment, SegmentRecovery,
     CLEANED_SUFFIX, SWAP_SUFFIX,
 };
+use crate::storage::txn_index::txn_index_file_name;
 
 /// Kafka's `LogFileUtils.DELETED_FILE_SUFFIX` (Samsa deletes at once and never writes one).
 const DELETED_SUFFIX: &str = ".deleted";

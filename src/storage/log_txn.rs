@@ -56,7 +56,8 @@ impl Log {
 
     /// The partition's high watermark moved: decided transactions below it are stable.
     pub fn on_high_watermark_updated(&mut self, high_watermark: i64) {
-        self.producer_state.on_high_watermark_updated(high_watermark);
+        self.producer_state
+            .on_high_watermark_updated(high_watermark);
     }
 
     /// The aborted transactions overlapping `[start_offset, upper_bound_offset)`, from the
@@ -74,9 +75,7 @@ impl Log {
             .map_or(i64::MIN, |(&base, _)| base);
         let mut found = Vec::new();
         for segment in self.segments.range(from..).map(|(_, s)| s) {
-            let (txns, complete) = segment
-                .txn_index
-                .collect(start_offset, upper_bound_offset);
+            let (txns, complete) = segment.txn_index.collect(start_offset, upper_bound_offset);
             found.extend(txns);
             if complete {
                 break;
@@ -113,8 +112,13 @@ impl Log {
             .producer_state
             .prepare_update(producer_id, AppendOrigin::Coordinator);
         let completed = producer.append_end_txn_marker(marker, producer_epoch, offset, now_ms)?;
-        let mut bytes =
-            control_record::encode_marker_batch(producer_id, producer_epoch, marker, leader_epoch, now_ms);
+        let mut bytes = control_record::encode_marker_batch(
+            producer_id,
+            producer_epoch,
+            marker,
+            leader_epoch,
+            now_ms,
+        );
         batch::set_base_offset(&mut bytes, offset);
         let log_append_time_ms = match self.config.message_timestamp_type {
             TimestampType::LogAppendTime => {
@@ -124,7 +128,9 @@ impl Log {
             TimestampType::CreateTime => -1,
         };
         let header = batch::parse_header(&bytes)?;
-        let rolled = self.append_batches(&bytes, &[header], now_ms, false).await?;
+        let rolled = self
+            .append_batches(&bytes, &[header], now_ms, false)
+            .await?;
         self.on_leader_appended(Some(producer), completed, header.next_offset())
             .await?;
         Ok(self.append_info(offset, offset, log_append_time_ms, rolled))
@@ -149,11 +155,13 @@ impl Log {
             )));
         }
         let last_seq = increment_sequence(header.base_sequence, header.last_offset_delta);
-        let duplicate = self.producer_state.last_entry(producer_id).and_then(|e| {
-            e.find_duplicate(header.producer_epoch, header.base_sequence, last_seq)
-        });
+        let duplicate = self
+            .producer_state
+            .last_entry(producer_id)
+            .and_then(|e| e.find_duplicate(header.producer_epoch, header.base_sequence, last_seq));
         if let Some(original) = duplicate {
-            let mut info = self.append_info(original.first_offset(), original.last_offset, -1, None);
+            let mut info =
+                self.append_info(original.first_offset(), original.last_offset, -1, None);
             if self.config.message_timestamp_type == TimestampType::LogAppendTime {
                 info.log_append_time_ms = original.timestamp;
             }
@@ -250,7 +258,8 @@ impl Log {
                     self.complete_txn(&completed, index).await?;
                 }
             }
-            self.producer_state.update_map_end_offset(header.next_offset());
+            self.producer_state
+                .update_map_end_offset(header.next_offset());
             position = end;
         }
         Ok(())
@@ -302,8 +311,8 @@ impl Log {
         let (disk, dir) = (self.disk.clone(), self.dir.clone());
         let last_offset = self.log_end_offset();
         let log_start_offset = self.log_start_offset;
-        let empty_before = self.producer_state.is_empty()
-            && self.producer_state.map_end_offset() >= last_offset;
+        let empty_before =
+            self.producer_state.is_empty() && self.producer_state.map_end_offset() >= last_offset;
         let load_at_most = reindex.first().map_or(last_offset, |&b| b.min(last_offset));
         let problems = self
             .producer_state
@@ -320,7 +329,9 @@ impl Log {
                 .map(|(&base, _)| base)
                 .collect();
             for base in bases {
-                let start = base.max(self.producer_state.map_end_offset()).max(log_start_offset);
+                let start = base
+                    .max(self.producer_state.map_end_offset())
+                    .max(log_start_offset);
                 self.producer_state.update_map_end_offset(start);
                 if to_snapshot.contains(&base) {
                     self.producer_state.take_snapshot(&disk, &dir).await?;

@@ -208,7 +208,9 @@ impl ProducerStateEntry {
     }
 
     pub fn first_seq(&self) -> i32 {
-        self.batches.front().map_or(NO_SEQUENCE, BatchMetadata::first_seq)
+        self.batches
+            .front()
+            .map_or(NO_SEQUENCE, BatchMetadata::first_seq)
     }
 
     pub fn last_seq(&self) -> i32 {
@@ -226,7 +228,12 @@ impl ProducerStateEntry {
 
     /// The retained batch with exactly this sequence range in this epoch (Kafka's
     /// `findDuplicateBatch`).
-    pub fn find_duplicate(&self, epoch: i16, first_seq: i32, last_seq: i32) -> Option<BatchMetadata> {
+    pub fn find_duplicate(
+        &self,
+        epoch: i16,
+        first_seq: i32,
+        last_seq: i32,
+    ) -> Option<BatchMetadata> {
         if epoch != self.producer_epoch {
             return None;
         }
@@ -620,7 +627,12 @@ impl ProducerStateManager {
     }
 
     /// Deletes the snapshot of a deleted segment (Kafka's `deleteProducerSnapshots`).
-    pub async fn delete_snapshot_at(&mut self, disk: &Disk, dir: &str, offset: i64) -> io::Result<()> {
+    pub async fn delete_snapshot_at(
+        &mut self,
+        disk: &Disk,
+        dir: &str,
+        offset: i64,
+    ) -> io::Result<()> {
         self.delete_snapshot(disk, dir, offset).await
     }
 

@@ -28,7 +28,13 @@ fn append(
     Ok(())
 }
 
-fn client(m: &mut ProducerStateManager, epoch: i16, seq: i32, count: i32, at: i64) -> Result<(), ProducerError> {
+fn client(
+    m: &mut ProducerStateManager,
+    epoch: i16,
+    seq: i32,
+    count: i32,
+    at: i64,
+) -> Result<(), ProducerError> {
     append(m, AppendOrigin::Client, epoch, seq, count, at, false)
 }
 
@@ -95,10 +101,20 @@ fn an_older_epoch_is_fenced_and_a_new_one_starts_at_sequence_zero() {
     let mut m = ProducerStateManager::default();
     client(&mut m, 3, 0, 1, 0).unwrap();
     let err = client(&mut m, 2, 1, 1, 1).unwrap_err();
-    assert!(matches!(err, ProducerError::InvalidProducerEpoch { epoch: 2, current_epoch: 3, .. }));
+    assert!(matches!(
+        err,
+        ProducerError::InvalidProducerEpoch {
+            epoch: 2,
+            current_epoch: 3,
+            ..
+        }
+    ));
     assert_eq!(err.code(), 47);
     let err = client(&mut m, 4, 5, 1, 1).unwrap_err();
-    assert!(matches!(err, ProducerError::OutOfOrderSequence { epoch: 4, .. }));
+    assert!(matches!(
+        err,
+        ProducerError::OutOfOrderSequence { epoch: 4, .. }
+    ));
     client(&mut m, 4, 0, 1, 1).unwrap();
     let entry = m.last_entry(PID).unwrap();
     assert_eq!((entry.producer_epoch, entry.last_seq()), (4, 0));
@@ -163,7 +179,10 @@ fn markers_check_producer_and_coordinator_epochs() {
     );
     assert_eq!(err.code(), 52);
     // A marker with no open transaction ends nothing.
-    assert_eq!(marker(&mut m, AppendOrigin::Coordinator, 1, 3, true, 13), Ok(None));
+    assert_eq!(
+        marker(&mut m, AppendOrigin::Coordinator, 1, 3, true, 13),
+        Ok(None)
+    );
 }
 
 #[test]
