@@ -356,6 +356,9 @@ impl Broker {
             Err(AppendError::Corrupt(_)) => ResponseError::CorruptMessage,
             Err(AppendError::RecordListTooLarge) => ResponseError::RecordListTooLarge,
             Err(AppendError::Storage(_)) => ResponseError::KafkaStorageError,
+            Err(e) => {
+                ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
+            }
         };
         Appended::Done(failed(error))
     }

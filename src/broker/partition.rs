@@ -35,8 +35,10 @@ use crate::scenario::{TopicPartition, Truncation};
 use crate::storage::batch;
 use crate::storage::cleaner::CleanerConfig;
 use crate::storage::log::{AppendInfo, Log, LogError, RecoveryReport};
+use crate::storage::producer_state::{ProducerError, ProducerStateEntry};
 use crate::storage::retention::RetentionConfig;
 use crate::storage::segment::{RollReason, TimestampAndOffset};
+use crate::storage::txn_index::AbortedTxn;
 use crate::world::{Clock, SharedRecorder};
 
 /// Kafka's `UnknownOffset`: a follower whose position this leader has not learned yet.
@@ -144,6 +146,38 @@ pub enum AppendError {
     /// Kafka's RECORD_LIST_TOO_LARGE: a batch larger than `segment.bytes`.
     RecordListTooLarge,
     Storage(std::io::Error),
+    /// Kafka's INVALID_RECORD: a control batch from a client, a producer id without a sequence.
+    InvalidRecord(String),
+    /// The producer state refused the batch or marker: INVALID_PRODUCER_EPOCH,
+    /// OUT_OF_ORDER_SEQUENCE_NUMBER, INVALID_TXN_STATE or TRANSACTION_COORDINATOR_FENCED.
+    Producer(ProducerError),
+}
+
+impl AppendError {
+    /// The Kafka error code to answer with.
+    pub fn code(&self) -> i16 {
+        match self {
+            AppendError::NotLeader => 6,          // NOT_LEADER_OR_FOLLOWER
+            AppendError::NotEnoughReplicas => 19, // NOT_ENOUGH_REPLICAS
+            AppendError::Corrupt(_) => 2,         // CORRUPT_MESSAGE
+            AppendError::RecordListTooLarge => 18,
+            AppendError::Storage(_) => 56, // KAFKA_STORAGE_ERROR
+            AppendError::InvalidRecord(_) => 87,
+            AppendError::Producer(e) => e.code(),
+        }
+    }
+}
+
+impl From<LogError> for AppendError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Io(e) => AppendError::Storage(e),
+            LogError::RecordBatchTooLarge { .. } => AppendError::RecordListTooLarge,
+            LogError::InvalidRecord(why) => AppendError::InvalidRecord(why),
+            LogError::Producer(e) => AppendError::Producer(e),
+            other => AppendError::Corrupt(other.to_string()),
+        }
+    }
 }
 
 /// Why a follower's fetch was refused by this leader.
@@ -281,9 +315,29 @@ impl Partition {
         &self.cleaner
     }
 
-    /// The last stable offset: the HW while Samsa has no transactions.
+    /// The last stable offset (Kafka's `UnifiedLog.lastStableOffset`): the first offset of an
+    /// open transaction, or of a decided one whose marker is not below the high watermark yet,
+    /// if that is below the high watermark; else the high watermark.
     pub fn last_stable_offset(&self) -> i64 {
-        self.high_watermark
+        self.log
+            .first_unstable_offset()
+            .map_or(self.high_watermark, |first| first.min(self.high_watermark))
+    }
+
+    /// The aborted transactions overlapping `[start_offset, upper_bound_offset)`, for a
+    /// `read_committed` fetch (Kafka's `collectAbortedTransactions`).
+    pub fn aborted_transactions(
+        &self,
+        start_offset: i64,
+        upper_bound_offset: i64,
+    ) -> Vec<AbortedTxn> {
+        self.log
+            .collect_aborted_transactions(start_offset, upper_bound_offset)
+    }
+
+    /// What this replica's log knows of a producer.
+    pub fn producer_state(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
+        self.log.producer_state(producer_id)
     }
 
     /// Whether a new leader knows the committed offset yet: its high watermark has reached the
@@ -330,6 +384,7 @@ impl Partition {
             return;
         }
         self.high_watermark = hw;
+        self.log.on_high_watermark_updated(hw);
         self.trace_high_watermark();
         self.wake();
     }
@@ -483,15 +538,11 @@ impl Partition {
             );
         }
         let now_ms = self.now_ms();
-        let info = self
-            .log
-            .append(batch, self.leader_epoch, now_ms)
-            .await
-            .map_err(|e| match e {
-                LogError::Io(e) => AppendError::Storage(e),
-                LogError::RecordBatchTooLarge { .. } => AppendError::RecordListTooLarge,
-                other => AppendError::Corrupt(other.to_string()),
-            })?;
+        let info = self.log.append(batch, self.leader_epoch, now_ms).await?;
+        if info.duplicate {
+            // Nothing written: the original append's offsets, which `acks=all` waits for too.
+            return Ok(info);
+        }
         self.trace_roll(&info);
         self.recorder.event_val(
             &self.node,
@@ -503,6 +554,55 @@ impl Partition {
                 "last": info.last_offset,
                 "leo": self.log.log_end_offset(),
                 "hw": self.high_watermark,
+            }),
+        );
+        if !self.maybe_increment_high_watermark(now_ms) {
+            self.wake();
+        }
+        Ok(info)
+    }
+
+    /// Writes a transaction marker as leader (`WriteTxnMarkers`, which Kafka appends with
+    /// `acks=all`: at least `min.insync.replicas` in the ISR first; the caller then waits with
+    /// `acks_all_done` for `last_offset`).
+    pub async fn append_control_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        commit: bool,
+    ) -> Result<AppendInfo, AppendError> {
+        if !self.is_leader() {
+            return Err(AppendError::NotLeader);
+        }
+        if self.insync_count() < self.min_insync_replicas {
+            return Err(AppendError::NotEnoughReplicas);
+        }
+        let now_ms = self.now_ms();
+        let info = self
+            .log
+            .append_control_as_leader(
+                producer_id,
+                producer_epoch,
+                coordinator_epoch,
+                commit,
+                self.leader_epoch,
+                now_ms,
+            )
+            .await?;
+        self.trace_roll(&info);
+        self.recorder.event_val(
+            &self.node,
+            "append",
+            val!({
+                "partition": self.tp.to_string(),
+                "broker": self.broker_id,
+                "first": info.first_offset,
+                "last": info.last_offset,
+                "leo": self.log.log_end_offset(),
+                "hw": self.high_watermark,
+                "marker": if commit { "commit" } else { "abort" },
+                "producer_id": producer_id,
             }),
         );
         if !self.maybe_increment_high_watermark(now_ms) {

@@ -30,6 +30,8 @@ pub use crate::storage::log_config::LogConfig;
 pub use crate::storage::log_error::LogError;
 use crate::storage::log_loader;
 pub use crate::storage::log_loader::RecoveryReport;
+use crate::storage::log_txn::ClientBatch;
+use crate::storage::producer_state::ProducerStateManager;
 use crate::storage::segment::{
     LogSegment, RollParams, RollReason, SegmentInfo, TimestampAndOffset,
 };
@@ -63,6 +65,9 @@ pub struct AppendInfo {
     pub log_append_time_ms: i64,
     /// Whether a new segment was rolled first, and why.
     pub rolled: Option<RollReason>,
+    /// The batch repeats one of the producer's last five: nothing was written, and the offsets
+    /// are the original append's (Kafka answers a retried produce so).
+    pub duplicate: bool,
 }
 
 /// Whole batches, as a fetch returns them.
@@ -116,6 +121,8 @@ pub struct Log {
     pub(crate) clock_ms: i64,
     pub(crate) last_flush_ms: i64,
     pub(crate) last_checkpoint_ms: i64,
+    /// Kafka's `ProducerStateManager`: producers' epochs and sequences, open transactions.
+    pub(crate) producer_state: ProducerStateManager,
 }
 
 impl Log {
@@ -231,6 +238,10 @@ impl Log {
     ) -> Result<AppendInfo, LogError> {
         self.tick(now_ms);
         let header = validate_for_append(batch)?;
+        let producer = match self.check_client_batch(&header)? {
+            ClientBatch::Duplicate(info) => return Ok(info),
+            ClientBatch::Append(producer) => producer,
+        };
         let target = self.config.compression_type.target(header.compression()?);
         if target != header.compression()? {
             *batch = batch::recompress(batch, target)?;
@@ -250,7 +261,9 @@ impl Log {
             TimestampType::CreateTime => -1,
         };
         let header = batch::parse_header(batch)?;
-        let rolled = self.append_batches(batch, &[header], now_ms).await?;
+        let rolled = self.append_batches(batch, &[header], now_ms, false).await?;
+        self.on_leader_appended(producer, None, header.next_offset())
+            .await?;
         Ok(self.append_info(
             header.base_offset,
             header.last_offset(),
@@ -289,11 +302,12 @@ impl Log {
             expected = header.next_offset();
         }
         let (first_offset, last_offset) = (first.base_offset, last.last_offset());
-        let rolled = self.append_batches(records, &headers, now_ms).await?;
+        self.check_replicated_markers(records, &headers)?;
+        let rolled = self.append_batches(records, &headers, now_ms, true).await?;
         Ok(self.append_info(first_offset, last_offset, -1, rolled))
     }
 
-    fn append_info(
+    pub(crate) fn append_info(
         &self,
         first_offset: i64,
         last_offset: i64,
@@ -306,16 +320,21 @@ impl Log {
             log_end_offset: self.log_end_offset(),
             log_append_time_ms,
             rolled,
+            duplicate: false,
         }
     }
 
     /// Writes validated, offset-assigned batches at the log end, in runs that each fit a segment
     /// (rolling before a run when due), then flushes if due (Kafka's `UnifiedLog.append`).
-    async fn append_batches(
+    /// `replicated` batches (a follower's) update the producer state run by run, so that a roll
+    /// between two runs snapshots the state of the batches below it; a leader's caller updates
+    /// it after.
+    pub(crate) async fn append_batches(
         &mut self,
         bytes: &[u8],
         headers: &[BatchHeader],
         now_ms: i64,
+        replicated: bool,
     ) -> Result<Option<RollReason>, LogError> {
         let segment_bytes = self.config.segment_bytes;
         if let Some(h) = headers
@@ -355,6 +374,10 @@ impl Log {
             self.active_mut()
                 .append(&disk, &bytes[position..run_end], run, now_ms)
                 .await?;
+            if replicated {
+                self.replay_batches(&bytes[position..run_end], run, true)
+                    .await?;
+            }
             (start, position) = (end, run_end);
         }
         if self.unflushed_messages() >= self.config.flush_interval_messages {
@@ -401,6 +424,10 @@ impl Log {
         let segment =
             LogSegment::create(&disk, &self.dir, base_offset, &self.config, now_ms).await?;
         self.segments.insert(base_offset, segment);
+        // Kafka's `roll`: a snapshot at the new segment's base, so that recovering it starts
+        // from that snapshot and this segment's batches.
+        self.producer_state.update_map_end_offset(base_offset);
+        self.producer_state.take_snapshot(&disk, &self.dir).await?;
         Ok(Some(base_offset))
     }
 
@@ -428,6 +455,8 @@ impl Log {
         let since = self.clock_ms.saturating_sub(self.last_checkpoint_ms);
         if since >= self.config.recovery_point_checkpoint_interval_ms {
             self.write_recovery_point().await?;
+            self.delete_snapshots_after_recovery_point_checkpoint()
+                .await?;
         }
         Ok(())
     }
@@ -576,6 +605,11 @@ impl Log {
             )));
         }
         let end_offset = run[run.len() - 1].next_offset();
+        // The cleaner keeps control batches, so the run's aborted transactions stay indexed.
+        let aborted: Vec<_> = run
+            .iter()
+            .flat_map(|s| s.txn_index.entries().iter().copied())
+            .collect();
         let last_modified_ms = run.iter().map(|s| s.last_modified_ms).max().unwrap_or(0);
         let mut segment =
             LogSegment::from_cleaned(run[0], end_offset, last_modified_ms, cleaned, &self.config)?;
@@ -590,6 +624,10 @@ impl Log {
             old.delete(&disk).await?;
         }
         segment.finish_swap(&disk).await?;
+        segment.txn_index.reset(&disk).await?;
+        for txn in aborted {
+            segment.txn_index.append(&disk, txn).await?;
+        }
         self.segments.insert(bases[0], segment);
         Ok(())
     }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::io;
 
 use crate::storage::batch::BatchError;
+pub use crate::storage::producer_state::ProducerError;
 
 #[derive(Debug)]
 pub enum LogError {
@@ -29,6 +30,26 @@ pub enum LogError {
         size: usize,
         segment_bytes: u64,
     },
+    /// A batch a client may not write, as Kafka's `LogValidator` refuses it (a control batch, a
+    /// producer id without a sequence): INVALID_RECORD.
+    InvalidRecord(String),
+    /// The producer state refuses the batch or marker (see `ProducerError` for the codes).
+    Producer(ProducerError),
+}
+
+impl LogError {
+    /// The Kafka error code a produce (or a marker write) is answered with.
+    pub fn error_code(&self) -> i16 {
+        match self {
+            LogError::Io(_) => 56,                         // KAFKA_STORAGE_ERROR
+            LogError::Corrupt(_) => 2,                     // CORRUPT_MESSAGE
+            LogError::OffsetOutOfRange { .. } => 1,        // OFFSET_OUT_OF_RANGE
+            LogError::UnexpectedAppendOffset { .. } => -1, // UNKNOWN_SERVER_ERROR
+            LogError::RecordBatchTooLarge { .. } => 18,    // RECORD_LIST_TOO_LARGE
+            LogError::InvalidRecord(_) => 87,              // INVALID_RECORD
+            LogError::Producer(e) => e.code(),
+        }
+    }
 }
 
 impl fmt::Display for LogError {
@@ -58,6 +79,8 @@ impl fmt::Display for LogError {
                 f,
                 "a batch of {size} bytes exceeds the segment size {segment_bytes}"
             ),
+            LogError::InvalidRecord(why) => write!(f, "invalid record: {why}"),
+            LogError::Producer(e) => write!(f, "{e}"),
         }
     }
 }
@@ -67,6 +90,12 @@ impl std::error::Error for LogError {}
 impl From<io::Error> for LogError {
     fn from(e: io::Error) -> Self {
         LogError::Io(e)
+    }
+}
+
+impl From<ProducerError> for LogError {
+    fn from(e: ProducerError) -> Self {
+        LogError::Producer(e)
     }
 }
 

@@ -32,10 +32,12 @@ use serde::{Deserialize, Serialize};
 use crate::storage::checkpoint::{self, LOG_START_OFFSET_CHECKPOINT, RECOVERY_POINT_CHECKPOINT};
 use crate::storage::leader_epoch::{LeaderEpochFileCache, LEADER_EPOCH_CHECKPOINT};
 use crate::storage::log::{parse_partition_dir, Log, LogConfig};
+use crate::storage::producer_state::ProducerStateManager;
 use crate::storage::segment::{
     index_file_name, log_file_name, time_index_file_name, LogSegment, SegmentRecovery,
     CLEANED_SUFFIX, SWAP_SUFFIX,
 };
+use crate::storage::txn_index::txn_index_file_name;
 
 /// Kafka's `LogFileUtils.DELETED_FILE_SUFFIX` (Samsa deletes at once and never writes one).
 const DELETED_SUFFIX: &str = ".deleted";
@@ -116,8 +118,9 @@ fn list_dir(disk: &Disk, dir: &str) -> io::Result<DirListing> {
             listing.segments.push(base);
         } else if name.ends_with(".tmp") {
             listing.strays.push(path.clone());
-        } else if let Some(base) =
-            base_offset_of(name, ".index").or_else(|| base_offset_of(name, ".timeindex"))
+        } else if let Some(base) = base_offset_of(name, ".index")
+            .or_else(|| base_offset_of(name, ".timeindex"))
+            .or_else(|| base_offset_of(name, ".txnindex"))
         {
             let log = format!("{prefix}{}", log_file_name(base));
             let swap = format!("{log}{SWAP_SUFFIX}");
@@ -194,6 +197,7 @@ pub(crate) async fn load(
         clock_ms: now_ms,
         last_flush_ms: now_ms,
         last_checkpoint_ms: i64::MIN,
+        producer_state: ProducerStateManager::default(),
     };
     let mut report = RecoveryReport::default();
     let mut listing = list_dir(&disk, dir)?;
@@ -261,9 +265,41 @@ pub(crate) async fn load(
     if loaded_epochs.as_ref() != Some(&log.epochs) {
         log.write_epochs().await?;
     }
+    load_producer_state(&mut log, &mut report).await?;
     report.log_start_offset = log.log_start_offset;
     report.log_end_offset = log.log_end_offset();
     Ok((log, report))
+}
+
+/// Step 6: the transaction indexes and the producer state. A re-validated segment's
+/// transaction index is rebuilt (Kafka's `LogSegment.recover` resets it), as is one that fails
+/// its sanity check; the others are read. The producer state is reloaded from the latest usable
+/// snapshot and the batches after it replayed (Kafka's `rebuildProducerState`), from at or
+/// below the first segment to reindex so that its aborted transactions are indexed again.
+async fn load_producer_state(log: &mut Log, report: &mut RecoveryReport) -> io::Result<()> {
+    let disk = log.disk.clone();
+    log.producer_state = ProducerStateManager::with_snapshots_of(&disk, &log.dir);
+    let validated: BTreeSet<i64> = report
+        .segments
+        .iter()
+        .filter(|s| s.validated)
+        .map(|s| s.base_offset)
+        .collect();
+    let mut reindex = BTreeSet::new();
+    for (&base, segment) in log.segments.iter_mut() {
+        if !validated.contains(&base) {
+            let next_offset = segment.next_offset();
+            match segment.txn_index.load(&disk, next_offset).await? {
+                Ok(()) => continue,
+                Err(why) => report.problems.push(why),
+            }
+        }
+        segment.txn_index.reset(&disk).await?;
+        reindex.insert(base);
+    }
+    let problems = log.rebuild_producer_state(&reindex).await?;
+    report.problems.extend(problems);
+    Ok(())
 }
 
 /// Steps 3 and 4: each segment kept with its indexes, or re-validated; the log cut at the first
@@ -377,6 +413,7 @@ async fn delete_segment_files(disk: &Disk, dir: &str, base: i64) -> io::Result<(
         log_file_name(base),
         index_file_name(base),
         time_index_file_name(base),
+        txn_index_file_name(base),
     ] {
         let path = format!("{dir}/{name}");
         if disk.exists(&path) {

@@ -50,6 +50,11 @@ impl Log {
         if self.epochs.truncate_from_end(log_end_offset) {
             self.write_epochs().await?;
         }
+        // Kafka's `rebuildProducerState` after `truncateTo`: snapshots above the new end go,
+        // and the state is reloaded and replayed (a transaction whose marker was cut is open
+        // again).
+        self.rebuild_producer_state(&std::collections::BTreeSet::new())
+            .await?;
         Ok(())
     }
 
@@ -79,6 +84,10 @@ impl Log {
         self.segments.insert(offset, segment);
         self.recovery_point = offset;
         self.write_recovery_point().await?;
+        let (disk, dir) = (self.disk.clone(), self.dir.clone());
+        self.producer_state
+            .truncate_fully_and_start_at(&disk, &dir, offset)
+            .await?;
         if self.epochs.clear() {
             self.write_epochs().await?;
         }
@@ -104,6 +113,7 @@ impl Log {
         if self.epochs.truncate_from_start(offset) {
             self.write_epochs().await?;
         }
+        self.producer_state.on_log_start_offset_incremented(offset);
         self.write_log_start_offset().await?;
         Ok(true)
     }
@@ -148,6 +158,10 @@ impl Log {
             .remove(&base_offset)
             .expect("the first segment");
         segment.delete(&self.disk).await?;
+        let (disk, dir) = (self.disk.clone(), self.dir.clone());
+        self.producer_state
+            .delete_snapshot_at(&disk, &dir, base_offset)
+            .await?;
         let first = *self
             .segments
             .keys()
@@ -158,6 +172,7 @@ impl Log {
             if self.epochs.truncate_from_start(first) {
                 self.write_epochs().await?;
             }
+            self.producer_state.on_log_start_offset_incremented(first);
         }
         self.recovery_point = self.recovery_point.max(first);
         Ok(())

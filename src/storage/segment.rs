@@ -25,6 +25,7 @@ use crate::storage::file_records::{corrupt, FileRecords, ScanError};
 use crate::storage::log::{LogConfig, LogError};
 use crate::storage::offset_index::{OffsetIndex, OffsetPosition};
 use crate::storage::time_index::{TimeIndex, TimestampOffset, NO_TIMESTAMP};
+use crate::storage::txn_index::TransactionIndex;
 use crate::world::Disk;
 
 pub use crate::storage::segment_recovery::SegmentRecovery;
@@ -111,6 +112,8 @@ pub struct LogSegment {
     pub(crate) index_misses: AtomicU64,
     /// Which of the log, offset index and time index were written since their last fsync.
     pub(crate) dirty: [bool; 3],
+    /// `<base>.txnindex`: the transactions aborted by a marker in this segment.
+    pub(crate) txn_index: TransactionIndex,
 }
 
 impl LogSegment {
@@ -135,6 +138,7 @@ impl LogSegment {
             last_modified_ms: now_ms,
             index_misses: AtomicU64::new(0),
             dirty: [true; 3],
+            txn_index: TransactionIndex::new(dir, base_offset),
         }
     }
 
@@ -179,6 +183,10 @@ impl LogSegment {
 
     pub fn time_index(&self) -> &TimeIndex {
         &self.time_index
+    }
+
+    pub fn txn_index(&self) -> &TransactionIndex {
+        &self.txn_index
     }
 
     pub fn max_timestamp(&self) -> TimestampOffset {
@@ -358,7 +366,7 @@ impl LogSegment {
                 *dirty = false;
             }
         }
-        Ok(())
+        self.txn_index.flush(disk).await
     }
 
     /// Removes the segment's files, the log first: an index left by a crash in between is an
@@ -369,7 +377,7 @@ impl LogSegment {
                 disk.remove(path).await?;
             }
         }
-        Ok(())
+        self.txn_index.delete(disk).await
     }
 
     /// The segment's file as batches.
@@ -500,6 +508,7 @@ impl LogSegment {
             disk.truncate(&self.time_index_path, times_len).await?;
         }
         disk.truncate(&self.log_path, position).await?;
+        self.txn_index.truncate_to(disk, next_offset).await?;
         self.dirty = [true; 3];
         let truncated = self.size_bytes - position;
         self.size_bytes = position;

@@ -6,6 +6,7 @@
 mod log_tests;
 mod recovery_tests;
 mod segment_tests;
+mod txn_tests;
 
 use bytes::Bytes;
 
