@@ -67,6 +67,24 @@ enum Appended {
     },
 }
 
+/// The aborted transactions a `read_committed` fetch from `offset` must be told of: those
+/// ending at or after it and starting below the last stable offset (Kafka's
+/// `collectAbortedTransactions`).
+fn aborted_transactions(
+    partition: &super::Partition,
+    offset: i64,
+) -> Vec<kafka_protocol::messages::fetch_response::AbortedTransaction> {
+    partition
+        .aborted_transactions(offset, partition.last_stable_offset())
+        .into_iter()
+        .map(|t| {
+            kafka_protocol::messages::fetch_response::AbortedTransaction::default()
+                .with_producer_id(t.producer_id.into())
+                .with_first_offset(t.first_offset)
+        })
+        .collect()
+}
+
 fn topic_partition(topic: &TopicName, partition: i32) -> Option<TopicPartition> {
     u32::try_from(partition)
         .ok()
@@ -139,9 +157,14 @@ impl Broker {
             RequestKind::ListOffsets(req) => Reply::Send(Box::new(ResponseKind::ListOffsets(
                 self.list_offsets(req).await,
             ))),
-            RequestKind::InitProducerId(req) if req.transactional_id.is_none() => Reply::Send(
-                Box::new(ResponseKind::InitProducerId(self.init_producer_id(req).await)),
-            ),
+            RequestKind::WriteTxnMarkers(req) => Reply::Send(Box::new(
+                ResponseKind::WriteTxnMarkers(self.write_txn_markers(req).await),
+            )),
+            RequestKind::InitProducerId(req) if req.transactional_id.is_none() => {
+                Reply::Send(Box::new(ResponseKind::InitProducerId(
+                    self.init_producer_id(req).await,
+                )))
+            }
             RequestKind::InitProducerId(_)
             | RequestKind::AddPartitionsToTxn(_)
             | RequestKind::AddOffsetsToTxn(_)
@@ -483,8 +506,16 @@ impl Broker {
                         } else if epoch > partition.leader_epoch() {
                             data.error_code = code(ResponseError::UnknownLeaderEpoch);
                         } else {
-                            match partition.read_committed(fp.fetch_offset, max).await {
+                            let committed_only = req.isolation_level == 1;
+                            match partition
+                                .read_committed(fp.fetch_offset, max, committed_only)
+                                .await
+                            {
                                 Ok(Committed::Records(bytes)) => {
+                                    if committed_only {
+                                        data.aborted_transactions =
+                                            Some(aborted_transactions(&partition, fp.fetch_offset));
+                                    }
                                     total += bytes.len();
                                     data.records = Some(bytes);
                                 }

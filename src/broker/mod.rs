@@ -41,9 +41,9 @@ use crate::storage::retention::RetentionConfig;
 use crate::world::{Clock, Disk, SharedRecorder};
 
 pub use group_coordinator::{GroupConfig, OFFSETS_TOPIC};
-pub use txn_coordinator::{TxnConfig, TRANSACTION_STATE_TOPIC};
 pub use log_manager::LogManagerConfig;
 pub use partition::Partition;
+pub use txn_coordinator::{TxnConfig, TRANSACTION_STATE_TOPIC};
 
 /// The configs a partition runs with: its topic's, each resolved as Kafka resolves it (the
 /// topic's own value, else the broker's synonym, else Kafka's default; see
@@ -85,6 +85,14 @@ pub enum PlantedBug {
     /// `min.insync.replicas` is held against every assigned replica, in the ISR or not, so
     /// `acks=all` is acknowledged by replicas that do not hold the write.
     AcksCountOutsideIsr,
+    /// A `read_committed` fetch reads up to the high watermark, past the last stable offset.
+    FetchPastLastStableOffset,
+    /// A new leader starts with no producer state: it neither rebuilds it from its log nor
+    /// keeps what it had as a follower, so a retried batch is appended again.
+    ForgetProducerStateOnFailover,
+    /// The transaction coordinator hands out the current epoch again instead of bumping it, so
+    /// an older instance of a transactional id is never fenced.
+    NoEpochFence,
 }
 
 /// The broker's replication configs (Kafka's `replica.*`), and the contract's protocol variants

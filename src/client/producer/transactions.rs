@@ -100,6 +100,9 @@ pub(super) struct TxnManager {
     pending: BTreeSet<TopicPartition>,
     /// Partitions the coordinator has added to this transaction.
     added: BTreeSet<TopicPartition>,
+    /// The coordinator knows of this transaction (a partition or the offsets were added): it
+    /// must be ended with `EndTxn`. Otherwise it ends here (`transactionStarted`).
+    started: bool,
 }
 
 impl TxnManager {
@@ -111,6 +114,7 @@ impl TxnManager {
             coordinator: None,
             pending: BTreeSet::new(),
             added: BTreeSet::new(),
+            started: false,
         }
     }
 
@@ -417,6 +421,7 @@ pub(super) async fn add_pending_partitions(shared: &Shared) -> bool {
                 idempotence.allow(&tp);
                 txn.added.insert(tp);
             }
+            txn.started = true;
             true
         }
         Some(Verdict::Retry { rediscover }) => {
@@ -536,6 +541,7 @@ impl KafkaProducer {
         txn.state = TxnState::InTransaction;
         txn.added.clear();
         txn.pending.clear();
+        txn.started = false;
         drop(txn);
         shared
             .idempotence
@@ -578,6 +584,7 @@ impl KafkaProducer {
             })
             .await
             .map_err(|e| shared.fail(e))?;
+        shared.txn().started = true;
         self.txn_offset_commit(&id, producer, offsets, group)
             .await
             .map_err(|e| shared.fail(e))
@@ -703,10 +710,18 @@ impl KafkaProducer {
         let producer = shared
             .producer()
             .ok_or_else(|| TxnError::IllegalState("no producer id".into()))?;
-        let (id, timeout_ms) = {
+        let (id, timeout_ms, started) = {
             let txn = shared.txn();
-            (txn.transactional_id.clone(), txn.timeout_ms)
+            (txn.transactional_id.clone(), txn.timeout_ms, txn.started)
         };
+        if !started {
+            // Nothing of it reached the coordinator: it ends here, as Kafka's client ends an
+            // empty transaction without EndTxn.
+            let mut txn = shared.txn();
+            txn.state = TxnState::Ready;
+            txn.pending.clear();
+            return Ok(());
+        }
         let request = RequestKind::EndTxn(
             EndTxnRequest::default()
                 .with_transactional_id(TransactionalId(str_bytes(&id)))
@@ -727,6 +742,7 @@ impl KafkaProducer {
             txn.state = TxnState::Ready;
             txn.added.clear();
             txn.pending.clear();
+            txn.started = false;
         }
         let ResponseKind::EndTxn(r) = response else {
             unreachable!("txn_call checked the answer")
