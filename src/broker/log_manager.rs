@@ -438,7 +438,17 @@ pub async fn clean_log(
         bytes_before: 0,
         bytes_after: 0,
     };
-    let cleaned_bytes = clean_segments(&below, &contents, now_ms, config, &mut cleaning)?;
+    // Kafka's `lastRecordsOfActiveProducers`: each producer's last batch is kept, so that its
+    // state survives a reload.
+    let active_producers = log.last_records_of_active_producers();
+    let cleaned_bytes = clean_segments(
+        &below,
+        &contents,
+        now_ms,
+        config,
+        &active_producers,
+        &mut cleaning,
+    )?;
     for group in group_segments(log, &below, end_offset) {
         let unchanged = group.len() == 1 && cleaned_bytes[group.start] == contents[group.start];
         if unchanged {
@@ -459,6 +469,7 @@ fn clean_segments(
     contents: &[Vec<u8>],
     now_ms: i64,
     config: &CleanerConfig,
+    active_producers: &BTreeMap<i64, i64>,
     cleaning: &mut Cleaning,
 ) -> Result<Vec<Vec<u8>>, LogError> {
     // The dirty section: from the segment holding the first dirty offset to the round's end.
@@ -467,12 +478,11 @@ fn clean_segments(
         .saturating_sub(1);
     let dirty: Vec<&[u8]> = contents[first_dirty..].iter().map(Vec::as_slice).collect();
     let offset_map = cleaner::build_offset_map(&dirty)?;
-    let no_producers = BTreeMap::new();
     let round = CleaningRound {
         now_ms,
         end_offset: cleaning.end_offset,
         offset_map: &offset_map,
-        active_producers: &no_producers,
+        active_producers,
         config,
     };
     let mut cleaned_bytes = Vec::with_capacity(below.len());

@@ -250,11 +250,13 @@ impl Partition {
         progress: Arc<super::Signal>,
     ) -> std::io::Result<(Partition, RecoveryReport)> {
         let now_ms = ctx.clock.now_ms();
-        let (log, report) =
+        let (mut log, report) =
             Log::open(ctx.disk.clone(), &tp.to_string(), config.log, now_ms).await?;
         let high_watermark = checkpointed_hw
             .unwrap_or(0)
             .clamp(log.log_start_offset(), log.log_end_offset());
+        // Transactions the rebuild found decided below it are stable.
+        log.on_high_watermark_updated(high_watermark);
         let partition = Partition {
             tp,
             topic_id: topic_id.to_string(),

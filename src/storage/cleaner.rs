@@ -204,7 +204,7 @@ pub struct CleaningRound<'a> {
     /// `build_offset_map` over the round's dirty segments.
     pub offset_map: &'a BTreeMap<Bytes, i64>,
     /// Kafka's `lastRecordsOfActiveProducers`: producer id → offset of its last data record.
-    /// Empty until Samsa keeps producer state.
+    /// From the log's producer state (`Log::last_records_of_active_producers`).
     pub active_producers: &'a BTreeMap<i64, i64>,
     pub config: &'a CleanerConfig,
 }

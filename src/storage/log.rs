@@ -628,6 +628,7 @@ impl Log {
         for txn in aborted {
             segment.txn_index.append(&disk, txn).await?;
         }
+        segment.txn_index.flush(&disk).await?;
         self.segments.insert(bases[0], segment);
         Ok(())
     }

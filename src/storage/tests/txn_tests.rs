@@ -437,3 +437,82 @@ fn after_a_crash_the_state_matches_what_survived() {
         "no seed lost a batch: the test no longer tests a crash"
     );
 }
+
+/// Transactions of `PID` in segments of 1000 bytes, every other one aborted, flushed: the
+/// segments below the active one are trusted on the next open.
+async fn aborted_transactions_in_segments(disk: &Disk) -> Log {
+    let (mut log, _) = open_with(disk, small_config()).await;
+    for i in 0..12 {
+        produce(&mut log, PID, i * 2, 2, true).await.unwrap();
+        end_txn(&mut log, PID, i % 2 == 1).await;
+    }
+    log.flush().await.unwrap();
+    assert!(log.segments().len() >= 3, "{:?}", log.segments());
+    log
+}
+
+#[test]
+fn a_trusted_transaction_index_that_fails_its_sanity_check_is_rebuilt() {
+    run(async {
+        let (mem, disk) = disk();
+        let log = aborted_transactions_in_segments(&disk).await;
+        let aborted = log.collect_aborted_transactions(0, log.log_end_offset());
+        assert_eq!(aborted.len(), 6);
+        drop(log);
+        let index = format!("{DIR}/00000000000000000000.txnindex");
+        let before = mem.bytes(&index);
+        assert!(!before.is_empty());
+        mem.with_file(&index, |f| f.extend_from_slice(b"xyz"))
+            .unwrap();
+        let (log, report) = open_with(&disk, small_config()).await;
+        assert!(!report.segments[0].validated, "{report:?}");
+        assert!(
+            report.problems.iter().any(|p| p.contains("txnindex")),
+            "{report:?}"
+        );
+        assert_eq!(mem.bytes(&index), before);
+        assert_eq!(
+            log.collect_aborted_transactions(0, log.log_end_offset()),
+            aborted
+        );
+    })
+}
+
+#[test]
+fn a_corrupt_snapshot_is_skipped_for_an_older_one_or_the_batches() {
+    run(async {
+        let (mem, disk) = disk();
+        let log = aborted_transactions_in_segments(&disk).await;
+        let expected = log.producer_state(PID).cloned();
+        let active = log.segments().last().unwrap().base_offset;
+        drop(log);
+        let (log, _) = open_with(&disk, small_config()).await;
+        let summary = |e: &crate::storage::producer_state::ProducerStateEntry| {
+            (
+                e.producer_epoch,
+                e.last_seq(),
+                e.last_data_offset(),
+                e.current_txn_first_offset,
+            )
+        };
+        let expected = summary(&expected.unwrap());
+        // A snapshot keeps only the last batch of the producer, as Kafka's does.
+        assert_eq!(log.producer_state(PID).map(summary), Some(expected));
+        drop(log);
+        // The snapshot recovery starts from (the active segment's, which is re-validated) is
+        // corrupt: an older one and the batches after it do.
+        mem.with_file(&snapshot_path(active), |f| f[12] ^= 0xff)
+            .unwrap();
+        let (log, report) = open_with(&disk, small_config()).await;
+        assert!(
+            report.problems.iter().any(|p| p.contains("CRC")),
+            "{report:?}"
+        );
+        assert_eq!(log.producer_state(PID).map(summary), Some(expected));
+        // The replayed markers wait for the high watermark, as after any open.
+        let mut log = log;
+        let end = log.log_end_offset();
+        log.on_high_watermark_updated(end);
+        assert_eq!(log.first_unstable_offset(), None);
+    })
+}
