@@ -589,6 +589,9 @@ mod tests {
             )]),
         );
         let text = serde_json::to_string(&plain).unwrap();
-        assert!(!text.contains("producer_id") && !text.contains("markers"), "{text}");
+        assert!(
+            !text.contains("producer_id") && !text.contains("markers"),
+            "{text}"
+        );
     }
 }

@@ -32,9 +32,13 @@ use crate::history::Op;
 const CHECK: &str = "aborted-read";
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
+    let polls = read_committed_polls(history);
+    if polls.is_empty() {
+        return Vec::new();
+    }
     let places = places_by_value(state);
     let mut found = Vec::new();
-    for (poll, reads) in read_committed_polls(history) {
+    for (poll, reads) in polls {
         let mut aborted: BTreeMap<&str, Vec<(i64, &str)>> = BTreeMap::new();
         for read in &reads {
             let Some(record) = record_read(state, &places, read) else {

@@ -140,7 +140,10 @@ mod tests {
                 record_of(2, "t1-0", (pid, epoch), Some(Committed)),
                 record_of(4, "t1-0", (pid, epoch), Some(Open)),
             ],
-            vec![marker(1, (pid, epoch), false), marker(3, (pid, epoch), true)],
+            vec![
+                marker(1, (pid, epoch), false),
+                marker(3, (pid, epoch), true),
+            ],
         );
         let mut final_state = state(vec![("orders-0", log)]);
         assert_eq!(check(&history, &final_state), vec![]);

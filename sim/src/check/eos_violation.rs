@@ -273,7 +273,10 @@ impl Judged<'_> {
     fn violations(&self, context: &str, partition: &str, at_ms: u64) -> Vec<Violation> {
         let kinds = [
             (&self.missing, "below it have no committed output"),
-            (&self.doubled, "below it have more than one committed output"),
+            (
+                &self.doubled,
+                "below it have more than one committed output",
+            ),
             (
                 &self.ahead,
                 "at or above it have a committed output, though their offsets are not committed",
@@ -346,11 +349,9 @@ fn aborted_inputs(
         else {
             continue;
         };
-        let aborted = inputs.get(input).is_some_and(|records| {
-            records
-                .iter()
-                .all(|r| r.txn == Some(TxnStatus::Aborted))
-        });
+        let aborted = inputs
+            .get(input)
+            .is_some_and(|records| records.iter().all(|r| r.txn == Some(TxnStatus::Aborted)));
         if !aborted {
             continue;
         }
@@ -378,4 +379,183 @@ fn aborted_inputs(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::check::fixtures::{
+        marker, offset_commit, op, plain, record_of, state, summary, txn_partition,
+    };
+    use crate::check::TxnStatus::{Aborted, Committed, Open};
+
+    const W1: (i64, i16) = (1, 0);
+    const W2: (i64, i16) = (2, 0);
+
+    /// Two members of group g, w1 and w2, each a pipeline from `in` to `out`.
+    fn pipelines() -> Vec<Op> {
+        ["w1", "w2"]
+            .into_iter()
+            .map(|w| {
+                op(
+                    w,
+                    OpType::Ok,
+                    "pipeline",
+                    json!({"group": "g", "input": ["in"], "output": "out", "prefix": format!("{w}:")}),
+                    5,
+                )
+            })
+            .collect()
+    }
+
+    /// A transaction of `process` that sent `values`, completed `kind`.
+    fn txn(process: &str, kind: OpType, values: &[&str], at_ms: u64) -> [Op; 2] {
+        [
+            op(
+                process,
+                OpType::Invoke,
+                "txn",
+                json!({"transactional_id": process}),
+                at_ms,
+            ),
+            op(process, kind, "txn", json!({"values": values}), at_ms + 1),
+        ]
+    }
+
+    /// in-0: i-0 … i-5 at offsets 0..=5, then i-x in an aborted transaction (marker at 7).
+    fn input() -> crate::check::FinalPartition {
+        let mut records: Vec<FinalRecord> = (0..6).map(|i| plain(i, &format!("i-{i}"))).collect();
+        records.push(record_of(6, "i-x", (9, 0), Some(Aborted)));
+        txn_partition(records, vec![marker(7, (9, 0), false)])
+    }
+
+    /// The group committed offset 4 of in-0 at 500 ms (after 3 at 300 ms).
+    fn trace() -> Vec<TraceEvent> {
+        vec![
+            offset_commit(300, "g", ("in-0", 3), None),
+            offset_commit(500, "g", ("in-0", 4), None),
+        ]
+    }
+
+    #[test]
+    fn one_committed_output_per_committed_input_is_quiet() {
+        let mut history = pipelines();
+        history.extend(txn("w1", OpType::Ok, &["w1:i-0", "w1:i-1"], 100));
+        history.extend(txn("w1", OpType::Fail, &["w1:i-2"], 200));
+        history.extend(txn("w2", OpType::Ok, &["w2:i-2", "w2:i-3"], 300));
+        history.extend(txn("w2", OpType::Ok, &["w2:i-4"], 400));
+        let output = txn_partition(
+            vec![
+                record_of(0, "w1:i-0", W1, Some(Committed)),
+                record_of(1, "w1:i-1", W1, Some(Committed)),
+                // w1's attempt at i-2 aborted; w2 took over the partition and did it again.
+                record_of(3, "w1:i-2", W1, Some(Aborted)),
+                record_of(5, "w2:i-2", W2, Some(Committed)),
+                record_of(6, "w2:i-3", W2, Some(Committed)),
+                // Ahead of the committed offset, but of w2's last transaction: the offsets'
+                // marker may still be on its way.
+                record_of(8, "w2:i-4", W2, Some(Committed)),
+                // Ahead, listed in no transaction of the history, of w1's last transaction in
+                // out-0.
+                record_of(10, "w1:i-5", W1, Some(Committed)),
+                // Unrelated records of another producer.
+                plain(12, "p-0"),
+            ],
+            vec![
+                marker(2, W1, true),
+                marker(4, W1, false),
+                marker(7, W2, true),
+                marker(9, W2, true),
+                marker(11, W1, true),
+            ],
+        );
+        let final_state = state(vec![("in-0", input()), ("out-0", output)]);
+        assert_eq!(check(&history, &trace(), &final_state), vec![]);
+    }
+
+    #[test]
+    fn missing_doubled_and_early_outputs_fire() {
+        let mut history = pipelines();
+        history.extend(txn("w1", OpType::Ok, &["w1:i-0", "w1:i-2"], 100));
+        history.extend(txn("w2", OpType::Ok, &["w2:i-2", "w2:i-5"], 200));
+        history.extend(txn("w2", OpType::Ok, &["w2:i-3"], 300));
+        let output = txn_partition(
+            vec![
+                record_of(0, "w1:i-0", W1, Some(Committed)),
+                // i-1: no output at all. i-2: two committed outputs (w1's and w2's).
+                record_of(1, "w1:i-2", W1, Some(Committed)),
+                record_of(3, "w2:i-2", W2, Some(Committed)),
+                // i-5 is above the committed offset, and its transaction was not w2's last.
+                record_of(4, "w2:i-5", W2, Some(Committed)),
+                record_of(6, "w2:i-3", W2, Some(Committed)),
+                // The output of an aborted input.
+                record_of(8, "w1:i-x", W1, Some(Committed)),
+            ],
+            vec![
+                marker(2, W1, true),
+                marker(5, W2, true),
+                marker(7, W2, true),
+                marker(9, W1, true),
+            ],
+        );
+        let final_state = state(vec![("in-0", input()), ("out-0", output)]);
+        let found = check(&history, &trace(), &final_state);
+        assert_eq!(
+            summary(&found),
+            vec![
+                (500, Some("in-0")),
+                (500, Some("in-0")),
+                (500, Some("in-0")),
+                (5, Some("out-0")),
+            ]
+        );
+        assert!(found.iter().all(|v| v.check == "eos-violation"));
+        assert_eq!(
+            found[0].detail,
+            "group g committed offset 4 of in-0: 1 input record(s) below it have no committed \
+             output: 1 (i-1)"
+        );
+        assert_eq!(
+            found[1].detail,
+            "group g committed offset 4 of in-0: 1 input record(s) below it have more than one \
+             committed output: 2 (i-2 → out-0@1, out-0@3)"
+        );
+        assert_eq!(
+            found[2].detail,
+            "group g committed offset 4 of in-0: 1 input record(s) at or above it have a \
+             committed output, though their offsets are not committed: 5 (i-5 → out-0@4)"
+        );
+        assert_eq!(
+            found[3].detail,
+            "group g's pipeline committed 1 output(s) to out-0 of inputs found only in aborted \
+             transactions: 8 (w1:i-x)"
+        );
+    }
+
+    #[test]
+    fn an_output_still_open_is_not_missing_yet_and_no_commit_means_the_log_start() {
+        let history = pipelines();
+        let output = txn_partition(
+            vec![
+                record_of(0, "w1:i-0", W1, Some(Committed)),
+                record_of(2, "w1:i-1", W1, Some(Open)),
+            ],
+            vec![marker(1, W1, true)],
+        );
+        let final_state = state(vec![("in-0", input()), ("out-0", output)]);
+        let committed_2 = [offset_commit(300, "g", ("in-0", 2), None)];
+        assert_eq!(check(&history, &committed_2, &final_state), vec![]);
+        // Without any commit of the group, i-0's output is ahead of offset 0; and it is not of
+        // w1's last transaction in out-0, which the open one is.
+        let found = check(&history, &[], &final_state);
+        assert_eq!(summary(&found), vec![(5, Some("in-0"))]);
+        assert!(
+            found[0].detail.starts_with(
+                "group g committed offset 0 of in-0: 1 input record(s) at or above it"
+            ),
+            "{found:?}"
+        );
+    }
 }

@@ -289,7 +289,10 @@ pub(crate) fn marker(offset: i64, (pid, epoch): (i64, i16), commit: bool) -> Fin
 
 /// A final partition of `records` and `markers`, its log starting at 0 and its high watermark
 /// past both.
-pub(crate) fn txn_partition(records: Vec<FinalRecord>, markers: Vec<FinalMarker>) -> FinalPartition {
+pub(crate) fn txn_partition(
+    records: Vec<FinalRecord>,
+    markers: Vec<FinalMarker>,
+) -> FinalPartition {
     let end = records
         .iter()
         .map(|r| r.offset + 1)

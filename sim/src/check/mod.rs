@@ -30,6 +30,7 @@ pub mod reorder;
 pub mod split_brain;
 mod txn_view;
 pub mod uncommitted_read;
+pub mod zombie_write;
 
 /// One violation, as `summary.json` lists it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -187,6 +188,7 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.extend(aborted_read::check(history, state));
     found.extend(uncommitted_read::check(history, trace, state));
     found.extend(eos_violation::check(history, trace, state));
+    found.extend(zombie_write::check(history, trace, state));
     found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
     found
 }

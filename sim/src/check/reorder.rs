@@ -106,7 +106,8 @@ fn violations(partition: &str, process: &str, pairs: &[(Written, Written)]) -> V
         .take(SHOWN_PAIRS)
         .map(|pair| {
             let (later, earlier) = pair;
-            let detail = format!(
+            let detail =
+                format!(
                 "{process} sent {} before {}, but {partition} holds {} at offset {} before {} at \
                  offset {}",
                 earlier.value, later.value, later.value, later.offset, earlier.value, earlier.offset
@@ -138,7 +139,15 @@ mod tests {
     fn sent_in_order(process: &str, values: &[&str]) -> Vec<Op> {
         (0..)
             .zip(values)
-            .flat_map(|(i, v)| send(process, v, None, acked(v, "orders-0", i), 10 * (i as u64 + 1)))
+            .flat_map(|(i, v)| {
+                send(
+                    process,
+                    v,
+                    None,
+                    acked(v, "orders-0", i),
+                    10 * (i as u64 + 1),
+                )
+            })
             .collect()
     }
 
@@ -160,7 +169,10 @@ mod tests {
                 plain(7, "y"),
                 record_of(8, "c", (pid, epoch), Some(Committed)),
             ],
-            vec![marker(1, (pid, epoch), false), marker(9, (pid, epoch), true)],
+            vec![
+                marker(1, (pid, epoch), false),
+                marker(9, (pid, epoch), true),
+            ],
         );
         assert_eq!(check(&history, &state(vec![("orders-0", log)])), vec![]);
     }
@@ -190,7 +202,10 @@ mod tests {
         // The last one sent first, then all the others: nine pairs.
         let mut records = vec![plain(0, "p1-9")];
         records.extend((0..9).map(|i| plain(i + 1, refs[i as usize])));
-        let found = check(&history, &state(vec![("orders-0", txn_partition(records, vec![]))]));
+        let found = check(
+            &history,
+            &state(vec![("orders-0", txn_partition(records, vec![]))]),
+        );
         assert_eq!(found.len(), SHOWN_PAIRS + 1, "{found:?}");
         assert_eq!(
             found[SHOWN_PAIRS].detail,

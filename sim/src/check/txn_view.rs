@@ -16,7 +16,9 @@ use crate::val::Val;
 
 /// The topic of a partition name (`orders-0` → `orders`).
 pub(crate) fn topic_of(partition: &str) -> &str {
-    partition.rsplit_once('-').map_or(partition, |(topic, _)| topic)
+    partition
+        .rsplit_once('-')
+        .map_or(partition, |(topic, _)| topic)
 }
 
 /// Where a value is in the final logs.
@@ -33,10 +35,10 @@ pub(crate) fn places_by_value(state: &FinalState) -> BTreeMap<&str, Vec<Place<'_
     for (partition, log) in &state.partitions {
         for record in &log.committed {
             if let Some(value) = record.value.as_deref() {
-                places.entry(value).or_default().push(Place {
-                    partition,
-                    record,
-                });
+                places
+                    .entry(value)
+                    .or_default()
+                    .push(Place { partition, record });
             }
         }
     }

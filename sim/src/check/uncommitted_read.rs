@@ -90,9 +90,7 @@ impl Txns {
     fn new(log: &FinalPartition, high_watermarks: &[(u64, i64)]) -> Self {
         let mut txns = transactions(log);
         for txn in &mut txns {
-            txn.decided_ms = txn
-                .marker
-                .and_then(|(m, _)| decided_ms(high_watermarks, m));
+            txn.decided_ms = txn.marker.and_then(|(m, _)| decided_ms(high_watermarks, m));
         }
         let mut latest_decided: Vec<usize> = Vec::with_capacity(txns.len());
         for (i, txn) in txns.iter().enumerate() {
@@ -189,7 +187,15 @@ fn decided_ms(high_watermarks: &[(u64, i64)], offset: i64) -> Option<u64> {
     high_watermarks.get(i).map(|&(at_ms, _)| at_ms)
 }
 
+/// One poll's reads of a partition past the LSO, and the transaction that held it below the
+/// first of them.
+type Unstable<'a> = (Vec<(i64, &'a str)>, &'a Txn);
+
 pub fn check(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Vec<Violation> {
+    let polls = read_committed_polls(history);
+    if polls.is_empty() {
+        return Vec::new();
+    }
     let places = places_by_value(state);
     let hws = high_watermarks(trace);
     let txns: BTreeMap<&str, Txns> = state
@@ -202,8 +208,8 @@ pub fn check(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Vec<Vi
         })
         .collect();
     let mut found = Vec::new();
-    for (poll, reads) in read_committed_polls(history) {
-        let mut unstable: BTreeMap<&str, (Vec<(i64, &str)>, &Txn)> = BTreeMap::new();
+    for (poll, reads) in polls {
+        let mut unstable: BTreeMap<&str, Unstable> = BTreeMap::new();
         for read in &reads {
             let Some(txns) = txns.get(read.partition) else {
                 continue;
@@ -350,7 +356,9 @@ mod tests {
         let found = check(&history, &early, &final_state());
         assert_eq!(found.len(), 1);
         assert!(
-            found[0].detail.ends_with("has its abort marker at offset 5, which no high watermark ever passed"),
+            found[0]
+                .detail
+                .ends_with("has its abort marker at offset 5, which no high watermark ever passed"),
             "{found:?}"
         );
     }
