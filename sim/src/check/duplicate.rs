@@ -15,10 +15,12 @@
 //! a `read_committed` consumer would read: written outside a transaction or in a committed one.
 //! A copy in an aborted transaction was never delivered, and one in a transaction still open
 //! may yet be aborted: neither is a duplicate. Values are unique per write, so a value found at
-//! more offsets than the history's `send`s of it (at least one: a value the history never sent,
-//! e.g. a pipeline's output, counts as written once) is a duplicate, whatever the producer's
-//! settings. A value sent twice on purpose (a pipeline that processes an input again writes its
-//! output again) is `eos-violation`'s business, not this one's.
+//! more offsets than the history's `send`s of it is a duplicate, whatever the producer's
+//! settings. A pipeline's output (a value that starts with the `prefix` of a `pipeline`
+//! operation) counts as sent once if the history has no `send` of it. A value sent twice on
+//! purpose (a pipeline that processes an input again writes its output again) is
+//! `eos-violation`'s business, not this one's. Values the history did not write (the records
+//! of `__consumer_offsets` and other internal topics) are not judged.
 //!
 //! One violation per value, at the time its (last) send completed, naming every place it is
 //! found; the partition is the first place's.
@@ -27,25 +29,40 @@ use std::collections::BTreeMap;
 
 use super::txn_view::{places_by_value, sends, Place};
 use super::{FinalState, Violation};
-use crate::history::Op;
+use crate::history::{Op, OpType};
+use crate::val::Val;
 
 const CHECK: &str = "duplicate";
 
 pub fn check(history: &[Op], state: &FinalState) -> Vec<Violation> {
     let sent = sends(history);
+    let prefixes = pipeline_prefixes(history);
     let mut found = Vec::new();
     for (value, places) in places_by_value(state) {
+        let sends_of = sent.get(value).map_or(0, Vec::len);
+        if sends_of == 0 && !prefixes.iter().any(|p| value.starts_with(p)) {
+            continue;
+        }
         let committed: Vec<Place> = places
             .into_iter()
             .filter(|p| p.record.is_committed_data())
             .collect();
-        let sends_of = sent.get(value).map_or(0, Vec::len);
         if committed.len() <= sends_of.max(1) {
             continue;
         }
         found.push(violation(value, &committed, &sent, sends_of));
     }
     found
+}
+
+/// The output prefixes of the history's `pipeline` operations.
+fn pipeline_prefixes(history: &[Op]) -> Vec<&str> {
+    history
+        .iter()
+        .filter(|op| op.f == "pipeline" && op.kind == OpType::Ok)
+        .filter_map(|op| op.value.get("prefix").and_then(Val::as_str))
+        .filter(|prefix| !prefix.is_empty())
+        .collect()
 }
 
 fn violation(
@@ -63,7 +80,7 @@ fn violation(
         .map(|p| format!("{}@{}", p.partition, p.record.offset))
         .collect();
     let written = match sends_of {
-        0 => "never sent by a producer of the history (counted as written once)".to_string(),
+        0 => "a pipeline's output (counted as written once)".to_string(),
         1 => "sent once".to_string(),
         n => format!("sent {n} times"),
     };
@@ -81,9 +98,11 @@ fn violation(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
     use crate::check::fixtures::{
-        acked, marker, plain, record_of, send, state, summary, txn_partition,
+        acked, marker, op, plain, record_of, send, state, summary, txn_partition,
     };
     use crate::check::TxnStatus::{Aborted, Committed, Open};
 
@@ -154,12 +173,19 @@ mod tests {
     }
 
     #[test]
-    fn a_value_sent_twice_may_be_there_twice_and_an_unsent_one_once() {
-        let history: Vec<Op> = [
+    fn a_value_sent_twice_may_be_there_twice_and_an_output_once() {
+        let mut history: Vec<Op> = [
             send("p1", "v", None, acked("v", "orders-0", 0), 10),
             send("p1", "v", None, acked("v", "orders-0", 1), 20),
         ]
         .concat();
+        history.push(op(
+            "pipe",
+            OpType::Ok,
+            "pipeline",
+            json!({"group": "g", "input": ["orders"], "output": "out", "prefix": "pipe:"}),
+            0,
+        ));
         let final_state = state(vec![
             (
                 "orders-0",
@@ -168,6 +194,11 @@ mod tests {
             (
                 "out-0",
                 txn_partition(vec![plain(0, "pipe:v"), plain(1, "pipe:w")], vec![]),
+            ),
+            // What the history did not write is not judged (an internal topic's records).
+            (
+                "__consumer_offsets-0",
+                txn_partition(vec![plain(0, "commit"), plain(1, "commit")], vec![]),
             ),
         ]);
         assert_eq!(check(&history, &final_state), vec![]);
@@ -181,6 +212,6 @@ mod tests {
             .push(plain(2, "pipe:v"));
         let found = check(&history, &doubled);
         assert_eq!(summary(&found), vec![(0, Some("out-0"))]);
-        assert!(found[0].detail.contains("never sent"), "{found:?}");
+        assert!(found[0].detail.contains("a pipeline's output"), "{found:?}");
     }
 }

@@ -17,11 +17,15 @@
 //! process and its place in that process's sending order (sends invoked by one process are in
 //! its sending order). A value the history never sent (a pipeline's output) is skipped.
 //!
-//! Per (partition, process), walking the log in offset order, a record sent before the latest
-//! one so far of the same process is out of order with it: one violation per such pair, at the
-//! time the later of the two sends completed, the first few per (partition, process), then one
-//! more that counts the rest. Without idempotence (and more than one request in flight), Kafka
-//! allows reordering, and a scenario that runs it expects or allows `reorder`.
+//! Only what the broker could order is judged: records written with a producer id (an
+//! idempotent or transactional producer's batches), each against the records of the same
+//! producer id. Without idempotence (and more than one request in flight) Kafka allows
+//! reordering, and a producer that starts over with a new producer id starts a new sequence.
+//!
+//! Per (partition, process, producer id), walking the log in offset order, a record sent before
+//! the latest one so far is out of order with it: one violation per such pair, at the time the
+//! later of the two sends completed, the first few per (partition, process), then one more that
+//! counts the rest.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -61,10 +65,10 @@ fn out_of_order<'a>(
     sent: &BTreeMap<&str, Vec<Sent<'a>>>,
 ) -> BTreeMap<&'a str, Vec<(Written<'a>, Written<'a>)>> {
     let mut seen: BTreeSet<&str> = BTreeSet::new();
-    let mut latest: BTreeMap<&str, Written> = BTreeMap::new();
+    let mut latest: BTreeMap<(&str, i64), Written> = BTreeMap::new();
     let mut pairs: BTreeMap<&str, Vec<(Written, Written)>> = BTreeMap::new();
     for record in log.committed.iter().filter(|r| r.is_committed_data()) {
-        let Some(value) = record.value.as_deref() else {
+        let (Some(value), Some(producer_id)) = (record.value.as_deref(), record.producer_id) else {
             continue;
         };
         if !seen.insert(value) {
@@ -78,7 +82,7 @@ fn out_of_order<'a>(
             value,
             sent: first,
         };
-        match latest.get(first.process) {
+        match latest.get(&(first.process, producer_id)) {
             Some(before) if before.sent.seq > first.seq => {
                 pairs
                     .entry(first.process)
@@ -86,7 +90,7 @@ fn out_of_order<'a>(
                     .push((*before, this));
             }
             _ => {
-                latest.insert(first.process, this);
+                latest.insert((first.process, producer_id), this);
             }
         }
     }
@@ -133,7 +137,15 @@ mod tests {
     use crate::check::fixtures::{
         acked, marker, plain, record_of, send, state, summary, txn_partition,
     };
-    use crate::check::TxnStatus::{Aborted, Committed};
+    use crate::check::{
+        FinalRecord,
+        TxnStatus::{Aborted, Committed},
+    };
+
+    /// A record of idempotent producer 1 (epoch 0), outside a transaction.
+    fn idem(offset: i64, value: &str) -> FinalRecord {
+        record_of(offset, value, (1, 0), None)
+    }
 
     /// `process` sent `values` in that order, one every 10 ms.
     fn sent_in_order(process: &str, values: &[&str]) -> Vec<Op> {
@@ -156,17 +168,18 @@ mod tests {
         let mut history = sent_in_order("p1", &["a", "b", "c"]);
         history.extend(sent_in_order("p2", &["x", "y"]));
         // Two processes interleaved, one value duplicated (not a reorder), an aborted copy of
-        // a later value first (never delivered), a value no one sent.
-        let (pid, epoch) = (3, 0);
+        // a later value first (never delivered), a value no one sent; p2 without idempotence
+        // (no producer id: Kafka does not order it).
+        let (pid, epoch) = (1, 0);
         let log = txn_partition(
             vec![
                 record_of(0, "c", (pid, epoch), Some(Aborted)),
-                plain(2, "a"),
-                plain(3, "x"),
-                plain(4, "a"),
-                plain(5, "b"),
-                plain(6, "unsent"),
-                plain(7, "y"),
+                idem(2, "a"),
+                plain(3, "y"),
+                idem(4, "a"),
+                idem(5, "b"),
+                idem(6, "unsent"),
+                plain(7, "x"),
                 record_of(8, "c", (pid, epoch), Some(Committed)),
             ],
             vec![
@@ -182,16 +195,28 @@ mod tests {
         let history = sent_in_order("p1", &["a", "b", "c", "d"]);
         // The planted bug: a retried batch (a) landed after later ones.
         let log = txn_partition(
-            vec![plain(0, "b"), plain(1, "c"), plain(2, "a"), plain(3, "d")],
+            vec![idem(0, "b"), idem(1, "c"), idem(2, "a"), idem(3, "d")],
             vec![],
         );
-        let found = check(&history, &state(vec![("orders-0", log)]));
+        let found = check(&history, &state(vec![("orders-0", log.clone())]));
         assert_eq!(summary(&found), vec![(31, Some("orders-0"))]);
         assert_eq!(found[0].check, "reorder");
         assert_eq!(
             found[0].detail,
             "p1 sent a before c, but orders-0 holds c at offset 1 before a at offset 2"
         );
+        // Without a producer id, or across two producer ids, Kafka promises no order.
+        let mut plain_log = log.clone();
+        for record in &mut plain_log.committed {
+            record.producer_id = None;
+        }
+        assert_eq!(
+            check(&history, &state(vec![("orders-0", plain_log)])),
+            vec![]
+        );
+        let mut two_ids = log;
+        two_ids.committed[2].producer_id = Some(2);
+        assert_eq!(check(&history, &state(vec![("orders-0", two_ids)])), vec![]);
     }
 
     #[test]
@@ -200,8 +225,8 @@ mod tests {
         let refs: Vec<&str> = values.iter().map(String::as_str).collect();
         let history = sent_in_order("p1", &refs);
         // The last one sent first, then all the others: nine pairs.
-        let mut records = vec![plain(0, "p1-9")];
-        records.extend((0..9).map(|i| plain(i + 1, refs[i as usize])));
+        let mut records = vec![idem(0, "p1-9")];
+        records.extend((0..9).map(|i| idem(i + 1, refs[i as usize])));
         let found = check(
             &history,
             &state(vec![("orders-0", txn_partition(records, vec![]))]),
