@@ -114,8 +114,8 @@ fn outputs<'a>(
     found
 }
 
-/// The values the history lists in transactions: (in any, in its process's last one, that is
-/// its last `txn` invoke, whatever the completion).
+/// The values the history's `txn` completions list: all of them, and those of each process's
+/// last transaction (its last `txn` invoke, whatever its completion).
 fn transactions(history: &[Op]) -> (BTreeSet<&str>, BTreeSet<&str>) {
     let mut count: BTreeMap<&str, usize> = BTreeMap::new();
     let mut values_by_txn: BTreeMap<(&str, usize), Vec<&str>> = BTreeMap::new();

@@ -192,3 +192,40 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{acked, committed_poll, marker, plain, record_of, send, state};
+    use super::*;
+
+    #[test]
+    fn check_all_runs_the_exactly_once_checks() {
+        let (t1, t2) = ((7, 0), (7, 1));
+        let mut history: Vec<Op> = [
+            send("p1", "p1-0", None, acked("p1-0", "orders-0", 0), 10),
+            send("p1", "p1-1", None, acked("p1-1", "orders-0", 1), 20),
+        ]
+        .concat();
+        history.extend(committed_poll("c", 40, &[("orders-0", 3, "t-0")]));
+        let log = FinalPartition {
+            log_start_offset: 0,
+            high_watermark: 7,
+            committed: vec![
+                plain(0, "p1-0"),
+                plain(1, "p1-1"),
+                plain(2, "p1-1"),
+                record_of(3, "t-0", t2, Some(TxnStatus::Aborted)),
+                record_of(5, "t-1", t1, Some(TxnStatus::Open)),
+            ],
+            markers: vec![marker(4, t2, false)],
+        };
+        let found = check_all(&history, &[], &state(vec![("orders-0", log)]));
+        let mut names: Vec<&str> = found.iter().map(|v| v.check.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(
+            names,
+            vec!["aborted-read", "duplicate", "zombie-write"],
+            "{found:?}"
+        );
+    }
+}
