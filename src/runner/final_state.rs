@@ -542,7 +542,8 @@ mod tests {
         )]);
         let state = read(&partitions, &BTreeMap::new(), &disks);
         let partition = &state.partitions["orders-0"];
-        let seen: Vec<(i64, Option<i64>, Option<i16>, Option<TxnStatus>)> = partition
+        type Seen = (i64, Option<i64>, Option<i16>, Option<TxnStatus>);
+        let seen: Vec<Seen> = partition
             .committed
             .iter()
             .map(|r| (r.offset, r.producer_id, r.epoch, r.txn))
