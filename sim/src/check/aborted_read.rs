@@ -8,7 +8,7 @@
 //! Kafka analyses (Kingsbury 2022, <https://jepsen.io/analyses/redpanda-21.10.1>; Bufstream
 //! 0.1.0, 2024, <https://jepsen.io/analyses/bufstream-0.1.0>, where a delayed commit or abort
 //! message, landing in a later transaction, lets Kafka itself commit what the client saw
-//! aborted: KAFKA-17754, which KIP-890's epoch bump per transaction closes).
+//! aborted, which KIP-890's epoch bump per transaction closes).
 //!
 //! What counts: every record a `poll` returned `ok` to a `read_committed` consumer (`"isolation":
 //! "read_committed"` in the poll's completion or its invoke), placed in the partition's final

@@ -10,7 +10,8 @@
 //! committed offset, exactly one committed output, and none for the records above it (those
 //! are not processed yet as far as the group knows: whoever takes over produces their outputs).
 //! Jepsen's Bufstream analysis (Kingsbury 2024, <https://jepsen.io/analyses/bufstream-0.1.0>)
-//! shows how a delayed commit or abort message tears such a transaction (KAFKA-17754).
+//! shows how a delayed commit or abort message tears such a transaction (what KIP-890's epoch
+//! bump per transaction closes).
 //!
 //! Read from the history, the trace and the final state. Each `pipeline` operation (type `ok`)
 //! names its group, input topics, output topic and the prefix its outputs carry (`<process>:`;

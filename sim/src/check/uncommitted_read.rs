@@ -8,10 +8,11 @@
 //! high watermark passes its marker). So every record a `read_committed` poll returns, at
 //! offset `o`, was stable when the poll completed: every transaction of the partition that
 //! starts at or below `o` had its marker below some replica's high watermark by then. Reading a
-//! record of a transaction that was not yet decided is Adya's *G1b*-like uncommitted read that
-//! Jepsen's Kafka analyses look for (Kingsbury, Bufstream 0.1.0, 2024,
-//! <https://jepsen.io/analyses/bufstream-0.1.0>); reading a plain record past an undecided
-//! transaction is the same broken LSO.
+//! record of a transaction not yet decided is the read of uncommitted data that
+//! `read_committed` exists to prevent (Jepsen's Bufstream analysis, Kingsbury 2024,
+//! <https://jepsen.io/analyses/bufstream-0.1.0>, defines the LSO the same way: "the highest
+//! offset below which every transaction has completed"); reading a plain record past an
+//! undecided transaction is the same broken LSO.
 //!
 //! What counts: every record a `poll` returned `ok` to a `read_committed` consumer, placed in
 //! the partition's final log as `aborted-read` places it (records the final log does not hold

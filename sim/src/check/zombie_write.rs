@@ -8,7 +8,7 @@
 //! transactional.id … fences off any zombie instances". KIP-360 bumps the epoch of an
 //! idempotent producer the same way, and KIP-890 once per transaction, so that a late write of
 //! a previous transaction cannot land in the next one (Jepsen, Bufstream 0.1.0, Kingsbury 2024,
-//! <https://jepsen.io/analyses/bufstream-0.1.0>; KAFKA-17754). A partition's log therefore
+//! <https://jepsen.io/analyses/bufstream-0.1.0>). A partition's log therefore
 //! never holds, after a batch or marker of a producer id in some epoch, a data batch of that
 //! producer id in an older one.
 //!
