@@ -312,8 +312,10 @@ config = {{ "acks" = "1" }}
                     .map(|(&offset, (_, value))| FinalRecord {
                         offset,
                         value: Some(value.clone()),
+                        ..FinalRecord::default()
                     })
                     .collect(),
+                ..FinalPartition::default()
             },
         )]),
         ..FinalState::default()

@@ -90,6 +90,7 @@ fn notable(event: &TraceEvent) -> bool {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
         "append"
         | "replica-append"
+        | "txn-marker"
         | "hw"
         | "listening"
         | "raft-hw"

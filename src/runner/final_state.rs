@@ -9,16 +9,24 @@
 //! so it is taken from the trace: the last one each replica reported, clamped to the log its disk
 //! holds (a crash may have cut the log below it). The partition's high watermark is its last
 //! leader's.
+//!
+//! Each record carries its batch's producer id and epoch, if it has them; a record of a
+//! transactional batch, what became of its transaction as the log shows it: the next control
+//! marker of its producer id decides (KIP-98: a COMMIT or ABORT marker closes every record of
+//! the producer id before it that no earlier marker closed), and a record no marker follows yet
+//! is `open`. The markers themselves are listed apart: they are not records a consumer reads.
 
 use std::collections::BTreeMap;
 
 use samsa_sim::check::{
-    FinalPartition, FinalRecord, FinalReplica, FinalState, MetadataLogStart, SnapshotPoint,
+    FinalMarker, FinalPartition, FinalRecord, FinalReplica, FinalState, MetadataLogStart,
+    SnapshotPoint, TxnStatus,
 };
 
 use super::recorder::{PartitionFigures, ReplicaFigures};
 use crate::raft::driver::METADATA_LOG_DIR;
 use crate::raft::snapshot;
+use crate::storage::batch::{BatchHeader, DecodedRecord};
 use crate::storage::{batch, checkpoint};
 
 /// The file naming the topic id a partition directory belongs to (Kafka's
@@ -79,6 +87,7 @@ struct ReplicaLog {
     log_start_offset: i64,
     log_end_offset: i64,
     records: Vec<FinalRecord>,
+    markers: Vec<FinalMarker>,
 }
 
 impl ReplicaLog {
@@ -90,6 +99,7 @@ impl ReplicaLog {
             log_start_offset: self.log_start_offset,
             high_watermark,
             committed: self.records.clone(),
+            markers: self.markers.clone(),
         }
     }
 
@@ -98,6 +108,7 @@ impl ReplicaLog {
             high_watermark: hw.min(self.log_end_offset),
             log_end_offset: self.log_end_offset,
             records: self.records,
+            markers: self.markers,
         }
     }
 }
@@ -127,7 +138,7 @@ fn read_log(
     ) {
         return None;
     }
-    let mut records = Vec::new();
+    let mut contents = LogContents::default();
     let (mut first_base, mut end) = (None, 0);
     for (path, bytes) in in_dir.filter(|(path, _)| path.ends_with(".log")) {
         let base: Option<i64> = path[prefix.len()..].trim_end_matches(".log").parse().ok();
@@ -139,10 +150,7 @@ fn read_log(
             let Ok((_, decoded)) = batch::decode_records(&rest[..size]) else {
                 break;
             };
-            records.extend(decoded.into_iter().map(|r| FinalRecord {
-                offset: r.offset,
-                value: r.value.map(|v| String::from_utf8_lossy(&v).into_owned()),
-            }));
+            contents.push_batch(&header, decoded);
             end = end.max(header.next_offset());
             rest = &rest[size..];
         }
@@ -157,8 +165,80 @@ fn read_log(
     Some(ReplicaLog {
         log_start_offset,
         log_end_offset: end.max(log_start_offset),
-        records,
+        records: contents.records,
+        markers: contents.markers,
     })
+}
+
+/// A log's records and transaction markers, read batch by batch in offset order.
+#[derive(Default)]
+struct LogContents {
+    records: Vec<FinalRecord>,
+    markers: Vec<FinalMarker>,
+    /// The records of each producer id's transaction that no marker has closed yet, by index.
+    open: BTreeMap<i64, Vec<usize>>,
+}
+
+/// The control record types of a marker's key (Kafka's `ControlRecordType`).
+const CONTROL_TYPE_ABORT: i16 = 0;
+const CONTROL_TYPE_COMMIT: i16 = 1;
+
+impl LogContents {
+    fn push_batch(&mut self, header: &BatchHeader, decoded: Vec<DecodedRecord>) {
+        let producer_id = header.producer_id;
+        if header.is_control() {
+            for record in decoded {
+                let Some(commit) = record.key.as_deref().and_then(marker_commits) else {
+                    continue;
+                };
+                self.markers.push(FinalMarker {
+                    offset: record.offset,
+                    producer_id,
+                    epoch: header.producer_epoch,
+                    commit,
+                });
+                let status = if commit {
+                    TxnStatus::Committed
+                } else {
+                    TxnStatus::Aborted
+                };
+                for index in self.open.remove(&producer_id).unwrap_or_default() {
+                    self.records[index].txn = Some(status);
+                }
+            }
+            return;
+        }
+        let has_producer = producer_id >= 0;
+        let transactional = header.is_transactional() && has_producer;
+        for record in decoded {
+            if transactional {
+                self.open
+                    .entry(producer_id)
+                    .or_default()
+                    .push(self.records.len());
+            }
+            self.records.push(FinalRecord {
+                offset: record.offset,
+                value: record
+                    .value
+                    .map(|v| String::from_utf8_lossy(&v).into_owned()),
+                producer_id: has_producer.then_some(producer_id),
+                epoch: has_producer.then_some(header.producer_epoch),
+                txn: transactional.then_some(TxnStatus::Open),
+            });
+        }
+    }
+}
+
+/// Whether a control record's key (version i16, type i16) is a COMMIT marker (`Some(true)`) or
+/// an ABORT one (`Some(false)`); `None` for another type or a key too short.
+fn marker_commits(key: &[u8]) -> Option<bool> {
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    match kind {
+        CONTROL_TYPE_ABORT => Some(false),
+        CONTROL_TYPE_COMMIT => Some(true),
+        _ => None,
+    }
 }
 
 /// Whether a directory's `partition.metadata` names `topic_id` (or there is nothing to compare).
@@ -265,6 +345,15 @@ mod tests {
 
     /// A stored batch at `base_offset` holding `values`.
     fn stored(base_offset: i64, values: &[&str]) -> Vec<u8> {
+        let spec = BatchSpec {
+            base_offset,
+            ..BatchSpec::default()
+        };
+        stored_as(spec, values)
+    }
+
+    /// A stored batch of `spec` holding `values`.
+    fn stored_as(spec: BatchSpec, values: &[&str]) -> Vec<u8> {
         let records: Vec<Record> = (0..)
             .zip(values)
             .map(|(delta, value)| Record {
@@ -275,11 +364,42 @@ mod tests {
                 headers: vec![],
             })
             .collect();
+        encode_batch(&spec, &records).to_vec()
+    }
+
+    /// A transactional batch of producer `pid` in `epoch` at `base_offset` holding `values`.
+    fn in_txn(base_offset: i64, (pid, epoch): (i64, i16), values: &[&str]) -> Vec<u8> {
         let spec = BatchSpec {
             base_offset,
+            producer_id: pid,
+            producer_epoch: epoch,
+            base_sequence: 0,
+            transactional: true,
             ..BatchSpec::default()
         };
-        encode_batch(&spec, &records).to_vec()
+        stored_as(spec, values)
+    }
+
+    /// A control batch at `offset`: producer `pid`'s COMMIT (or ABORT) marker in `epoch`.
+    fn marker(offset: i64, (pid, epoch): (i64, i16), commit: bool) -> Vec<u8> {
+        let spec = BatchSpec {
+            base_offset: offset,
+            producer_id: pid,
+            producer_epoch: epoch,
+            transactional: true,
+            control: true,
+            ..BatchSpec::default()
+        };
+        let kind: i16 = if commit { 1 } else { 0 };
+        let key = [0i16.to_be_bytes(), kind.to_be_bytes()].concat();
+        let record = Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: Some(Bytes::from(key)),
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 0])),
+            headers: vec![],
+        };
+        encode_batch(&spec, &[record]).to_vec()
     }
 
     /// A broker's files: a partition directory of `topic_id` with one segment of `batches`.
@@ -386,5 +506,93 @@ mod tests {
         let replica = &state.replicas["orders-0"][&1];
         assert_eq!((replica.high_watermark, replica.log_end_offset), (0, 2));
         assert_eq!(replica.records.len(), 2);
+    }
+
+    #[test]
+    fn each_transactional_record_takes_the_status_of_its_producers_next_marker() {
+        let idempotent = BatchSpec {
+            base_offset: 2,
+            producer_id: 9,
+            producer_epoch: 0,
+            base_sequence: 0,
+            ..BatchSpec::default()
+        };
+        let disks = BTreeMap::from([(
+            "broker-1".to_string(),
+            broker_disk(
+                "t1",
+                &[
+                    in_txn(0, (7, 1), &["t7-0", "t7-1"]),
+                    stored_as(idempotent, &["i9-0"]),
+                    in_txn(3, (8, 0), &["t8-0"]),
+                    marker(4, (7, 1), true),
+                    in_txn(5, (7, 2), &["t7-2"]),
+                    marker(6, (8, 0), false),
+                    stored(7, &["plain"]),
+                ],
+            ),
+        )]);
+        let partitions = BTreeMap::from([(
+            "orders-0".to_string(),
+            PartitionFigures {
+                topic_id: "t1".to_string(),
+                last_leader: Some(1),
+                ..PartitionFigures::default()
+            },
+        )]);
+        let state = read(&partitions, &BTreeMap::new(), &disks);
+        let partition = &state.partitions["orders-0"];
+        type Seen = (i64, Option<i64>, Option<i16>, Option<TxnStatus>);
+        let seen: Vec<Seen> = partition
+            .committed
+            .iter()
+            .map(|r| (r.offset, r.producer_id, r.epoch, r.txn))
+            .collect();
+        use TxnStatus::{Aborted, Committed, Open};
+        assert_eq!(
+            seen,
+            vec![
+                (0, Some(7), Some(1), Some(Committed)),
+                (1, Some(7), Some(1), Some(Committed)),
+                (2, Some(9), Some(0), None),
+                (3, Some(8), Some(0), Some(Aborted)),
+                (5, Some(7), Some(2), Some(Open)),
+                (7, None, None, None),
+            ]
+        );
+        assert_eq!(
+            partition.markers,
+            vec![
+                FinalMarker {
+                    offset: 4,
+                    producer_id: 7,
+                    epoch: 1,
+                    commit: true
+                },
+                FinalMarker {
+                    offset: 6,
+                    producer_id: 8,
+                    epoch: 0,
+                    commit: false
+                },
+            ]
+        );
+        let replica = &state.replicas["orders-0"][&1];
+        assert_eq!(replica.markers, partition.markers);
+        assert_eq!(replica.records, partition.committed);
+        // A log without producer ids serializes as before: no new keys.
+        let plain = read(
+            &partitions,
+            &BTreeMap::new(),
+            &BTreeMap::from([(
+                "broker-1".to_string(),
+                broker_disk("t1", &[stored(0, &["a"])]),
+            )]),
+        );
+        let text = serde_json::to_string(&plain).unwrap();
+        assert!(
+            !text.contains("producer_id") && !text.contains("markers"),
+            "{text}"
+        );
     }
 }

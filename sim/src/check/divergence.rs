@@ -124,7 +124,7 @@ fn first_difference(
         .records
         .iter()
         .take_while(|r| r.offset < below)
-        .find_map(|FinalRecord { offset, value }| {
+        .find_map(|FinalRecord { offset, value, .. }| {
             let leader = committed.get(offset)?;
             (*leader != value).then(|| {
                 format!(

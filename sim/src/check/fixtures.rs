@@ -3,7 +3,9 @@
 
 use serde_json::{json, Value};
 
-use super::{FinalPartition, FinalRecord, FinalReplica, FinalState, Violation};
+use super::{
+    FinalMarker, FinalPartition, FinalRecord, FinalReplica, FinalState, TxnStatus, Violation,
+};
 use crate::history::{Op, OpType, TraceEvent};
 
 pub(crate) fn op(process: &str, kind: OpType, f: &str, value: Value, at_ms: u64) -> Op {
@@ -137,6 +139,7 @@ pub(crate) fn replica(high_watermark: i64, records: &[(i64, &str)]) -> FinalRepl
         high_watermark,
         log_end_offset: records.last().map_or(0, |&(offset, _)| offset + 1),
         records: records_of(records),
+        markers: Vec::new(),
     }
 }
 
@@ -147,6 +150,7 @@ fn records_of(records: &[(i64, &str)]) -> Vec<FinalRecord> {
         .map(|&(offset, value)| FinalRecord {
             offset,
             value: Some(value.to_string()),
+            ..FinalRecord::default()
         })
         .collect()
 }
@@ -161,6 +165,7 @@ pub(crate) fn partition(
         log_start_offset,
         high_watermark,
         committed: records_of(records),
+        markers: Vec::new(),
     }
 }
 
@@ -244,4 +249,85 @@ pub(crate) fn offset_commit(
             "member": member,
         }),
     )
+}
+
+/// A final record at `offset` holding `value`, of producer `pid` in `epoch`; `txn`: the status
+/// of its transaction (`None`: written outside one).
+pub(crate) fn record_of(
+    offset: i64,
+    value: &str,
+    (pid, epoch): (i64, i16),
+    txn: Option<TxnStatus>,
+) -> FinalRecord {
+    FinalRecord {
+        offset,
+        value: Some(value.to_string()),
+        producer_id: Some(pid),
+        epoch: Some(epoch),
+        txn,
+    }
+}
+
+/// A final record at `offset` holding `value`, written without a producer id.
+pub(crate) fn plain(offset: i64, value: &str) -> FinalRecord {
+    FinalRecord {
+        offset,
+        value: Some(value.to_string()),
+        ..FinalRecord::default()
+    }
+}
+
+/// Producer `pid`'s COMMIT (or ABORT) marker at `offset`, in `epoch`.
+pub(crate) fn marker(offset: i64, (pid, epoch): (i64, i16), commit: bool) -> FinalMarker {
+    FinalMarker {
+        offset,
+        producer_id: pid,
+        epoch,
+        commit,
+    }
+}
+
+/// A final partition of `records` and `markers`, its log starting at 0 and its high watermark
+/// past both.
+pub(crate) fn txn_partition(
+    records: Vec<FinalRecord>,
+    markers: Vec<FinalMarker>,
+) -> FinalPartition {
+    let end = records
+        .iter()
+        .map(|r| r.offset + 1)
+        .chain(markers.iter().map(|m| m.offset + 1))
+        .max()
+        .unwrap_or(0);
+    FinalPartition {
+        log_start_offset: 0,
+        high_watermark: end,
+        committed: records,
+        markers,
+    }
+}
+
+/// A `read_committed` poll by `process` at `at_ms` that returned `records` (partition, offset,
+/// value).
+pub(crate) fn committed_poll(process: &str, at_ms: u64, records: &[(&str, i64, &str)]) -> [Op; 2] {
+    let records: Vec<Value> = records
+        .iter()
+        .map(|(p, o, v)| json!({"partition": p, "offset": o, "value": v}))
+        .collect();
+    [
+        op(
+            process,
+            OpType::Invoke,
+            "poll",
+            json!({"isolation": "read_committed"}),
+            at_ms - 1,
+        ),
+        op(
+            process,
+            OpType::Ok,
+            "poll",
+            json!({"isolation": "read_committed", "records": records}),
+            at_ms,
+        ),
+    ]
 }

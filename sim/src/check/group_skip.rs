@@ -94,11 +94,13 @@ pub fn check(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Vec<Vi
 /// let record = |offset| FinalRecord {
 ///     offset,
 ///     value: Some(format!("v-{offset}")),
+///     ..FinalRecord::default()
 /// };
 /// let orders_0 = FinalPartition {
 ///     log_start_offset: 0,
 ///     high_watermark: 2,
 ///     committed: vec![record(0), record(1)],
+///     ..FinalPartition::default()
 /// };
 /// let mut state = FinalState::default();
 /// state.partitions.insert("orders-0".to_string(), orders_0);

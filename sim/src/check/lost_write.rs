@@ -267,6 +267,7 @@ mod tests {
             .committed = vec![FinalRecord {
             offset: 0,
             value: None,
+            ..FinalRecord::default()
         }];
         let found = check(&history, &final_state);
         assert_eq!(found.len(), 1);
