@@ -202,7 +202,7 @@ impl Broker {
                 Err(AppendError::NotLeader)
             } else {
                 let mut batch = encode(&records, self.ctx.clock.now_ms()).to_vec();
-                partition.append_as_leader(&mut batch, -1).await
+                partition.append_as_leader(&mut batch, -1, "").await
             };
             match appended {
                 Ok(info) => state.written_end = info.last_offset + 1,

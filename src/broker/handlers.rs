@@ -150,7 +150,7 @@ impl Broker {
             RequestKind::Metadata(req) => Reply::Send(Box::new(ResponseKind::Metadata(
                 self.metadata_response(req),
             ))),
-            RequestKind::Produce(req) => self.produce(req).await,
+            RequestKind::Produce(req) => self.produce(req, client_id).await,
             RequestKind::Fetch(req) => {
                 Reply::Send(Box::new(ResponseKind::Fetch(self.fetch(req).await)))
             }
@@ -255,7 +255,7 @@ impl Broker {
     /// `Produce`: each partition's batch is appended as leader; with `acks=all` the answer waits
     /// (Kafka's produce purgatory) until the high watermark passes every appended batch, the
     /// leadership is lost, or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
-    async fn produce(&self, req: ProduceRequest) -> Reply {
+    async fn produce(&self, req: ProduceRequest, client_id: &str) -> Reply {
         let acks = req.acks;
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
@@ -264,7 +264,7 @@ impl Broker {
             let mut partitions = Vec::new();
             for data in topic.partition_data {
                 let appended = self
-                    .produce_partition(&topic.name, data.index, acks, data.records)
+                    .produce_partition(&topic.name, data.index, acks, data.records, client_id)
                     .await;
                 partitions.push((data.index, appended));
             }
@@ -336,6 +336,7 @@ impl Broker {
         index: i32,
         acks: i16,
         records: Option<Bytes>,
+        client_id: &str,
     ) -> Appended {
         if !matches!(acks, -1..=1) {
             return Appended::Done(failed(ResponseError::InvalidRequiredAcks));
@@ -356,7 +357,10 @@ impl Broker {
         };
         let mut batch = records.to_vec();
         let mut partition = handle.lock().await;
-        let error = match partition.append_as_leader(&mut batch, acks).await {
+        let error = match partition
+            .append_as_leader(&mut batch, acks, client_id)
+            .await
+        {
             Ok(info) => {
                 let response = PartitionProduceResponse::default()
                     .with_base_offset(info.first_offset)

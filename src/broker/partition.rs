@@ -519,11 +519,13 @@ impl Partition {
     }
 
     /// Appends a producer's batch as leader. `acks=-1` needs at least `min.insync.replicas` in
-    /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`).
+    /// the ISR before the append (Kafka's `NOT_ENOUGH_REPLICAS`). `client` is the request's
+    /// client id, traced with an idempotent or transactional batch's producer id and epoch.
     pub async fn append_as_leader(
         &mut self,
         batch: &mut Vec<u8>,
         acks: i16,
+        client: &str,
     ) -> Result<AppendInfo, AppendError> {
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
@@ -546,18 +548,26 @@ impl Partition {
             return Ok(info);
         }
         self.trace_roll(&info);
-        self.recorder.event_val(
-            &self.node,
-            "append",
-            val!({
-                "partition": self.tp.to_string(),
-                "broker": self.broker_id,
-                "first": info.first_offset,
-                "last": info.last_offset,
-                "leo": self.log.log_end_offset(),
-                "hw": self.high_watermark,
-            }),
-        );
+        let mut event = val!({
+            "partition": self.tp.to_string(),
+            "broker": self.broker_id,
+            "first": info.first_offset,
+            "last": info.last_offset,
+            "leo": self.log.log_end_offset(),
+            "hw": self.high_watermark,
+        });
+        if let Ok(header) = batch::parse_header(batch) {
+            if header.producer_id >= 0 {
+                event = event
+                    .with("pid", header.producer_id.into())
+                    .with("epoch", i64::from(header.producer_epoch).into())
+                    .with("client", client.into());
+                if header.is_transactional() {
+                    event = event.with("txn", true.into());
+                }
+            }
+        }
+        self.recorder.event_val(&self.node, "append", event);
         if !self.maybe_increment_high_watermark(now_ms) {
             self.wake();
         }
@@ -595,16 +605,16 @@ impl Partition {
         self.trace_roll(&info);
         self.recorder.event_val(
             &self.node,
-            "append",
+            "txn-marker",
             val!({
                 "partition": self.tp.to_string(),
                 "broker": self.broker_id,
-                "first": info.first_offset,
-                "last": info.last_offset,
+                "offset": info.last_offset,
+                "pid": producer_id,
+                "epoch": i64::from(producer_epoch),
+                "commit": commit,
                 "leo": self.log.log_end_offset(),
                 "hw": self.high_watermark,
-                "marker": if commit { "commit" } else { "abort" },
-                "producer_id": producer_id,
             }),
         );
         if !self.maybe_increment_high_watermark(now_ms) {

@@ -214,7 +214,7 @@ impl Broker {
             return Err(NOT_COORDINATOR);
         }
         let mut bytes = encode(record, self.ctx.clock.now_ms()).to_vec();
-        match partition.append_as_leader(&mut bytes, -1).await {
+        match partition.append_as_leader(&mut bytes, -1, "").await {
             Ok(info) => Ok(info.last_offset),
             Err(AppendError::NotLeader) => Err(NOT_COORDINATOR),
             Err(AppendError::NotEnoughReplicas) => Err(19),

@@ -36,6 +36,9 @@ pub(crate) struct Step<'a> {
     pub partition: &'a str,
     pub prev: Placed,
     pub next: Placed,
+    /// The later read was a `read_committed` poll's: records of aborted or still open
+    /// transactions are not its to return.
+    pub read_committed: bool,
 }
 
 impl Step<'_> {
@@ -67,6 +70,8 @@ pub(crate) fn steps<'a>(history: &'a [Op], state: &'a FinalState) -> Vec<Step<'a
             continue;
         }
         let records = op.value.get("records").and_then(Val::as_array);
+        let read_committed =
+            op.value.get("isolation").and_then(Val::as_str) == Some("read_committed");
         for record in records.into_iter().flatten() {
             let Some((partition, offset)) = partition_offset(record) else {
                 continue;
@@ -87,6 +92,7 @@ pub(crate) fn steps<'a>(history: &'a [Op], state: &'a FinalState) -> Vec<Step<'a
                     partition,
                     prev,
                     next,
+                    read_committed,
                 });
             }
         }
@@ -130,15 +136,25 @@ fn place(state: &FinalState, partition: &str, offset: i64, value: Option<&Val>) 
     (log.committed[index].value.as_deref() == read).then_some(index)
 }
 
-/// The offsets of the final log's committed records strictly between two indexes of `partition`.
+/// The offsets of the final log's committed records strictly between two indexes of `partition`
+/// that a consumer could have returned: for a `read_committed` one, none of an aborted or open
+/// transaction (KIP-98: such a consumer never sees them).
 pub(crate) fn offsets_between(
     state: &FinalState,
     partition: &str,
     from: usize,
     to: usize,
+    read_committed: bool,
 ) -> Vec<i64> {
     state.partitions[partition].committed[from + 1..to]
         .iter()
+        .filter(|r| {
+            !read_committed
+                || !matches!(
+                    r.txn,
+                    Some(super::TxnStatus::Aborted | super::TxnStatus::Open)
+                )
+        })
         .map(|r| r.offset)
         .collect()
 }
