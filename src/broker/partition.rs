@@ -461,6 +461,9 @@ impl Partition {
     /// `makeLeader`: this epoch starts at our log end offset; the followers' positions are
     /// unknown until they fetch.
     async fn become_leader(&mut self, now_ms: i64) -> std::io::Result<()> {
+        if self.planted_bug == Some(PlantedBug::ForgetProducerStateOnFailover) {
+            self.log.producer_state.forget_producers();
+        }
         let leo = self.log.log_end_offset();
         self.epoch_start_offset = leo;
         self.log.assign_epoch_start(self.leader_epoch, leo).await?;

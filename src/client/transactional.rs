@@ -112,6 +112,9 @@ pub async fn run(ctx: ClientContext, spec: TransactionalSpec) {
         }
         let abort = rng.gen_bool(spec.abort_ratio.clamp(0.0, 1.0));
         let outcome = if abort {
+            // The application waits for its sends, then gives up on the unit of work: the
+            // aborted records are in the log, for read_uncommitted consumers to see.
+            producer.flush().await;
             producer.abort_transaction().await.map(|()| false)
         } else {
             producer.commit_transaction().await.map(|()| true)

@@ -338,7 +338,8 @@ fn start_brokers(
         )))
         .collect();
     let groups = config::group_config(scenario);
-    let txn = config::txn_config(scenario);
+    let mut txn = config::txn_config(scenario);
+    txn.coordinator.planted_no_epoch_fence = bug == Some(PlantedBug::NoEpochFence);
     let replication = config::replication_config(scenario);
     let log_manager = config::log_manager_config(
         &scenario.cluster.config,

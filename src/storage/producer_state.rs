@@ -468,6 +468,12 @@ pub struct ProducerStateManager {
 }
 
 impl ProducerStateManager {
+    /// Forgets every producer (a planted bug: a leader that lost its producer state). Open
+    /// transactions are kept, so the last stable offset stays right.
+    pub fn forget_producers(&mut self) {
+        self.producers.clear();
+    }
+
     pub fn last_entry(&self, producer_id: i64) -> Option<&ProducerStateEntry> {
         self.producers.get(&producer_id)
     }

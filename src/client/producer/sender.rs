@@ -94,7 +94,7 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         // added to the transaction before their batches go.
         drop(view);
         if !super::transactions::add_pending_partitions(shared).await {
-            soon(now_ms + shared.config.retry_backoff_ms);
+            soon(now_ms + super::transactions::ADD_PARTITIONS_RETRY_BACKOFF_MS);
         }
         view = shared.view.lock().await;
     } else if shared.config.enable_idempotence && !producer_id_ready(shared, &mut view).await {

@@ -44,6 +44,11 @@ use crate::scenario::TopicPartition;
 /// The client's `AddPartitionsToTxn` version: v4 and up are for brokers (KIP-890).
 const ADD_PARTITIONS_CLIENT_VERSION: i16 = 3;
 
+/// Kafka's `TransactionManager` retries an `AddPartitionsToTxn` refused with
+/// CONCURRENT_TRANSACTIONS (the previous transaction's markers are being written) after 20 ms,
+/// not `retry.backoff.ms`: the wait is expected to be short.
+pub(super) const ADD_PARTITIONS_RETRY_BACKOFF_MS: u64 = 20;
+
 /// Kafka's `TransactionManager.State`, as far as the application sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TxnState {

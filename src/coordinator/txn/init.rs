@@ -82,8 +82,36 @@ impl TransactionCoordinator {
             .transactions
             .get_mut(&r.transactional_id)
             .expect("present or just created");
+        if self.config.planted_no_epoch_fence && m.producer_epoch >= 0 {
+            return unfenced_init_transit(m, timeout_ms, now_ms);
+        }
         prepare_init_transit(m, timeout_ms, expected, now_ms, ids)
     }
+}
+
+/// A planted bug: InitProducerId hands the current epoch out again and leaves an open
+/// transaction open, so an older instance of the transactional id is never fenced.
+fn unfenced_init_transit(
+    m: &mut TransactionMetadata,
+    timeout_ms: i32,
+    now_ms: u64,
+) -> Result<InitTransit, i16> {
+    if m.pending_transition_in_progress()
+        || matches!(
+            m.state,
+            TransactionState::PrepareAbort | TransactionState::PrepareCommit
+        )
+    {
+        return Err(error_code::CONCURRENT_TRANSACTIONS);
+    }
+    let state = m.state;
+    let epoch = m.producer_epoch;
+    let mut t = m.prepare_increment_producer_epoch(timeout_ms, None, now_ms)?;
+    t.producer_epoch = epoch;
+    if state == TransactionState::Ongoing {
+        t.txn_state = TransactionState::Ongoing;
+    }
+    Ok(InitTransit::Write(t))
 }
 
 /// `prepareInitProducerIdTransit`.

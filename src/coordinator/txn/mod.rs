@@ -163,6 +163,9 @@ pub struct TransactionCoordinatorConfig {
     /// transactions of a producer session, so a late EndTxn or Produce can land in a later
     /// transaction.
     pub transaction_version: u8,
+    /// A planted bug, for the test that shows `zombie-write` catches it: InitProducerId does
+    /// not fence the older instance (the epoch is not bumped). Never set from a scenario.
+    pub planted_no_epoch_fence: bool,
 }
 
 impl Default for TransactionCoordinatorConfig {
@@ -175,6 +178,7 @@ impl Default for TransactionCoordinatorConfig {
             transaction_state_num_partitions: 50,
             offsets_topic_num_partitions: 50,
             transaction_version: 2,
+            planted_no_epoch_fence: false,
         }
     }
 }
