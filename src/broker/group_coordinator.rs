@@ -767,9 +767,7 @@ pub(super) fn request_error(request: &GroupRequest, code: i16) -> GroupResponse 
             error_code: code,
             members: Vec::new(),
         }),
-        GroupRequest::OffsetCommit(r) => {
-            GroupResponse::OffsetCommit(all_failed(&r.topics, code))
-        }
+        GroupRequest::OffsetCommit(r) => GroupResponse::OffsetCommit(all_failed(&r.topics, code)),
         GroupRequest::TxnOffsetCommit(r) => {
             GroupResponse::TxnOffsetCommit(all_failed(&r.topics, code))
         }
@@ -796,7 +794,10 @@ pub(super) fn request_error(request: &GroupRequest, code: i16) -> GroupResponse 
 
 /// Every partition of a commit failed with `code`.
 fn all_failed(
-    topics: &[(String, Vec<crate::coordinator::group::OffsetCommitPartition>)],
+    topics: &[(
+        String,
+        Vec<crate::coordinator::group::OffsetCommitPartition>,
+    )],
     code: i16,
 ) -> OffsetCommitResponse {
     OffsetCommitResponse {
@@ -836,9 +837,7 @@ fn response_error(response: &GroupResponse, code: i16) -> GroupResponse {
             members: Vec::new(),
         }),
         GroupResponse::OffsetCommit(r) => GroupResponse::OffsetCommit(answer_failed(r, code)),
-        GroupResponse::TxnOffsetCommit(r) => {
-            GroupResponse::TxnOffsetCommit(answer_failed(r, code))
-        }
+        GroupResponse::TxnOffsetCommit(r) => GroupResponse::TxnOffsetCommit(answer_failed(r, code)),
         other => other.clone(),
     }
 }

@@ -9,8 +9,7 @@ use super::rebalance::timeout_ms;
 use super::records::{CoordinatorRecord, OffsetCommitValue};
 use super::{
     error_code, GroupResponse, OffsetCommitPartition, OffsetCommitRequest, OffsetCommitResponse,
-    OffsetFetchPartition,
-    OffsetFetchRequest, OffsetFetchResponse, RequestId,
+    OffsetFetchPartition, OffsetFetchRequest, OffsetFetchResponse, RequestId,
 };
 
 impl GroupCoordinator {
@@ -155,8 +154,7 @@ impl GroupCoordinator {
             Some(topics) => topics
                 .iter()
                 .map(|(topic, partitions)| {
-                    let found =
-                        |p: &i32| partition(topic, *p, offsets.get(&(topic.clone(), *p)));
+                    let found = |p: &i32| partition(topic, *p, offsets.get(&(topic.clone(), *p)));
                     (topic.clone(), partitions.iter().map(found).collect())
                 })
                 .collect(),

@@ -175,7 +175,10 @@ fn offset_commit(r: &wire::OffsetCommitRequest) -> OffsetCommitRequest {
 }
 
 /// v0-2 have no generation, member or instance id (KIP-447 added them in v3).
-fn txn_offset_commit(cx: &RequestContext, r: &wire::TxnOffsetCommitRequest) -> TxnOffsetCommitRequest {
+fn txn_offset_commit(
+    cx: &RequestContext,
+    r: &wire::TxnOffsetCommitRequest,
+) -> TxnOffsetCommitRequest {
     let v3 = cx.api_version >= 3;
     TxnOffsetCommitRequest {
         transactional_id: string(&r.transactional_id),
@@ -183,8 +186,16 @@ fn txn_offset_commit(cx: &RequestContext, r: &wire::TxnOffsetCommitRequest) -> T
         producer_id: r.producer_id.0,
         producer_epoch: r.producer_epoch,
         generation_id: if v3 { r.generation_id } else { -1 },
-        member_id: if v3 { string(&r.member_id) } else { String::new() },
-        group_instance_id: if v3 { opt_string(&r.group_instance_id) } else { None },
+        member_id: if v3 {
+            string(&r.member_id)
+        } else {
+            String::new()
+        },
+        group_instance_id: if v3 {
+            opt_string(&r.group_instance_id)
+        } else {
+            None
+        },
         topics: r
             .topics
             .iter()
@@ -358,8 +369,7 @@ fn txn_offset_commit_response(r: super::TxnOffsetCommitResponse) -> wire::TxnOff
             .with_name(TopicName(str_bytes(&topic)))
             .with_partitions(partitions)
     };
-    wire::TxnOffsetCommitResponse::default()
-        .with_topics(r.topics.into_iter().map(topic).collect())
+    wire::TxnOffsetCommitResponse::default().with_topics(r.topics.into_iter().map(topic).collect())
 }
 
 fn listed_group(g: super::ListedGroup) -> WireListedGroup {
