@@ -841,3 +841,97 @@ fn response_error(response: &GroupResponse, code: i16) -> GroupResponse {
         other => other.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::group::OffsetCommitValue;
+    use crate::storage::tests::{disk, open_with, run, small_config};
+
+    fn offset_record(partition: i32, offset: i64) -> CoordinatorRecord {
+        CoordinatorRecord::OffsetCommit {
+            group: "g1".to_owned(),
+            topic: "orders".to_owned(),
+            partition,
+            value: Some(OffsetCommitValue {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            }),
+        }
+    }
+
+    /// A control batch of one end-transaction marker (key: version 0, type 0 abort or 1 commit).
+    fn marker_batch(producer_id: i64, commit: bool) -> Bytes {
+        let spec = BatchSpec {
+            producer_id,
+            producer_epoch: 2,
+            transactional: true,
+            control: true,
+            ..BatchSpec::default()
+        };
+        let key = [0, 0, 0, u8::from(commit)];
+        let record = Record {
+            offset_delta: 0,
+            timestamp_delta: 0,
+            key: Some(Bytes::copy_from_slice(&key)),
+            // `EndTransactionMarker`'s value: version 0, coordinator epoch.
+            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 5])),
+            headers: Vec::new(),
+        };
+        batch::encode_batch(&spec, &[record])
+    }
+
+    /// The log as the loading coordinator reads it: plain records, a transactional batch's with
+    /// its producer id, and the markers, across segments (small ones) and in order.
+    #[test]
+    fn the_load_reads_batches_with_their_producer_ids_and_markers() {
+        run(async {
+            let (_, disk) = disk();
+            let (mut log, _) = open_with(&disk, small_config()).await;
+            let txn = TransactionalBatch {
+                producer_id: 7,
+                producer_epoch: 2,
+                records: vec![offset_record(0, 20), offset_record(1, 21)],
+            };
+            let plain = BatchSpec::default();
+            let mut batches = Vec::new();
+            for i in 0..6 {
+                batches.push(encode(&plain, &[offset_record(2, i)]));
+            }
+            batches.push(encode(&transactional_spec(&txn, 0), &txn.records));
+            batches.push(marker_batch(7, true));
+            batches.push(marker_batch(8, false));
+            batches.push(encode(&plain, &[offset_record(2, 99)]));
+            for batch in batches {
+                log.append(&mut batch.to_vec(), 0, 0).await.unwrap();
+            }
+            assert!(log.segments().len() > 1, "spans segments");
+
+            let mut expected: Vec<LogEntry> = (0..6)
+                .map(|i| LogEntry::Record {
+                    producer_id: None,
+                    record: offset_record(2, i),
+                })
+                .collect();
+            expected.extend(txn.records.iter().map(|r| LogEntry::Record {
+                producer_id: Some(7),
+                record: r.clone(),
+            }));
+            expected.push(LogEntry::Marker {
+                producer_id: 7,
+                commit: true,
+            });
+            expected.push(LogEntry::Marker {
+                producer_id: 8,
+                commit: false,
+            });
+            expected.push(LogEntry::Record {
+                producer_id: None,
+                record: offset_record(2, 99),
+            });
+            assert_eq!(read_log(&log).await.unwrap(), expected);
+        })
+    }
+}
