@@ -101,6 +101,14 @@ struct Waiter {
 /// Who committed a transaction's offsets: (generation, member id).
 type TxnCommitter = (i32, String);
 
+/// What a commit marker made committed, traced once the high watermark reaches `end`.
+struct CommittedByMarker {
+    end: i64,
+    producer_id: i64,
+    committer: Option<TxnCommitter>,
+    offsets: Vec<MaterializedOffset>,
+}
+
 /// A transaction marker the broker appended: its offset, producer id and whether it commits.
 #[derive(Clone, Copy, Debug)]
 struct Marker {
@@ -128,8 +136,9 @@ struct ShardState {
     /// Markers handed over while the shard was loading, applied once it is loaded.
     markers_while_loading: Vec<Marker>,
     /// The offsets committed by a marker, traced once the high watermark passes the marker.
-    committed_txn_offsets: VecDeque<(i64, i64, Vec<MaterializedOffset>)>,
-    /// The last TxnOffsetCommit's committer per producer id, for those traces.
+    committed_txn_offsets: VecDeque<CommittedByMarker>,
+    /// The last TxnOffsetCommit's committer per producer id whose transaction is open here,
+    /// for those traces (gone at the transaction's marker, so bounded by open transactions).
     txn_committers: BTreeMap<i64, TxnCommitter>,
 }
 
@@ -322,11 +331,10 @@ impl Broker {
         while state
             .committed_txn_offsets
             .front()
-            .is_some_and(|(end, _, _)| *end <= hw)
+            .is_some_and(|c| c.end <= hw)
         {
-            let (_, producer_id, offsets) = state.committed_txn_offsets.pop_front().expect("front");
-            let committer = state.txn_committers.get(&producer_id);
-            self.trace_txn_commits(producer_id, committer, &offsets);
+            let committed = state.committed_txn_offsets.pop_front().expect("front");
+            self.trace_txn_commits(&committed);
         }
     }
 
@@ -386,7 +394,8 @@ impl Broker {
     /// watermark passes the marker, each offset it made committed is traced as an
     /// `offset-commit` event with `"txn": true`, and the shard's later answers wait for it too.
     /// A marker of a partition without a shard here does nothing; one that arrives while the
-    /// shard loads is applied after, unless the load read it from the log.
+    /// shard loads is applied after, unless the load read it from the log. To be called without
+    /// the partition's lock held (the shard takes it for the high watermark).
     // Called by the WriteTxnMarkers handler once it is wired.
     #[allow(dead_code)]
     pub(crate) async fn on_transaction_marker(
@@ -428,14 +437,13 @@ impl Broker {
     }
 
     /// One `offset-commit` event per offset a transaction's commit marker made committed.
-    fn trace_txn_commits(
-        &self,
-        producer_id: i64,
-        committer: Option<&TxnCommitter>,
-        offsets: &[MaterializedOffset],
-    ) {
-        let (generation, member) = committer.map_or((-1, ""), |(g, m)| (*g, m.as_str()));
-        for o in offsets {
+    fn trace_txn_commits(&self, committed: &CommittedByMarker) {
+        let (generation, member) = committed
+            .committer
+            .as_ref()
+            .map_or((-1, ""), |(g, m)| (*g, m.as_str()));
+        let producer_id = committed.producer_id;
+        for o in &committed.offsets {
             self.ctx.recorder.event_val(
                 &self.ctx.name,
                 "offset-commit",
@@ -460,12 +468,17 @@ fn apply_marker(state: &mut ShardState, marker: Marker) {
         return;
     }
     let coordinator = state.coordinator.as_mut().expect("loaded");
-    let committed = coordinator.replay_end_transaction_marker(marker.producer_id, marker.commit);
-    state.written_end = state.written_end.max(marker.offset + 1);
-    if !committed.is_empty() {
-        let end = marker.offset + 1;
-        let traces = &mut state.committed_txn_offsets;
-        traces.push_back((end, marker.producer_id, committed));
+    let offsets = coordinator.replay_end_transaction_marker(marker.producer_id, marker.commit);
+    let end = marker.offset + 1;
+    state.written_end = state.written_end.max(end);
+    let committer = state.txn_committers.remove(&marker.producer_id);
+    if !offsets.is_empty() {
+        state.committed_txn_offsets.push_back(CommittedByMarker {
+            end,
+            producer_id: marker.producer_id,
+            committer,
+            offsets,
+        });
     }
 }
 
@@ -623,7 +636,8 @@ async fn read_log(log: &Log) -> Result<Vec<LogEntry>, LogError> {
     let mut entries = Vec::new();
     let mut offset = start;
     while offset < end {
-        let read = log.read(offset, LOAD_READ_BYTES).await?;
+        let from = offset;
+        let read = log.read(from, LOAD_READ_BYTES).await?;
         let bytes = &read.records;
         if bytes.is_empty() {
             break;
@@ -650,6 +664,10 @@ async fn read_log(log: &Log) -> Result<Vec<LogEntry>, LogError> {
         }
         if let Some((_, error)) = iter.stopped_at() {
             return Err(LogError::Corrupt(error));
+        }
+        if offset == from {
+            let why = format!("a read at {from} brought no batch past it");
+            return Err(LogError::Corrupt(batch::BatchError::Corrupt(why)));
         }
     }
     Ok(entries)
