@@ -880,27 +880,6 @@ mod tests {
         }
     }
 
-    /// A control batch of one end-transaction marker (key: version 0, type 0 abort or 1 commit).
-    fn marker_batch(producer_id: i64, commit: bool) -> Bytes {
-        let spec = BatchSpec {
-            producer_id,
-            producer_epoch: 2,
-            transactional: true,
-            control: true,
-            ..BatchSpec::default()
-        };
-        let key = [0, 0, 0, u8::from(commit)];
-        let record = Record {
-            offset_delta: 0,
-            timestamp_delta: 0,
-            key: Some(Bytes::copy_from_slice(&key)),
-            // `EndTransactionMarker`'s value: version 0, coordinator epoch.
-            value: Some(Bytes::from_static(&[0, 0, 0, 0, 0, 5])),
-            headers: Vec::new(),
-        };
-        batch::encode_batch(&spec, &[record])
-    }
-
     /// The log as the loading coordinator reads it: plain records, a transactional batch's with
     /// its producer id, and the markers, across segments (small ones) and in order.
     #[test]
@@ -919,12 +898,17 @@ mod tests {
                 batches.push(encode(&plain, &[offset_record(2, i)]));
             }
             batches.push(encode(&transactional_spec(&txn, 0), &txn.records));
-            batches.push(marker_batch(7, true));
-            batches.push(marker_batch(8, false));
-            batches.push(encode(&plain, &[offset_record(2, 99)]));
             for batch in batches {
                 log.append(&mut batch.to_vec(), 0, 0).await.unwrap();
             }
+            log.append_control_as_leader(7, 2, 0, true, 0, 0)
+                .await
+                .unwrap();
+            log.append_control_as_leader(8, 0, 0, false, 0, 0)
+                .await
+                .unwrap();
+            let last = encode(&plain, &[offset_record(2, 99)]);
+            log.append(&mut last.to_vec(), 0, 0).await.unwrap();
             assert!(log.segments().len() > 1, "spans segments");
 
             let mut expected: Vec<LogEntry> = (0..6)
