@@ -14,6 +14,11 @@
 //!   loads it again from the log, as the runtime reverts to its last committed snapshot.
 //! - A task per shard ticks the coordinator's timers (sessions, join and sync phases) at their
 //!   deadlines and sends the responses that became committed.
+//! - Transactions (KIP-98): a TxnOffsetCommit's records are appended as a transactional batch
+//!   of the producer's id and epoch; the broker, once it has appended a transaction's marker to
+//!   a partition it leads, hands the marker to the shard (`on_transaction_marker`), which
+//!   commits or drops the pending offsets. Loading replays each record with its batch's
+//!   producer id and each marker, so the loaded state is the same.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -30,9 +35,12 @@ use super::{Broker, PartitionHandle, Signal};
 use crate::coordinator::group::{
     error_code, CoordinatorOutput, CoordinatorRecord, DescribedGroup, GroupCoordinator,
     GroupCoordinatorConfig, GroupRequest, GroupResponse, JoinGroupResponse, LeaveGroupResponse,
-    OffsetCommitResponse, OffsetFetchResponse, RequestId, SyncGroupResponse,
+    LogEntry, MaterializedOffset, OffsetCommitResponse, OffsetFetchResponse, RequestId,
+    SyncGroupResponse, TransactionalBatch,
 };
 use crate::storage::batch::{self, BatchSpec, Record};
+use crate::storage::log::{AppendInfo, Log, LogError};
+use crate::storage::producer_state::AppendOrigin;
 
 /// The internal topic the group coordinators keep their state in.
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
@@ -86,6 +94,28 @@ struct Waiter {
     reply: oneshot::Sender<GroupResponse>,
     /// An OffsetCommit's request, traced once committed.
     commit: Option<crate::coordinator::group::OffsetCommitRequest>,
+    /// A TxnOffsetCommit's producer id, generation and member, remembered for the trace of
+    /// the offsets its transaction's commit marker makes committed.
+    txn_commit: Option<(i64, TxnCommitter)>,
+}
+
+/// Who committed a transaction's offsets: (generation, member id).
+type TxnCommitter = (i32, String);
+
+/// What a commit marker made committed, traced once the high watermark reaches `end`.
+struct CommittedByMarker {
+    end: i64,
+    producer_id: i64,
+    committer: Option<TxnCommitter>,
+    offsets: Vec<MaterializedOffset>,
+}
+
+/// A transaction marker the broker appended: its offset, producer id and whether it commits.
+#[derive(Clone, Copy, Debug)]
+struct Marker {
+    offset: i64,
+    producer_id: i64,
+    commit: bool,
 }
 
 #[derive(Default)]
@@ -101,6 +131,16 @@ struct ShardState {
     waiters: BTreeMap<RequestId, Waiter>,
     /// Loads so far, for the seed of each load's member ids.
     loads: u64,
+    /// The log end offset the coordinator was loaded up to: a marker below it was replayed by
+    /// the load.
+    loaded_end: i64,
+    /// Markers handed over while the shard was loading, applied once it is loaded.
+    markers_while_loading: Vec<Marker>,
+    /// The offsets committed by a marker, traced once the high watermark passes the marker.
+    committed_txn_offsets: VecDeque<CommittedByMarker>,
+    /// The last TxnOffsetCommit's committer per producer id whose transaction is open here,
+    /// for those traces (gone at the transaction's marker, so bounded by open transactions).
+    txn_committers: BTreeMap<i64, TxnCommitter>,
 }
 
 impl Broker {
@@ -174,7 +214,18 @@ impl Broker {
                 GroupRequest::OffsetCommit(r) => Some(r.clone()),
                 _ => None,
             };
-            state.waiters.insert(id, Waiter { reply, commit });
+            let txn_commit = match &request {
+                GroupRequest::TxnOffsetCommit(r) => {
+                    Some((r.producer_id, (r.generation_id, r.member_id.clone())))
+                }
+                _ => None,
+            };
+            let waiter = Waiter {
+                reply,
+                commit,
+                txn_commit,
+            };
+            state.waiters.insert(id, waiter);
             let now = self.ctx.clock.elapsed_ms();
             let coordinator = state.coordinator.as_mut().expect("loaded");
             let out = coordinator.handle(now, id, request.clone());
@@ -188,48 +239,36 @@ impl Broker {
         }
     }
 
-    /// Appends `out`'s records and queues its responses behind them.
+    /// Appends `out`'s records, then its transactional batch, and queues its responses behind
+    /// them.
     async fn apply_output(
         self: &Arc<Self>,
         shard: &Arc<Shard>,
         state: &mut ShardState,
         out: CoordinatorOutput,
     ) {
-        let CoordinatorOutput { records, responses } = out;
+        let CoordinatorOutput {
+            records,
+            transactional,
+            responses,
+        } = out;
+        let now_ms = self.ctx.clock.now_ms();
+        let mut batches = Vec::with_capacity(2);
         if !records.is_empty() {
-            let mut partition = shard.handle.lock().await;
-            let appended = if partition.leader_epoch() != shard.epoch {
-                Err(AppendError::NotLeader)
-            } else {
-                let mut batch = encode(&records, self.ctx.clock.now_ms()).to_vec();
-                partition.append_as_leader(&mut batch, -1, "").await
+            let spec = BatchSpec {
+                base_timestamp: now_ms,
+                ..BatchSpec::default()
             };
-            match appended {
+            batches.push(encode(&spec, &records));
+        }
+        if let Some(txn) = &transactional {
+            batches.push(encode(&transactional_spec(txn, now_ms), &txn.records));
+        }
+        for batch in batches {
+            match self.append(shard, batch).await {
                 Ok(info) => state.written_end = info.last_offset + 1,
                 Err(e) => {
-                    drop(partition);
-                    let code = match e {
-                        AppendError::NotLeader => error_code::NOT_COORDINATOR,
-                        _ => error_code::COORDINATOR_NOT_AVAILABLE,
-                    };
-                    self.event(
-                        "group-coordinator-write-failed",
-                        serde_json::json!({
-                            "partition": shard.partition,
-                            "error": format!("{e:?}"),
-                        }),
-                    );
-                    let failed: Vec<_> = responses
-                        .into_iter()
-                        .map(|(id, r)| (id, response_error(&r, code)))
-                        .collect();
-                    self.send_responses(state, failed);
-                    // Back to what the log holds: unload and load again.
-                    if let Some(mut coordinator) = state.coordinator.take() {
-                        let unloaded = coordinator.unload();
-                        self.send_responses(state, unloaded.responses);
-                    }
-                    spawn_load(self.clone(), shard.clone());
+                    self.write_failed(shard, state, responses, e);
                     return;
                 }
             }
@@ -242,11 +281,63 @@ impl Broker {
         self.send_committed(state, hw);
     }
 
+    /// Appends one of the shard's batches to its partition as leader, with `acks=all`'s rules.
+    async fn append(&self, shard: &Shard, batch: Bytes) -> Result<AppendInfo, AppendError> {
+        let mut partition = shard.handle.lock().await;
+        if partition.leader_epoch() != shard.epoch {
+            return Err(AppendError::NotLeader);
+        }
+        let mut batch = batch.to_vec();
+        partition
+            .append_as_leader_from(&mut batch, -1, "", AppendOrigin::Coordinator)
+            .await
+    }
+
+    /// A write failed: its responses fail, and the coordinator goes back to what the log holds
+    /// (unloaded, loaded again).
+    fn write_failed(
+        self: &Arc<Self>,
+        shard: &Arc<Shard>,
+        state: &mut ShardState,
+        responses: Vec<(RequestId, GroupResponse)>,
+        e: AppendError,
+    ) {
+        let code = match e {
+            AppendError::NotLeader => error_code::NOT_COORDINATOR,
+            _ => error_code::COORDINATOR_NOT_AVAILABLE,
+        };
+        self.event(
+            "group-coordinator-write-failed",
+            serde_json::json!({
+                "partition": shard.partition,
+                "error": format!("{e:?}"),
+            }),
+        );
+        let failed: Vec<_> = responses
+            .into_iter()
+            .map(|(id, r)| (id, response_error(&r, code)))
+            .collect();
+        self.send_responses(state, failed);
+        if let Some(mut coordinator) = state.coordinator.take() {
+            let unloaded = coordinator.unload();
+            self.send_responses(state, unloaded.responses);
+        }
+        spawn_load(self.clone(), shard.clone());
+    }
+
     /// Sends every queued response whose records the high watermark `hw` has passed.
     fn send_committed(&self, state: &mut ShardState, hw: i64) {
         while state.ready.front().is_some_and(|(end, _)| *end <= hw) {
             let (_, responses) = state.ready.pop_front().expect("front");
             self.send_responses(state, responses);
+        }
+        while state
+            .committed_txn_offsets
+            .front()
+            .is_some_and(|c| c.end <= hw)
+        {
+            let committed = state.committed_txn_offsets.pop_front().expect("front");
+            self.trace_txn_commits(&committed);
         }
     }
 
@@ -259,6 +350,14 @@ impl Broker {
                 (&waiter.commit, &response)
             {
                 self.trace_commits(request, answer);
+            }
+            if let (Some((producer_id, committer)), GroupResponse::TxnOffsetCommit(answer)) =
+                (waiter.txn_commit, &response)
+            {
+                let accepted = answer.topics.iter().flat_map(|(_, ps)| ps);
+                if accepted.clone().any(|(_, code)| *code == error_code::NONE) {
+                    state.txn_committers.insert(producer_id, committer);
+                }
             }
             let _ = waiter.reply.send(response);
         }
@@ -288,6 +387,100 @@ impl Broker {
                 );
             }
         }
+    }
+}
+
+impl Broker {
+    /// The broker appended a transaction's end marker at `marker_offset` of
+    /// `__consumer_offsets` partition `partition`, which it leads (WriteTxnMarkers): the
+    /// shard commits (`commit`) or drops producer `producer_id`'s pending offsets. Once the high
+    /// watermark passes the marker, each offset it made committed is traced as an
+    /// `offset-commit` event with `"txn": true`, and the shard's later answers wait for it too.
+    /// A marker of a partition without a shard here does nothing; one that arrives while the
+    /// shard loads is applied after, unless the load read it from the log. To be called without
+    /// the partition's lock held (the shard takes it for the high watermark).
+    // Called by the WriteTxnMarkers handler once it is wired.
+    pub(crate) async fn on_transaction_marker(
+        &self,
+        partition: i32,
+        producer_id: i64,
+        commit: bool,
+        marker_offset: i64,
+    ) {
+        let shard = self
+            .coordinators
+            .shards
+            .lock()
+            .expect("coordinators lock")
+            .get(&partition)
+            .cloned();
+        let Some(shard) = shard else {
+            return;
+        };
+        let marker = Marker {
+            offset: marker_offset,
+            producer_id,
+            commit,
+        };
+        {
+            let mut state = shard.state.lock().await;
+            if state.closed {
+                return;
+            }
+            if state.coordinator.is_none() {
+                state.markers_while_loading.push(marker);
+                return;
+            }
+            apply_marker(&mut state, marker);
+            let hw = shard.handle.lock().await.high_watermark();
+            self.send_committed(&mut state, hw);
+        }
+        shard.changed.wake();
+    }
+
+    /// One `offset-commit` event per offset a transaction's commit marker made committed.
+    fn trace_txn_commits(&self, committed: &CommittedByMarker) {
+        let (generation, member) = committed
+            .committer
+            .as_ref()
+            .map_or((-1, ""), |(g, m)| (*g, m.as_str()));
+        let producer_id = committed.producer_id;
+        for o in &committed.offsets {
+            self.ctx.recorder.event_val(
+                &self.ctx.name,
+                "offset-commit",
+                val!({
+                    "group": o.group_id.as_str(),
+                    "partition": format!("{}-{}", o.topic, o.partition),
+                    "offset": o.committed_offset,
+                    "generation": generation,
+                    "member": member,
+                    "txn": true,
+                    "producer_id": producer_id,
+                }),
+            );
+        }
+    }
+}
+
+/// Applies a marker to the loaded coordinator, unless the load already replayed it; what it
+/// committed waits for the high watermark to pass it.
+fn apply_marker(state: &mut ShardState, marker: Marker) {
+    if marker.offset < state.loaded_end {
+        return;
+    }
+    let coordinator = state.coordinator.as_mut().expect("loaded");
+    let offsets = coordinator.replay_end_transaction_marker(marker.producer_id, marker.commit);
+    let end = marker.offset + 1;
+    state.written_end = state.written_end.max(end);
+    let committer = state.txn_committers.remove(&marker.producer_id);
+    if !offsets.is_empty() {
+        state.committed_txn_offsets.push_back(CommittedByMarker {
+            end,
+            producer_id: marker.producer_id,
+            committer,
+            offsets,
+        });
     }
 }
 
@@ -361,6 +554,8 @@ impl Broker {
         // Dropping the rest answers them NOT_COORDINATOR (see `group_call`).
         state.waiters.clear();
         state.ready.clear();
+        state.committed_txn_offsets.clear();
+        state.markers_while_loading.clear();
         self.event(
             "group-coordinator-unloaded",
             serde_json::json!({ "partition": shard.partition, "epoch": shard.epoch }),
@@ -371,16 +566,16 @@ impl Broker {
 /// Loads the shard's partition into a new coordinator, unless the shard is gone meanwhile.
 fn spawn_load(broker: Arc<Broker>, shard: Arc<Shard>) {
     tokio::spawn(async move {
-        let (records, end) = {
+        let (entries, end) = {
             let partition = shard.handle.lock().await;
             if !partition.is_leader() || partition.leader_epoch() != shard.epoch {
                 return;
             }
-            let read = partition.log().read_all_records().await;
+            let read = read_log(partition.log()).await;
             (read, partition.log_end_offset())
         };
-        let records = match records {
-            Ok(records) => records,
+        let entries = match entries {
+            Ok(entries) => entries,
             Err(e) => {
                 broker.event(
                     "group-coordinator-load-failed",
@@ -389,15 +584,6 @@ fn spawn_load(broker: Arc<Broker>, shard: Arc<Shard>) {
                 return;
             }
         };
-        let mut decoded = Vec::with_capacity(records.len());
-        for record in &records {
-            let Some(key) = record.key.as_deref() else {
-                continue;
-            };
-            if let Ok(record) = CoordinatorRecord::decode(key, record.value.as_deref()) {
-                decoded.push(record);
-            }
-        }
         let mut state = shard.state.lock().await;
         if state.closed {
             return;
@@ -414,21 +600,94 @@ fn spawn_load(broker: Arc<Broker>, shard: Arc<Shard>) {
             broker.ctx.groups.coordinator.clone(),
             ChaCha8Rng::seed_from_u64(seed),
         );
-        coordinator.load(broker.ctx.clock.elapsed_ms(), &decoded);
+        coordinator.load_log(broker.ctx.clock.elapsed_ms(), &entries);
+        let records = entries
+            .iter()
+            .filter(|e| matches!(e, LogEntry::Record { .. }))
+            .count();
         broker.event(
             "group-coordinator-loaded",
             serde_json::json!({
                 "partition": shard.partition,
                 "epoch": shard.epoch,
-                "records": decoded.len(),
+                "records": records,
                 "groups": coordinator.groups().len(),
             }),
         );
         state.coordinator = Some(coordinator);
         state.written_end = state.written_end.max(end);
+        state.loaded_end = end;
+        for marker in std::mem::take(&mut state.markers_while_loading) {
+            apply_marker(&mut state, marker);
+        }
         drop(state);
         shard.changed.wake();
     });
+}
+
+/// How much of the log one read brings while loading.
+const LOAD_READ_BYTES: usize = 1 << 20;
+
+/// The whole log of a `__consumer_offsets` partition as the coordinator replays it: each
+/// record with its batch's producer id if the batch is transactional, each end-transaction
+/// marker (a control batch whose record key is version int16, type int16: 0 abort, 1 commit).
+/// Records that are not the coordinator's are skipped, as Kafka's loader skips what it cannot
+/// read.
+async fn read_log(log: &Log) -> Result<Vec<LogEntry>, LogError> {
+    let (start, end) = (log.log_start_offset(), log.log_end_offset());
+    let mut entries = Vec::new();
+    let mut offset = start;
+    while offset < end {
+        let from = offset;
+        let read = log.read(from, LOAD_READ_BYTES).await?;
+        let bytes = &read.records;
+        if bytes.is_empty() {
+            break;
+        }
+        let mut iter = batch::batches(bytes);
+        for (position, header) in iter.by_ref() {
+            let (_, records) =
+                batch::decode_records(&bytes[position..position + header.size_in_bytes()])?;
+            let records = records.iter().filter(|r| r.offset >= start);
+            if header.is_control() {
+                entries.extend(records.filter_map(|r| marker(header.producer_id, r)));
+            } else {
+                let producer_id = header.is_transactional().then_some(header.producer_id);
+                entries.extend(records.filter_map(|r| {
+                    let record = CoordinatorRecord::decode(r.key.as_deref()?, r.value.as_deref());
+                    let record = record.ok()?;
+                    Some(LogEntry::Record {
+                        producer_id,
+                        record,
+                    })
+                }));
+            }
+            offset = offset.max(header.next_offset());
+        }
+        if let Some((_, error)) = iter.stopped_at() {
+            return Err(LogError::Corrupt(error));
+        }
+        if offset == from {
+            let why = format!("a read at {from} brought no batch past it");
+            return Err(LogError::Corrupt(batch::BatchError::Corrupt(why)));
+        }
+    }
+    Ok(entries)
+}
+
+/// An end-transaction marker of a control record; `None` for other control records.
+fn marker(producer_id: i64, record: &batch::DecodedRecord) -> Option<LogEntry> {
+    let key = record.key.as_deref()?;
+    let kind = i16::from_be_bytes(key.get(2..4)?.try_into().ok()?);
+    let commit = match kind {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    Some(LogEntry::Marker {
+        producer_id,
+        commit,
+    })
 }
 
 /// The shard's clock and mailman: ticks the coordinator's timers when due, and sends the
@@ -472,8 +731,22 @@ async fn run_shard(broker: Arc<Broker>, shard: Arc<Shard>) {
     }
 }
 
+/// A TxnOffsetCommit's batch: transactional, of the producer's id and epoch, base sequence 0
+/// as Kafka's `CoordinatorRuntime` builds it (the partition takes it as the coordinator's, not
+/// checked against the producer's sequences).
+fn transactional_spec(txn: &TransactionalBatch, now_ms: i64) -> BatchSpec {
+    BatchSpec {
+        base_timestamp: now_ms,
+        producer_id: txn.producer_id,
+        producer_epoch: txn.producer_epoch,
+        base_sequence: 0,
+        transactional: true,
+        ..BatchSpec::default()
+    }
+}
+
 /// One batch of the coordinator's records, as Kafka's runtime writes them (uncompressed here).
-fn encode(records: &[CoordinatorRecord], now_ms: i64) -> Bytes {
+fn encode(spec: &BatchSpec, records: &[CoordinatorRecord]) -> Bytes {
     let records: Vec<Record> = records
         .iter()
         .enumerate()
@@ -485,13 +758,7 @@ fn encode(records: &[CoordinatorRecord], now_ms: i64) -> Bytes {
             headers: Vec::new(),
         })
         .collect();
-    batch::encode_batch(
-        &BatchSpec {
-            base_timestamp: now_ms,
-            ..BatchSpec::default()
-        },
-        &records,
-    )
+    batch::encode_batch(spec, &records)
 }
 
 pub(super) fn group_id(request: &GroupRequest) -> &str {
@@ -501,6 +768,7 @@ pub(super) fn group_id(request: &GroupRequest) -> &str {
         GroupRequest::Heartbeat(r) => &r.group_id,
         GroupRequest::LeaveGroup(r) => &r.group_id,
         GroupRequest::OffsetCommit(r) => &r.group_id,
+        GroupRequest::TxnOffsetCommit(r) => &r.group_id,
         GroupRequest::OffsetFetch(r) => &r.group_id,
         GroupRequest::DescribeGroups(groups) => groups.first().map_or("", String::as_str),
         GroupRequest::ListGroups(_) => "",
@@ -519,18 +787,10 @@ pub(super) fn request_error(request: &GroupRequest, code: i16) -> GroupResponse 
             error_code: code,
             members: Vec::new(),
         }),
-        GroupRequest::OffsetCommit(r) => GroupResponse::OffsetCommit(OffsetCommitResponse {
-            topics: r
-                .topics
-                .iter()
-                .map(|(t, ps)| {
-                    (
-                        t.clone(),
-                        ps.iter().map(|p| (p.partition_index, code)).collect(),
-                    )
-                })
-                .collect(),
-        }),
+        GroupRequest::OffsetCommit(r) => GroupResponse::OffsetCommit(all_failed(&r.topics, code)),
+        GroupRequest::TxnOffsetCommit(r) => {
+            GroupResponse::TxnOffsetCommit(all_failed(&r.topics, code))
+        }
         GroupRequest::OffsetFetch(_) => GroupResponse::OffsetFetch(OffsetFetchResponse {
             error_code: code,
             topics: Vec::new(),
@@ -552,6 +812,38 @@ pub(super) fn request_error(request: &GroupRequest, code: i16) -> GroupResponse 
     }
 }
 
+/// Every partition of a commit failed with `code`.
+fn all_failed(
+    topics: &[(
+        String,
+        Vec<crate::coordinator::group::OffsetCommitPartition>,
+    )],
+    code: i16,
+) -> OffsetCommitResponse {
+    OffsetCommitResponse {
+        topics: topics
+            .iter()
+            .map(|(t, ps)| {
+                (
+                    t.clone(),
+                    ps.iter().map(|p| (p.partition_index, code)).collect(),
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Every partition of a commit's answer failed with `code`.
+fn answer_failed(r: &OffsetCommitResponse, code: i16) -> OffsetCommitResponse {
+    OffsetCommitResponse {
+        topics: r
+            .topics
+            .iter()
+            .map(|(t, ps)| (t.clone(), ps.iter().map(|(p, _)| (*p, code)).collect()))
+            .collect(),
+    }
+}
+
 /// A response whose records could not be written, failed with `code` (reads stand).
 fn response_error(response: &GroupResponse, code: i16) -> GroupResponse {
     match response {
@@ -564,13 +856,86 @@ fn response_error(response: &GroupResponse, code: i16) -> GroupResponse {
             error_code: code,
             members: Vec::new(),
         }),
-        GroupResponse::OffsetCommit(r) => GroupResponse::OffsetCommit(OffsetCommitResponse {
-            topics: r
-                .topics
-                .iter()
-                .map(|(t, ps)| (t.clone(), ps.iter().map(|(p, _)| (*p, code)).collect()))
-                .collect(),
-        }),
+        GroupResponse::OffsetCommit(r) => GroupResponse::OffsetCommit(answer_failed(r, code)),
+        GroupResponse::TxnOffsetCommit(r) => GroupResponse::TxnOffsetCommit(answer_failed(r, code)),
         other => other.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::coordinator::group::OffsetCommitValue;
+    use crate::storage::tests::{disk, open_with, run, small_config};
+
+    fn offset_record(partition: i32, offset: i64) -> CoordinatorRecord {
+        CoordinatorRecord::OffsetCommit {
+            group: "g1".to_owned(),
+            topic: "orders".to_owned(),
+            partition,
+            value: Some(OffsetCommitValue {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_timestamp_ms: 0,
+            }),
+        }
+    }
+
+    /// The log as the loading coordinator reads it: plain records, a transactional batch's with
+    /// its producer id, and the markers, across segments (small ones) and in order.
+    #[test]
+    fn the_load_reads_batches_with_their_producer_ids_and_markers() {
+        run(async {
+            let (_, disk) = disk();
+            let (mut log, _) = open_with(&disk, small_config()).await;
+            let txn = TransactionalBatch {
+                producer_id: 7,
+                producer_epoch: 2,
+                records: vec![offset_record(0, 20), offset_record(1, 21)],
+            };
+            let plain = BatchSpec::default();
+            let mut batches = Vec::new();
+            for i in 0..6 {
+                batches.push(encode(&plain, &[offset_record(2, i)]));
+            }
+            batches.push(encode(&transactional_spec(&txn, 0), &txn.records));
+            for batch in batches {
+                log.append(&mut batch.to_vec(), 0, 0).await.unwrap();
+            }
+            log.append_control_as_leader(7, 2, 0, true, 0, 0)
+                .await
+                .unwrap();
+            log.append_control_as_leader(8, 0, 0, false, 0, 0)
+                .await
+                .unwrap();
+            let last = encode(&plain, &[offset_record(2, 99)]);
+            log.append(&mut last.to_vec(), 0, 0).await.unwrap();
+            assert!(log.segments().len() > 1, "spans segments");
+
+            let mut expected: Vec<LogEntry> = (0..6)
+                .map(|i| LogEntry::Record {
+                    producer_id: None,
+                    record: offset_record(2, i),
+                })
+                .collect();
+            expected.extend(txn.records.iter().map(|r| LogEntry::Record {
+                producer_id: Some(7),
+                record: r.clone(),
+            }));
+            expected.push(LogEntry::Marker {
+                producer_id: 7,
+                commit: true,
+            });
+            expected.push(LogEntry::Marker {
+                producer_id: 8,
+                commit: false,
+            });
+            expected.push(LogEntry::Record {
+                producer_id: None,
+                record: offset_record(2, 99),
+            });
+            assert_eq!(read_log(&log).await.unwrap(), expected);
+        })
     }
 }

@@ -128,6 +128,7 @@ impl Broker {
             | RequestKind::LeaveGroup(_)
             | RequestKind::OffsetCommit(_)
             | RequestKind::OffsetFetch(_)
+            | RequestKind::TxnOffsetCommit(_)
             | RequestKind::DescribeGroups(_) => {
                 let cx = group_context(version, client_id);
                 let requests = wire::from_request(&cx, &request).expect("a group coordinator API");

@@ -35,6 +35,7 @@ use crate::scenario::{TopicPartition, Truncation};
 use crate::storage::batch;
 use crate::storage::cleaner::CleanerConfig;
 use crate::storage::log::{AppendInfo, Log, LogError, RecoveryReport};
+use crate::storage::producer_state::AppendOrigin;
 use crate::storage::producer_state::{ProducerError, ProducerStateEntry};
 use crate::storage::retention::RetentionConfig;
 use crate::storage::segment::{RollReason, TimestampAndOffset};
@@ -530,6 +531,18 @@ impl Partition {
         acks: i16,
         client: &str,
     ) -> Result<AppendInfo, AppendError> {
+        self.append_as_leader_from(batch, acks, client, AppendOrigin::Client)
+            .await
+    }
+
+    /// `append_as_leader` of a coordinator's own batch (`AppendOrigin::Coordinator`).
+    pub async fn append_as_leader_from(
+        &mut self,
+        batch: &mut Vec<u8>,
+        acks: i16,
+        client: &str,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, AppendError> {
         if !self.is_leader() {
             return Err(AppendError::NotLeader);
         }
@@ -545,7 +558,10 @@ impl Partition {
             );
         }
         let now_ms = self.now_ms();
-        let info = self.log.append(batch, self.leader_epoch, now_ms).await?;
+        let info = self
+            .log
+            .append_from(batch, self.leader_epoch, now_ms, origin)
+            .await?;
         if info.duplicate {
             // Nothing written: the original append's offsets, which `acks=all` waits for too.
             return Ok(info);

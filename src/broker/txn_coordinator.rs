@@ -660,18 +660,10 @@ impl Broker {
             }
         }
         if tp.topic == super::OFFSETS_TOPIC {
-            self.on_offsets_marker(index, producer_id, commit).await;
+            // The group coordinator makes the transaction's offsets visible, or drops them.
+            self.on_transaction_marker(index, producer_id, commit, last_offset)
+                .await;
         }
         0
-    }
-
-    /// A transaction marker is committed in a `__consumer_offsets` partition led here: the
-    /// group coordinator makes its transactional offsets visible or drops them.
-    async fn on_offsets_marker(
-        self: &Arc<Self>,
-        _partition: i32,
-        _producer_id: i64,
-        _commit: bool,
-    ) {
     }
 }

@@ -31,7 +31,7 @@ pub use crate::storage::log_error::LogError;
 use crate::storage::log_loader;
 pub use crate::storage::log_loader::RecoveryReport;
 use crate::storage::log_txn::ClientBatch;
-use crate::storage::producer_state::ProducerStateManager;
+use crate::storage::producer_state::{AppendOrigin, ProducerStateManager};
 use crate::storage::segment::{
     LogSegment, RollParams, RollReason, SegmentInfo, TimestampAndOffset,
 };
@@ -236,9 +236,24 @@ impl Log {
         leader_epoch: i32,
         now_ms: i64,
     ) -> Result<AppendInfo, LogError> {
+        self.append_from(batch, leader_epoch, now_ms, AppendOrigin::Client)
+            .await
+    }
+
+    /// `append` of a batch from `origin`: a client's (epochs, sequences and duplicates
+    /// checked) or a coordinator's own (Kafka's `AppendOrigin.COORDINATOR`: the group
+    /// coordinator writes transactional offset commits in the producer's name; only the epoch
+    /// is checked).
+    pub async fn append_from(
+        &mut self,
+        batch: &mut Vec<u8>,
+        leader_epoch: i32,
+        now_ms: i64,
+        origin: AppendOrigin,
+    ) -> Result<AppendInfo, LogError> {
         self.tick(now_ms);
         let header = validate_for_append(batch)?;
-        let producer = match self.check_client_batch(&header)? {
+        let producer = match self.check_client_batch(&header, origin)? {
             ClientBatch::Duplicate(info) => return Ok(info),
             ClientBatch::Append(producer) => producer,
         };

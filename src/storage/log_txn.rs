@@ -138,7 +138,11 @@ impl Log {
 
     /// Kafka's `LogValidator` client checks and `analyzeAndValidateProducerState` for a
     /// producer's batch about to be appended at the log end.
-    pub(crate) fn check_client_batch(&self, header: &BatchHeader) -> Result<ClientBatch, LogError> {
+    pub(crate) fn check_client_batch(
+        &self,
+        header: &BatchHeader,
+        origin: AppendOrigin,
+    ) -> Result<ClientBatch, LogError> {
         if header.is_control() {
             return Err(LogError::InvalidRecord(
                 "clients are not allowed to write control records".into(),
@@ -155,9 +159,9 @@ impl Log {
             )));
         }
         let last_seq = increment_sequence(header.base_sequence, header.last_offset_delta);
-        let duplicate = self
-            .producer_state
-            .last_entry(producer_id)
+        let duplicate = (origin == AppendOrigin::Client)
+            .then(|| self.producer_state.last_entry(producer_id))
+            .flatten()
             .and_then(|e| e.find_duplicate(header.producer_epoch, header.base_sequence, last_seq));
         if let Some(original) = duplicate {
             let mut info =
@@ -169,9 +173,7 @@ impl Log {
             return Ok(ClientBatch::Duplicate(info));
         }
         let first_offset = self.log_end_offset();
-        let mut producer = self
-            .producer_state
-            .prepare_update(producer_id, AppendOrigin::Client);
+        let mut producer = self.producer_state.prepare_update(producer_id, origin);
         producer.append_data_batch(
             header.producer_epoch,
             header.base_sequence,

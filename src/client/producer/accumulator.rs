@@ -373,7 +373,7 @@ impl RecordAccumulator {
                 continue;
             }
             if let Some(idem) = idempotence.as_deref() {
-                if !idem.may_drain(tp, first.sequence) {
+                if !idem.may_drain(tp, first.sequence, node) {
                     continue;
                 }
             }
@@ -385,7 +385,7 @@ impl RecordAccumulator {
             let mut batch = queue.pop_front().expect("checked");
             if let Some(idem) = idempotence.as_deref_mut() {
                 let records = batch.records.len() as i32;
-                let sequence = idem.on_drain(tp, batch.sequence, records);
+                let sequence = idem.on_drain(tp, batch.sequence, records, node);
                 if batch.sequence != Some(sequence) {
                     batch.sequence = Some(sequence);
                     batch.encoded = None;

@@ -49,8 +49,12 @@ pub struct Idempotence {
     producer: Option<ProducerIdAndEpoch>,
     next_sequence: BTreeMap<TopicPartition, i32>,
     /// Base sequences of the current epoch's batches sent and not yet completed (on the wire or
-    /// waiting to be retried), per partition.
-    incomplete: BTreeMap<TopicPartition, BTreeSet<i32>>,
+    /// waiting to be retried), per partition, with the broker each was last sent to.
+    incomplete: BTreeMap<TopicPartition, BTreeMap<i32, i32>>,
+    /// Partitions with a batch of this epoch written: their leader knows the producer. Until
+    /// then a leader takes any sequence (it has no state to check it against), so a later batch
+    /// overtaking a first one that failed would be written first: one batch at a time.
+    acknowledged: BTreeSet<TopicPartition>,
     /// Batches on the wire now.
     on_the_wire: usize,
     /// A sequence failed for good: bump the epoch once nothing is on the wire.
@@ -92,25 +96,30 @@ impl Idempotence {
         self.producer = Some(producer);
         self.next_sequence.clear();
         self.incomplete.clear();
+        self.acknowledged.clear();
         self.bump_needed = false;
     }
 
-    /// Whether `batch` of `tp` may be drained now: the producer id is known, no bump is due,
-    /// and a retry goes only as its partition's first incomplete sequence.
-    pub fn may_drain(&self, tp: &TopicPartition, batch: Option<BatchSequence>) -> bool {
+    /// Whether `batch` of `tp` may be drained now, to `node`: the producer id is known, no bump
+    /// is due, a retry goes only as its partition's first incomplete sequence, and a new batch
+    /// goes only where every incomplete one of its partition went. (A leader that knows nothing
+    /// of the producer accepts any sequence: a new batch sent to a new leader while an earlier
+    /// one is still out to the old would be written before it.)
+    pub fn may_drain(&self, tp: &TopicPartition, batch: Option<BatchSequence>, node: i32) -> bool {
         let Some(producer) = self.producer else {
             return false;
         };
         if self.bump_needed || (self.transactional && !self.allowed.contains(tp)) {
             return false;
         }
+        let incomplete = self.incomplete.get(tp);
         match batch {
-            Some(s) if s.producer == producer => self
-                .incomplete
-                .get(tp)
-                .and_then(|set| set.first())
+            Some(s) if s.producer == producer => incomplete
+                .and_then(|m| m.keys().next())
                 .is_none_or(|&first| first == s.base_sequence),
-            _ => true,
+            _ => incomplete.is_none_or(|m| {
+                self.acknowledged.contains(tp) && m.values().all(|&sent_to| sent_to == node)
+            }),
         }
     }
 
@@ -121,10 +130,15 @@ impl Idempotence {
         tp: &TopicPartition,
         batch: Option<BatchSequence>,
         records: i32,
+        node: i32,
     ) -> BatchSequence {
         let producer = self.producer.expect("may_drain checked the producer id");
         self.on_the_wire += 1;
         if let Some(s) = batch.filter(|s| s.producer == producer) {
+            self.incomplete
+                .entry(tp.clone())
+                .or_default()
+                .insert(s.base_sequence, node);
             return s;
         }
         let next = self.next_sequence.entry(tp.clone()).or_insert(0);
@@ -133,7 +147,7 @@ impl Idempotence {
         self.incomplete
             .entry(tp.clone())
             .or_default()
-            .insert(base_sequence);
+            .insert(base_sequence, node);
         BatchSequence {
             producer,
             base_sequence,
@@ -151,7 +165,8 @@ impl Idempotence {
     /// retried.
     pub fn is_first_incomplete(&self, tp: &TopicPartition, sequence: BatchSequence) -> bool {
         Some(sequence.producer) == self.producer
-            && self.incomplete.get(tp).and_then(|set| set.first()) == Some(&sequence.base_sequence)
+            && self.incomplete.get(tp).and_then(|m| m.keys().next())
+                == Some(&sequence.base_sequence)
     }
 
     /// The batch completed: written, or failed for good. A failure leaves a gap in the
@@ -160,10 +175,15 @@ impl Idempotence {
         if Some(sequence.producer) != self.producer {
             return; // of an epoch already left behind
         }
-        if let Some(set) = self.incomplete.get_mut(tp) {
-            set.remove(&sequence.base_sequence);
+        if let Some(m) = self.incomplete.get_mut(tp) {
+            m.remove(&sequence.base_sequence);
+            if m.is_empty() {
+                self.incomplete.remove(tp);
+            }
         }
-        if !written {
+        if written {
+            self.acknowledged.insert(tp.clone());
+        } else {
             self.bump_needed = true;
         }
     }
@@ -184,6 +204,7 @@ impl Idempotence {
         let current = self.producer?;
         self.next_sequence.clear();
         self.incomplete.clear();
+        self.acknowledged.clear();
         self.bump_needed = false;
         if current.epoch >= i16::MAX - 1 {
             self.producer = None;
@@ -217,40 +238,57 @@ mod tests {
     #[test]
     fn sequences_advance_per_partition_and_a_retry_keeps_its_own() {
         let mut idem = Idempotence::default();
-        assert!(!idem.may_drain(&tp(), None), "no producer id yet");
+        assert!(!idem.may_drain(&tp(), None, 1), "no producer id yet");
         idem.set_producer(P);
-        let a = idem.on_drain(&tp(), None, 3);
-        let b = idem.on_drain(&tp(), None, 2);
-        assert_eq!((a.base_sequence, b.base_sequence), (0, 3));
+        let first = idem.on_drain(&tp(), None, 1, 1);
+        assert!(
+            !idem.may_drain(&tp(), None, 1),
+            "one at a time until the leader knows the producer"
+        );
+        idem.off_the_wire();
+        idem.complete(&tp(), first, true);
+        let a = idem.on_drain(&tp(), None, 3, 1);
+        assert!(idem.may_drain(&tp(), None, 1));
+        let b = idem.on_drain(&tp(), None, 2, 1);
+        assert_eq!((a.base_sequence, b.base_sequence), (1, 4));
+        // The leader moved: nothing new goes to broker 2 while a and b are out to broker 1.
+        assert!(!idem.may_drain(&tp(), None, 2));
         // Both fail retriably: b may not go before a.
         idem.off_the_wire();
         idem.off_the_wire();
-        assert!(!idem.may_drain(&tp(), Some(b)));
-        assert!(idem.may_drain(&tp(), Some(a)));
-        assert_eq!(idem.on_drain(&tp(), Some(a), 3), a);
+        assert!(!idem.may_drain(&tp(), Some(b), 2));
+        assert!(idem.may_drain(&tp(), Some(a), 2));
+        assert_eq!(idem.on_drain(&tp(), Some(a), 3, 2), a);
         idem.off_the_wire();
         idem.complete(&tp(), a, true);
-        assert!(idem.may_drain(&tp(), Some(b)));
+        assert!(idem.may_drain(&tp(), Some(b), 2));
         assert!(idem.is_first_incomplete(&tp(), b));
-        assert_eq!(idem.on_drain(&tp(), None, 1).base_sequence, 5);
+        assert_eq!(idem.on_drain(&tp(), Some(b), 2, 2), b);
+        assert_eq!(idem.on_drain(&tp(), None, 1, 2).base_sequence, 6);
     }
 
     #[test]
     fn a_failed_sequence_bumps_the_epoch_once_nothing_is_on_the_wire() {
         let mut idem = Idempotence::default();
         idem.set_producer(P);
-        let a = idem.on_drain(&tp(), None, 1);
-        let b = idem.on_drain(&tp(), None, 1);
+        let first = idem.on_drain(&tp(), None, 1, 1);
+        idem.off_the_wire();
+        idem.complete(&tp(), first, true);
+        let a = idem.on_drain(&tp(), None, 1, 1);
+        let b = idem.on_drain(&tp(), None, 1, 1);
         idem.off_the_wire();
         idem.complete(&tp(), a, false);
-        assert!(!idem.may_drain(&tp(), None), "no new batch before the bump");
+        assert!(
+            !idem.may_drain(&tp(), None, 1),
+            "no new batch before the bump"
+        );
         assert_eq!(idem.maybe_bump(), None, "b is still on the wire");
         idem.off_the_wire();
         let bumped = idem.maybe_bump().expect("bumped");
         assert_eq!(bumped.epoch, 1);
         // b, retried, takes a new sequence under the new epoch.
-        assert!(idem.may_drain(&tp(), Some(b)));
-        assert_eq!(idem.on_drain(&tp(), Some(b), 1).base_sequence, 0);
+        assert!(idem.may_drain(&tp(), Some(b), 1));
+        assert_eq!(idem.on_drain(&tp(), Some(b), 1, 1).base_sequence, 0);
         assert_eq!(increment_sequence(i32::MAX, 1), 0);
         assert_eq!(increment_sequence(i32::MAX - 1, 3), 1);
     }

@@ -297,6 +297,13 @@ async fn answered(shared: &Shared, batches: Vec<ProducerBatch>, response: Produc
                         failed(shared, batch, "OutOfOrderSequenceNumber".into(), false).await;
                         continue;
                     }
+                    // The leader lost what came before: the batch fails (Kafka's
+                    // OutOfOrderSequenceException), and the epoch is bumped before anything
+                    // else is sent, so order holds.
+                    let text = "OutOfOrderSequenceException".to_string();
+                    let maybe_written = batch.maybe_written;
+                    finish(shared, batch, Err(error_of(text, maybe_written)));
+                    continue;
                 }
                 if error.is_some_and(|e| {
                     matches!(

@@ -27,8 +27,33 @@ use super::{
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CoordinatorOutput {
     pub records: Vec<CoordinatorRecord>,
+    /// A TxnOffsetCommit's records, appended after `records` as one batch of its own.
+    pub transactional: Option<TransactionalBatch>,
     /// Each response with the id the driver gave its request.
     pub responses: Vec<(RequestId, GroupResponse)>,
+}
+
+/// Records the coordinator writes on behalf of a transactional producer (a TxnOffsetCommit's
+/// offsets): the driver appends them as one transactional batch with the producer's id and
+/// epoch (Kafka's `CoordinatorRuntime` builds it with base sequence 0), so that the
+/// transaction's marker, written to this partition too, commits or aborts them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionalBatch {
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    pub records: Vec<CoordinatorRecord>,
+}
+
+/// One entry of the partition's log, as loading replays it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogEntry {
+    /// A record of a data batch; `producer_id` is the batch's when the batch is transactional.
+    Record {
+        producer_id: Option<i64>,
+        record: CoordinatorRecord,
+    },
+    /// A control batch's end-transaction marker (key: version, type 0 abort or 1 commit).
+    Marker { producer_id: i64, commit: bool },
 }
 
 impl CoordinatorOutput {
@@ -45,7 +70,14 @@ pub struct OffsetAndMetadata {
     pub leader_epoch: i32,
     pub metadata: String,
     pub commit_timestamp_ms: i64,
+    /// Where its record stands among those this coordinator replayed, in log order: Kafka
+    /// keeps the record's offset to tell which of a transactional and a plain commit of one
+    /// partition is the later one (only their order is compared).
+    pub record_position: u64,
 }
+
+/// One group's offsets by (topic, partition).
+pub(super) type GroupOffsets = BTreeMap<(String, i32), OffsetAndMetadata>;
 
 /// A timer of the coordinator.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,7 +110,12 @@ pub struct GroupCoordinator {
     pub(super) rng: ChaCha8Rng,
     pub(super) groups: BTreeMap<String, ClassicGroup>,
     /// Group → (topic, partition) → its committed offset.
-    pub(super) offsets: BTreeMap<String, BTreeMap<(String, i32), OffsetAndMetadata>>,
+    pub(super) offsets: BTreeMap<String, GroupOffsets>,
+    /// Producer id → group → (topic, partition) → an offset its open transaction committed,
+    /// waiting for the transaction's marker (`pendingTransactionalOffsets`).
+    pub(super) pending_txn_offsets: BTreeMap<i64, BTreeMap<String, GroupOffsets>>,
+    /// How many records this coordinator has replayed: the next one's `record_position`.
+    pub(super) records_replayed: u64,
     /// The next `offsets.retention.check.interval.ms` run; none before `on_loaded`.
     pub(super) next_offset_expiration_ms: Option<u64>,
 }
@@ -91,6 +128,8 @@ impl GroupCoordinator {
             rng,
             groups: BTreeMap::new(),
             offsets: BTreeMap::new(),
+            pending_txn_offsets: BTreeMap::new(),
+            records_replayed: 0,
             next_offset_expiration_ms: None,
         }
     }
@@ -133,6 +172,27 @@ impl GroupCoordinator {
         self.on_loaded(now_ms);
     }
 
+    /// Loads a partition whose log has transactional batches or markers: `entries` is its whole
+    /// log, in order (Kafka's `CoordinatorLoaderImpl` replays each record with its batch's
+    /// producer id, and each end-transaction marker), then as [`GroupCoordinator::load`].
+    pub fn load_log<'a>(&mut self, now_ms: u64, entries: impl IntoIterator<Item = &'a LogEntry>) {
+        for entry in entries {
+            match entry {
+                LogEntry::Record {
+                    producer_id,
+                    record,
+                } => self.replay_record(*producer_id, record),
+                LogEntry::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    self.replay_end_transaction_marker(*producer_id, *commit);
+                }
+            }
+        }
+        self.on_loaded(now_ms);
+    }
+
     /// `onLoaded`: every loaded member's session starts now; offset expiration is scheduled.
     pub fn on_loaded(&mut self, now_ms: u64) {
         for group in self.groups.values_mut() {
@@ -165,6 +225,7 @@ impl GroupCoordinator {
         }
         self.groups.clear();
         self.offsets.clear();
+        self.pending_txn_offsets.clear();
         self.next_offset_expiration_ms = None;
         out
     }
@@ -187,6 +248,9 @@ impl GroupCoordinator {
             }
             GroupRequest::LeaveGroup(r) => self.leave_group(now_ms, id, r, &mut out),
             GroupRequest::OffsetCommit(r) => self.commit_offsets(now_ms, id, r, &mut out),
+            GroupRequest::TxnOffsetCommit(r) => {
+                self.commit_transactional_offsets(now_ms, id, r, &mut out)
+            }
             GroupRequest::OffsetFetch(r) => {
                 let response = self.fetch_offsets(&r);
                 out.respond(id, GroupResponse::OffsetFetch(response));
@@ -302,11 +366,19 @@ impl GroupCoordinator {
         }
     }
 
-    /// Applies one record of the partition, as loading does (`GroupCoordinatorShard.replay`).
+    /// Applies one record of the partition, of a batch that is not transactional.
+    pub fn replay(&mut self, record: &CoordinatorRecord) {
+        self.replay_record(None, record);
+    }
+
+    /// Applies one record of the partition, as loading does (`GroupCoordinatorShard.replay`);
+    /// `producer_id` is its batch's if the batch is transactional.
     /// A GroupMetadata record replaces the group (Kafka does not replay them while it is the
     /// coordinator: its groups are already up to date); an offset commit of an unknown group
-    /// creates it, empty (a "simple" group of a consumer without group management).
-    pub fn replay(&mut self, record: &CoordinatorRecord) {
+    /// creates it, empty (a "simple" group of a consumer without group management); an offset
+    /// commit of a transactional batch is pending until its transaction's marker.
+    pub fn replay_record(&mut self, producer_id: Option<i64>, record: &CoordinatorRecord) {
+        self.records_replayed += 1;
         match record {
             CoordinatorRecord::GroupMetadata {
                 group,
@@ -324,7 +396,13 @@ impl GroupCoordinator {
                 partition,
                 value,
             } => {
-                self.replay_offset_commit(group, topic, *partition, value.as_ref());
+                let key = (topic.clone(), *partition);
+                match (producer_id, value) {
+                    (Some(producer_id), Some(value)) => {
+                        self.replay_transactional_offset_commit(producer_id, group, key, value)
+                    }
+                    _ => self.replay_offset_commit(group, key, value.as_ref()),
+                }
             }
         }
     }

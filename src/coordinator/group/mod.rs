@@ -7,15 +7,19 @@
 //! how a new coordinator loads a partition it now leads. No I/O, no clock of its own (every call
 //! carries `now_ms`), no randomness but the seeded stream it was given (member ids).
 //!
-//! How a broker drives it (the driver is not written yet):
+//! How a broker drives it (`crate::broker::group_coordinator`):
 //! - FindCoordinator: the group's partition is [`partition_for`]`(group, offsets.topic.num.partitions)`;
 //!   its leader is the coordinator;
 //! - becoming that partition's leader: [`GroupCoordinator::new`] with a seeded stream, then
 //!   [`GroupCoordinator::load`] with every record of the partition (decoded with
 //!   [`CoordinatorRecord::decode`]); losing it: [`GroupCoordinator::unload`];
 //! - each request: [`wire::from_request`], [`GroupCoordinator::handle`] with a [`RequestId`],
-//!   append the output's records (`encode_key`, `encode_value`), and once they are committed
-//!   send its responses through [`wire::to_response`];
+//!   append the output's records (`encode_key`, `encode_value`), then its transactional batch
+//!   if any (a TxnOffsetCommit's: a transactional batch of the producer's id and epoch), and
+//!   once they are committed send its responses through [`wire::to_response`];
+//! - a transaction marker the broker appended to the partition (WriteTxnMarkers):
+//!   [`GroupCoordinator::replay_end_transaction_marker`]; on loading, a log with transactional
+//!   batches and markers is given as [`LogEntry`]s to [`GroupCoordinator::load_log`];
 //! - the clock: [`GroupCoordinator::tick`] at [`GroupCoordinator::next_deadline_ms`] (or
 //!   regularly), its output handled as a request's.
 //!
@@ -26,6 +30,8 @@
 //! - `rebalance`: the join and sync phases and their timers;
 //! - `sync`: SyncGroup, Heartbeat and LeaveGroup;
 //! - `offsets`: OffsetCommit, OffsetFetch and offset expiration;
+//! - `txn_offsets`: TxnOffsetCommit, the pending transactional offsets and the transaction
+//!   markers that commit or abort them;
 //! - `describe`: DescribeGroups and ListGroups;
 //! - `records`: the `__consumer_offsets` record formats (keys and values) and their codec;
 //! - `requests`: the request and response types, with Kafka's field names;
@@ -40,15 +46,19 @@ mod rebalance;
 pub mod records;
 mod requests;
 mod sync;
+mod txn_offsets;
 pub mod wire;
 
 #[cfg(test)]
 mod tests;
 
 pub use classic_group::{ClassicGroup, ClassicGroupMember, ClassicGroupState};
-pub use coordinator::{CoordinatorOutput, GroupCoordinator, OffsetAndMetadata};
+pub use coordinator::{
+    CoordinatorOutput, GroupCoordinator, LogEntry, OffsetAndMetadata, TransactionalBatch,
+};
 pub use records::{CoordinatorRecord, GroupMetadataValue, MemberMetadata, OffsetCommitValue};
 pub use requests::*;
+pub use txn_offsets::MaterializedOffset;
 
 /// Kafka's error codes (`org.apache.kafka.common.protocol.Errors`) the group coordinator answers.
 pub mod error_code {
@@ -66,6 +76,7 @@ pub mod error_code {
     pub const GROUP_ID_NOT_FOUND: i16 = 69;
     pub const MEMBER_ID_REQUIRED: i16 = 79;
     pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const UNSTABLE_OFFSET_COMMIT: i16 = 88;
 }
 
 /// The member id of a member that has none yet (`JoinGroupRequest.UNKNOWN_MEMBER_ID`).

@@ -168,12 +168,38 @@ pub struct OffsetCommitResponse {
     pub topics: Vec<(String, Vec<(i32, i16)>)>,
 }
 
+/// `TxnOffsetCommitRequest` (v0-5): a transactional producer commits its consumer's offsets
+/// within its transaction (KIP-98). v3+ carry the consumer's generation, member id and instance
+/// id so that the coordinator fences a zombie of an older generation (KIP-447); before v3 they
+/// are -1, empty and none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TxnOffsetCommitRequest {
+    pub transactional_id: String,
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// -1 when not known (before v3, or a consumer outside group management).
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// (topic, partitions).
+    pub topics: Vec<(String, Vec<OffsetCommitPartition>)>,
+}
+
+/// `TxnOffsetCommitResponse` has the shape of an OffsetCommit's: (topic, [(partition, error
+/// code)]), in the request's order.
+pub type TxnOffsetCommitResponse = OffsetCommitResponse;
+
 /// `OffsetFetchRequest` for one group (v0-7's only group, or one of v8+'s `groups`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OffsetFetchRequest {
     pub group_id: String,
     /// (topic, partitions); `None` for every committed offset of the group.
     pub topics: Option<Vec<(String, Vec<i32>)>>,
+    /// v7+ (KIP-447): a partition with a pending transactional offset answers
+    /// UNSTABLE_OFFSET_COMMIT rather than its last committed offset, so that a consumer does not
+    /// start from an offset its group's transaction is about to move.
+    pub require_stable: bool,
 }
 
 /// `OffsetFetchResponsePartition(s)`.
@@ -242,6 +268,7 @@ pub enum GroupRequest {
     Heartbeat(HeartbeatRequest),
     LeaveGroup(LeaveGroupRequest),
     OffsetCommit(OffsetCommitRequest),
+    TxnOffsetCommit(TxnOffsetCommitRequest),
     OffsetFetch(OffsetFetchRequest),
     DescribeGroups(Vec<String>),
     ListGroups(ListGroupsRequest),
@@ -256,6 +283,7 @@ pub enum GroupResponse {
     Heartbeat(i16),
     LeaveGroup(LeaveGroupResponse),
     OffsetCommit(OffsetCommitResponse),
+    TxnOffsetCommit(TxnOffsetCommitResponse),
     OffsetFetch(OffsetFetchResponse),
     DescribeGroups(Vec<DescribedGroup>),
     /// (error code, groups).

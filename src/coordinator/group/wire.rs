@@ -15,13 +15,16 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
+use kafka_protocol::messages::txn_offset_commit_response::{
+    TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
+};
 use kafka_protocol::messages::{self as wire, GroupId, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{
     error_code, GroupRequest, GroupResponse, HeartbeatRequest, JoinGroupRequest, LeaveGroupRequest,
     ListGroupsRequest, MemberIdentity, OffsetCommitPartition, OffsetCommitRequest,
-    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest,
+    OffsetFetchRequest, OffsetFetchResponse, SyncGroupRequest, TxnOffsetCommitRequest,
 };
 
 /// What the coordinator needs of a request besides its body.
@@ -64,6 +67,9 @@ pub fn from_request(cx: &RequestContext, request: &RequestKind) -> Option<Vec<Gr
         })],
         RequestKind::LeaveGroup(r) => vec![GroupRequest::LeaveGroup(leave_group(cx, r))],
         RequestKind::OffsetCommit(r) => vec![GroupRequest::OffsetCommit(offset_commit(r))],
+        RequestKind::TxnOffsetCommit(r) => {
+            vec![GroupRequest::TxnOffsetCommit(txn_offset_commit(cx, r))]
+        }
         RequestKind::OffsetFetch(r) => offset_fetch(cx, r),
         RequestKind::DescribeGroups(r) => {
             vec![GroupRequest::DescribeGroups(
@@ -168,7 +174,49 @@ fn offset_commit(r: &wire::OffsetCommitRequest) -> OffsetCommitRequest {
     }
 }
 
-/// v0-7 ask for one group; v8+ for a batch of groups.
+/// v0-2 have no generation, member or instance id (KIP-447 added them in v3).
+fn txn_offset_commit(
+    cx: &RequestContext,
+    r: &wire::TxnOffsetCommitRequest,
+) -> TxnOffsetCommitRequest {
+    let v3 = cx.api_version >= 3;
+    TxnOffsetCommitRequest {
+        transactional_id: string(&r.transactional_id),
+        group_id: string(&r.group_id),
+        producer_id: r.producer_id.0,
+        producer_epoch: r.producer_epoch,
+        generation_id: if v3 { r.generation_id } else { -1 },
+        member_id: if v3 {
+            string(&r.member_id)
+        } else {
+            String::new()
+        },
+        group_instance_id: if v3 {
+            opt_string(&r.group_instance_id)
+        } else {
+            None
+        },
+        topics: r
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| OffsetCommitPartition {
+                        partition_index: p.partition_index,
+                        committed_offset: p.committed_offset,
+                        committed_leader_epoch: p.committed_leader_epoch,
+                        committed_metadata: opt_string(&p.committed_metadata),
+                    })
+                    .collect();
+                (string(&t.name), partitions)
+            })
+            .collect(),
+    }
+}
+
+/// v0-7 ask for one group; v8+ for a batch of groups. `require_stable` is v7+'s.
 fn offset_fetch(cx: &RequestContext, r: &wire::OffsetFetchRequest) -> Vec<GroupRequest> {
     if cx.api_version < 8 {
         let topics = r.topics.as_ref().map(|topics| {
@@ -180,6 +228,7 @@ fn offset_fetch(cx: &RequestContext, r: &wire::OffsetFetchRequest) -> Vec<GroupR
         return vec![GroupRequest::OffsetFetch(OffsetFetchRequest {
             group_id: string(&r.group_id),
             topics,
+            require_stable: cx.api_version >= 7 && r.require_stable,
         })];
     }
     r.groups
@@ -194,6 +243,7 @@ fn offset_fetch(cx: &RequestContext, r: &wire::OffsetFetchRequest) -> Vec<GroupR
             GroupRequest::OffsetFetch(OffsetFetchRequest {
                 group_id: string(&g.group_id),
                 topics,
+                require_stable: r.require_stable,
             })
         })
         .collect()
@@ -240,6 +290,9 @@ pub fn to_response(
             ResponseKind::LeaveGroup(leave_group_response(api_version, r))
         }
         GroupResponse::OffsetCommit(r) => ResponseKind::OffsetCommit(offset_commit_response(r)),
+        GroupResponse::TxnOffsetCommit(r) => {
+            ResponseKind::TxnOffsetCommit(txn_offset_commit_response(r))
+        }
         GroupResponse::OffsetFetch(_) => unreachable!("handled above"),
         GroupResponse::DescribeGroups(groups) => ResponseKind::DescribeGroups(
             wire::DescribeGroupsResponse::default().with_groups(
@@ -300,6 +353,23 @@ fn offset_commit_response(r: super::OffsetCommitResponse) -> wire::OffsetCommitR
             .with_partitions(partitions)
     };
     wire::OffsetCommitResponse::default().with_topics(r.topics.into_iter().map(topic).collect())
+}
+
+fn txn_offset_commit_response(r: super::TxnOffsetCommitResponse) -> wire::TxnOffsetCommitResponse {
+    let topic = |(topic, partitions): (String, Vec<(i32, i16)>)| {
+        let partitions = partitions
+            .into_iter()
+            .map(|(p, e)| {
+                TxnOffsetCommitResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_error_code(e)
+            })
+            .collect();
+        TxnOffsetCommitResponseTopic::default()
+            .with_name(TopicName(str_bytes(&topic)))
+            .with_partitions(partitions)
+    };
+    wire::TxnOffsetCommitResponse::default().with_topics(r.topics.into_iter().map(topic).collect())
 }
 
 fn listed_group(g: super::ListedGroup) -> WireListedGroup {

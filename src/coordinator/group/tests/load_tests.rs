@@ -44,6 +44,7 @@ fn a_coordinator_loaded_from_the_log_answers_as_the_one_that_wrote_it() {
     let fetch = GroupRequest::OffsetFetch(OffsetFetchRequest {
         group_id: GROUP.to_owned(),
         topics: None,
+        require_stable: false,
     });
     let describe = GroupRequest::DescribeGroups(vec![GROUP.to_owned(), "unknown".to_owned()]);
     let list = GroupRequest::ListGroups(ListGroupsRequest::default());

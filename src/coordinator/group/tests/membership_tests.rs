@@ -35,6 +35,7 @@ fn a_first_join_gets_a_member_id_and_writes_the_new_group() {
                     members: vec![],
                 }),
             }],
+            transactional: None,
             responses: vec![(id, join_error(error_code::MEMBER_ID_REQUIRED, &member_id))],
         }
     );

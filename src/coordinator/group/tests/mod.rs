@@ -8,4 +8,5 @@ mod offset_tests;
 mod rebalance_tests;
 mod record_fixtures;
 mod support;
+mod txn_offset_tests;
 mod wire_tests;

@@ -30,6 +30,7 @@ fn a_zombie_commit_of_an_old_generation_is_refused() {
         out,
         CoordinatorOutput {
             records: vec![],
+            transactional: None,
             responses: vec![(
                 out.responses[0].0,
                 commit_response("orders", 0, error_code::ILLEGAL_GENERATION)
@@ -41,6 +42,7 @@ fn a_zombie_commit_of_an_old_generation_is_refused() {
         out,
         CoordinatorOutput {
             records: vec![commit_record("orders", 0, 42, 9_000)],
+            transactional: None,
             responses: vec![(id, commit_response("orders", 0, error_code::NONE))],
         }
     );
@@ -64,6 +66,7 @@ fn without_offset_commit_fencing_the_zombie_commit_is_accepted() {
         out,
         CoordinatorOutput {
             records: vec![commit_record("orders", 0, 7, 9_000)],
+            transactional: None,
             responses: vec![(id, commit_response("orders", 0, error_code::NONE))],
         }
     );
@@ -138,6 +141,7 @@ fn offset_fetch_answers_committed_offsets_and_minus_one_for_the_rest() {
         GroupRequest::OffsetFetch(OffsetFetchRequest {
             group_id: GROUP.to_owned(),
             topics,
+            require_stable: false,
         })
     };
     assert_eq!(

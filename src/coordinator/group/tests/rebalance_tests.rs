@@ -102,6 +102,7 @@ fn the_rebalance_timeout_completes_the_join_without_the_members_that_did_not_rej
         out,
         CoordinatorOutput {
             records: vec![],
+            transactional: None,
             responses: vec![(j1, joined(&ids[0], 2, &ids[0], all))]
         }
     );

@@ -15,7 +15,11 @@ pub const HOST: &str = "/10.0.0.1";
 pub struct Harness {
     pub c: GroupCoordinator,
     pub now_ms: u64,
+    /// Every record written, plain and transactional.
     pub log: Vec<CoordinatorRecord>,
+    /// The log as loading reads it: each record with its batch's producer id if transactional,
+    /// and the transaction markers (`marker`).
+    pub entries: Vec<LogEntry>,
     next_id: u64,
 }
 
@@ -31,6 +35,7 @@ impl Harness {
             c,
             now_ms: 0,
             log: Vec::new(),
+            entries: Vec::new(),
             next_id: 0,
         }
     }
@@ -43,10 +48,35 @@ impl Harness {
             ChaCha8Rng::seed_from_u64(8),
         );
         c.load(now_ms, log);
+        let entries = log.iter().map(|r| plain(r.clone())).collect();
         Harness {
             c,
             now_ms,
             log: log.to_vec(),
+            entries,
+            next_id: 1_000,
+        }
+    }
+
+    /// A coordinator that loads a log with transactions at `now_ms`.
+    pub fn loaded_log(entries: &[LogEntry], now_ms: u64) -> Harness {
+        let mut c = GroupCoordinator::new(
+            GroupCoordinatorConfig::default(),
+            ChaCha8Rng::seed_from_u64(8),
+        );
+        c.load_log(now_ms, entries);
+        let log = entries
+            .iter()
+            .filter_map(|e| match e {
+                LogEntry::Record { record, .. } => Some(record.clone()),
+                LogEntry::Marker { .. } => None,
+            })
+            .collect();
+        Harness {
+            c,
+            now_ms,
+            log,
+            entries: entries.to_vec(),
             next_id: 1_000,
         }
     }
@@ -56,7 +86,7 @@ impl Harness {
         self.next_id += 1;
         let id = RequestId(self.next_id);
         let out = self.c.handle(self.now_ms, id, request);
-        self.log.extend(out.records.iter().cloned());
+        self.written(&out);
         (id, out)
     }
 
@@ -64,8 +94,31 @@ impl Harness {
     pub fn at(&mut self, now_ms: u64) -> CoordinatorOutput {
         self.now_ms = now_ms;
         let out = self.c.tick(now_ms);
-        self.log.extend(out.records.iter().cloned());
+        self.written(&out);
         out
+    }
+
+    /// An output's records, then its transactional batch, go to the log.
+    fn written(&mut self, out: &CoordinatorOutput) {
+        self.log.extend(out.records.iter().cloned());
+        self.entries.extend(out.records.iter().cloned().map(plain));
+        if let Some(txn) = &out.transactional {
+            self.log.extend(txn.records.iter().cloned());
+            self.entries
+                .extend(txn.records.iter().map(|record| LogEntry::Record {
+                    producer_id: Some(txn.producer_id),
+                    record: record.clone(),
+                }));
+        }
+    }
+
+    /// The broker appended producer `producer_id`'s transaction marker to the partition.
+    pub fn marker(&mut self, producer_id: i64, commit: bool) -> Vec<MaterializedOffset> {
+        self.entries.push(LogEntry::Marker {
+            producer_id,
+            commit,
+        });
+        self.c.replay_end_transaction_marker(producer_id, commit)
     }
 
     /// Sends a request that must be answered at once, alone, and returns the answer.
@@ -303,4 +356,12 @@ pub fn by_request(out: &CoordinatorOutput) -> Vec<(RequestId, GroupResponse)> {
     let mut responses = out.responses.clone();
     responses.sort_by_key(|(id, _)| *id);
     responses
+}
+
+/// A record of a plain batch.
+pub fn plain(record: CoordinatorRecord) -> LogEntry {
+    LogEntry::Record {
+        producer_id: None,
+        record,
+    }
 }

@@ -5,7 +5,12 @@ use bytes::BytesMut;
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
 use kafka_protocol::messages::leave_group_request::MemberIdentity as WireMemberIdentity;
 use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestGroup;
-use kafka_protocol::messages::{self as wire, GroupId, RequestKind, ResponseKind};
+use kafka_protocol::messages::txn_offset_commit_request::{
+    TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::{
+    self as wire, GroupId, ProducerId, RequestKind, ResponseKind, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::{Encodable, StrBytes};
 
 use super::support::*;
@@ -33,6 +38,7 @@ fn encode(response: &ResponseKind, version: i16) -> Result<usize, String> {
         ResponseKind::Heartbeat(r) => r.encode(&mut buf, version),
         ResponseKind::LeaveGroup(r) => r.encode(&mut buf, version),
         ResponseKind::OffsetCommit(r) => r.encode(&mut buf, version),
+        ResponseKind::TxnOffsetCommit(r) => r.encode(&mut buf, version),
         ResponseKind::OffsetFetch(r) => r.encode(&mut buf, version),
         ResponseKind::DescribeGroups(r) => r.encode(&mut buf, version),
         ResponseKind::ListGroups(r) => r.encode(&mut buf, version),
@@ -93,6 +99,7 @@ fn leave_group_and_offset_fetch_batches_map_by_version() {
         GroupRequest::OffsetFetch(OffsetFetchRequest {
             group_id: group.to_owned(),
             topics: None,
+            require_stable: false,
         })
     };
     assert_eq!(
@@ -111,6 +118,7 @@ fn every_response_encodes_at_the_oldest_and_newest_versions() {
     let fetch = GroupRequest::OffsetFetch(OffsetFetchRequest {
         group_id: GROUP.to_owned(),
         topics: None,
+        require_stable: false,
     });
     let cases: Vec<(GroupRequest, i16, i16)> = vec![
         (join(GROUP, "", "c3"), 0, 9),
@@ -178,5 +186,97 @@ fn an_unknown_group_is_described_dead_before_v6_and_not_found_after() {
         };
         assert_eq!(r.groups[0].error_code, expected, "v{version}");
         assert_eq!(r.groups[0].group_state.as_str(), "Dead");
+    }
+}
+
+#[test]
+fn a_txn_offset_commit_has_a_generation_and_member_from_v3() {
+    let partition = TxnOffsetCommitRequestPartition::default()
+        .with_partition_index(2)
+        .with_committed_offset(42)
+        .with_committed_leader_epoch(3)
+        .with_committed_metadata(Some(s("m")));
+    let request = wire::TxnOffsetCommitRequest::default()
+        .with_transactional_id(TransactionalId(s("tx")))
+        .with_group_id(GroupId(s(GROUP)))
+        .with_producer_id(ProducerId(7))
+        .with_producer_epoch(1)
+        .with_generation_id(4)
+        .with_member_id(s("m1"))
+        .with_group_instance_id(Some(s("i1")))
+        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+            .with_name(TopicName(s("t")))
+            .with_partitions(vec![partition])]);
+    let expected = |generation_id, member_id: &str, instance: Option<&str>| {
+        Some(vec![GroupRequest::TxnOffsetCommit(
+            TxnOffsetCommitRequest {
+                transactional_id: "tx".to_owned(),
+                group_id: GROUP.to_owned(),
+                producer_id: 7,
+                producer_epoch: 1,
+                generation_id,
+                member_id: member_id.to_owned(),
+                group_instance_id: instance.map(str::to_owned),
+                topics: vec![(
+                    "t".to_owned(),
+                    vec![OffsetCommitPartition {
+                        partition_index: 2,
+                        committed_offset: 42,
+                        committed_leader_epoch: 3,
+                        committed_metadata: Some("m".to_owned()),
+                    }],
+                )],
+            },
+        )])
+    };
+    let kind = RequestKind::TxnOffsetCommit(request);
+    assert_eq!(from_request(&cx(3), &kind), expected(4, "m1", Some("i1")));
+    assert_eq!(from_request(&cx(2), &kind), expected(-1, "", None));
+}
+
+#[test]
+fn require_stable_is_read_from_v7() {
+    let request = wire::OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(GROUP)))
+        .with_topics(None)
+        .with_require_stable(true);
+    let kind = RequestKind::OffsetFetch(request);
+    let stable = |version| match from_request(&cx(version), &kind).unwrap().as_slice() {
+        [GroupRequest::OffsetFetch(r)] => r.require_stable,
+        other => panic!("{other:?}"),
+    };
+    assert!(!stable(6));
+    assert!(stable(7));
+}
+
+#[test]
+fn a_txn_offset_commit_response_encodes_at_every_version() {
+    let mut h = Harness::new();
+    let request = GroupRequest::TxnOffsetCommit(TxnOffsetCommitRequest {
+        transactional_id: "tx".to_owned(),
+        group_id: GROUP.to_owned(),
+        producer_id: 7,
+        producer_epoch: 1,
+        generation_id: -1,
+        member_id: String::new(),
+        group_instance_id: None,
+        topics: vec![(
+            "t".to_owned(),
+            vec![OffsetCommitPartition {
+                partition_index: 0,
+                committed_offset: 1,
+                committed_leader_epoch: -1,
+                committed_metadata: None,
+            }],
+        )],
+    });
+    let response = h.answer(request);
+    for version in 0..=5 {
+        let kind = to_response(version, vec![(GROUP.to_owned(), response.clone())]).unwrap();
+        let Some(ResponseKind::TxnOffsetCommit(r)) = Some(&kind) else {
+            panic!("{kind:?}")
+        };
+        assert_eq!(r.topics[0].partitions[0].error_code, error_code::NONE);
+        assert!(encode(&kind, version).unwrap() > 0);
     }
 }
