@@ -232,3 +232,24 @@ fn planted_bug_a_fetch_past_the_last_stable_offset_is_an_uncommitted_read() {
         planted.violations
     );
 }
+
+#[test]
+fn the_pipeline_copies_every_input_exactly_once_through_crashes() {
+    sweep("eos-pipeline-chaos", 2, |seed, output| {
+        let committed: usize = (1..=2)
+            .map(|m| txn_values(output, &format!("pipe-{m}"), OpType::Ok).len())
+            .sum();
+        assert!(
+            committed >= 6000,
+            "seed {seed}: only {committed} outputs committed"
+        );
+        let read = polled_values(output, "reader");
+        let distinct: std::collections::BTreeSet<&String> = read.iter().collect();
+        assert_eq!(
+            distinct.len(),
+            6000,
+            "seed {seed}: the read_committed reader saw {} distinct outputs",
+            distinct.len()
+        );
+    });
+}
