@@ -27,6 +27,7 @@ use kafka_protocol::messages::{
 
 use super::partition::{AppendError, Committed, FetchError, FollowerFetch};
 use super::{Broker, PartitionHandle};
+use crate::coordinator::txn;
 use crate::coordinator::group::{wire, GroupRequest};
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
@@ -256,8 +257,9 @@ impl Broker {
     /// `Produce`: each partition's batch is appended as leader; with `acks=all` the answer waits
     /// (Kafka's produce purgatory) until the high watermark passes every appended batch, the
     /// leadership is lost, or the request's `timeout_ms` runs out (`REQUEST_TIMED_OUT`).
-    async fn produce(&self, req: ProduceRequest, client_id: &str) -> Reply {
+    async fn produce(self: &Arc<Self>, req: ProduceRequest, client_id: &str) -> Reply {
         let acks = req.acks;
+        let transactional_id = req.transactional_id.as_ref().map(|t| t.0.to_string());
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(req.timeout_ms.max(0) as u64);
         let mut topics = Vec::new();
@@ -265,7 +267,13 @@ impl Broker {
             let mut partitions = Vec::new();
             for data in topic.partition_data {
                 let appended = self
-                    .produce_partition(&topic.name, data.index, acks, data.records, client_id)
+                    .produce_partition(
+                        &topic.name,
+                        data.index,
+                        acks,
+                        data.records,
+                        (client_id, transactional_id.as_deref()),
+                    )
                     .await;
                 partitions.push((data.index, appended));
             }
@@ -332,12 +340,12 @@ impl Broker {
     }
 
     async fn produce_partition(
-        &self,
+        self: &Arc<Self>,
         topic: &TopicName,
         index: i32,
         acks: i16,
         records: Option<Bytes>,
-        client_id: &str,
+        (client_id, transactional_id): (&str, Option<&str>),
     ) -> Appended {
         if !matches!(acks, -1..=1) {
             return Appended::Done(failed(ResponseError::InvalidRequiredAcks));
@@ -357,6 +365,17 @@ impl Broker {
             return Appended::Done(failed(ResponseError::CorruptMessage));
         };
         let mut batch = records.to_vec();
+        if let Err(code) = self
+            .verify_transaction(&handle, &tp, &batch, transactional_id)
+            .await
+        {
+            return Appended::Done(
+                PartitionProduceResponse::default()
+                    .with_error_code(code)
+                    .with_base_offset(-1)
+                    .with_log_append_time_ms(-1),
+            );
+        }
         let mut partition = handle.lock().await;
         let error = match partition
             .append_as_leader(&mut batch, acks, client_id)
@@ -904,5 +923,140 @@ impl Broker {
                 .with_producer_id((-1).into())
                 .with_producer_epoch(-1),
         }
+    }
+}
+
+impl Broker {
+    /// KIP-890 (transaction version 2): before the first transactional batch of a producer in
+    /// a partition, the leader asks the transaction coordinator whether the partition is in
+    /// that producer's ongoing transaction (`AddPartitionsToTxn` verify-only). A produce that
+    /// arrives late, after its transaction ended, is refused instead of opening a transaction
+    /// nobody will end. Version 1 appends without asking.
+    async fn verify_transaction(
+        self: &Arc<Self>,
+        handle: &PartitionHandle,
+        tp: &TopicPartition,
+        batch: &[u8],
+        transactional_id: Option<&str>,
+    ) -> Result<(), i16> {
+        if self.ctx.txn.coordinator.transaction_version < 2 {
+            return Ok(());
+        }
+        let Ok(header) = crate::storage::batch::parse_header(batch) else {
+            return Ok(()); // the append refuses it
+        };
+        if !header.is_transactional() || header.producer_id < 0 {
+            return Ok(());
+        }
+        let ongoing = handle
+            .lock()
+            .await
+            .producer_state(header.producer_id)
+            .is_some_and(|e| {
+                e.current_txn_first_offset.is_some() && e.producer_epoch == header.producer_epoch
+            });
+        if ongoing {
+            return Ok(());
+        }
+        let Some(transactional_id) = transactional_id else {
+            return Err(code(ResponseError::InvalidRequest));
+        };
+        let request = txn::AddPartitionsToTxnRequest {
+            transactional_id: transactional_id.to_string(),
+            producer_id: header.producer_id,
+            producer_epoch: header.producer_epoch,
+            verify_only: true,
+            topics: vec![(tp.topic.clone(), vec![tp.partition as i32])],
+        };
+        match self.verify_at_coordinator(request).await {
+            Some(result) => {
+                let refused = result
+                    .topic_results
+                    .iter()
+                    .flat_map(|(_, ps)| ps.iter().map(|(_, c)| *c))
+                    .any(|c| c != 0);
+                // Not in an open transaction of that producer: Kafka answers
+                // INVALID_TXN_STATE (abortable for the producer).
+                if refused {
+                    Err(code(ResponseError::InvalidTxnState))
+                } else {
+                    Ok(())
+                }
+            }
+            None => Err(code(ResponseError::NotEnoughReplicas)),
+        }
+    }
+
+    /// Asks the transaction coordinator of the request's transactional id: this broker's own
+    /// shard, or another broker's over the wire (AddPartitionsToTxn v4, the brokers' form).
+    async fn verify_at_coordinator(
+        self: &Arc<Self>,
+        request: txn::AddPartitionsToTxnRequest,
+    ) -> Option<txn::AddPartitionsToTxnResult> {
+        use kafka_protocol::messages::add_partitions_to_txn_request::{
+            AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction,
+        };
+        let (leader, addr) = self.txn_coordinator_of(&request.transactional_id).ok()?;
+        if leader == self.ctx.id {
+            return match self
+                .txn_call(txn::TxnRequest::AddPartitionsToTxn(request))
+                .await
+            {
+                txn::TxnResponse::AddPartitionsToTxn(r) => Some(r),
+                _ => None,
+            };
+        }
+        let transaction = AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(kafka_protocol::messages::TransactionalId(
+                StrBytes::from_string(request.transactional_id.clone()),
+            ))
+            .with_producer_id(request.producer_id.into())
+            .with_producer_epoch(request.producer_epoch)
+            .with_verify_only(true)
+            .with_topics(
+                request
+                    .topics
+                    .iter()
+                    .map(|(t, ps)| {
+                        AddPartitionsToTxnTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.clone())))
+                            .with_partitions(ps.clone())
+                    })
+                    .collect(),
+            );
+        let wire = kafka_protocol::messages::AddPartitionsToTxnRequest::default()
+            .with_transactions(vec![transaction]);
+        let conn = crate::protocol::Connection::connect(addr, &self.ctx.name)
+            .await
+            .ok()?;
+        let sent = conn
+            .send(
+                ApiKey::AddPartitionsToTxn,
+                4,
+                &RequestKind::AddPartitionsToTxn(wire),
+                Duration::from_millis(self.ctx.replication.socket_timeout_ms),
+            )
+            .await;
+        conn.close();
+        let ResponseKind::AddPartitionsToTxn(response) = sent.ok()? else {
+            return None;
+        };
+        let result = response.results_by_transaction.first()?;
+        Some(txn::AddPartitionsToTxnResult {
+            transactional_id: result.transactional_id.0.to_string(),
+            topic_results: result
+                .topic_results
+                .iter()
+                .map(|t| {
+                    (
+                        t.name.0.to_string(),
+                        t.results_by_partition
+                            .iter()
+                            .map(|p| (p.partition_index, p.partition_error_code))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        })
     }
 }
