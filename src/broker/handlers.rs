@@ -27,8 +27,8 @@ use kafka_protocol::messages::{
 
 use super::partition::{AppendError, Committed, FetchError, FollowerFetch};
 use super::{Broker, PartitionHandle};
-use crate::coordinator::txn;
 use crate::coordinator::group::{wire, GroupRequest};
+use crate::coordinator::txn;
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
 

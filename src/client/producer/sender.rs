@@ -261,8 +261,14 @@ fn request(shared: &Shared, batches: &[ProducerBatch]) -> RequestKind {
             ),
         }
     }
+    let transactional_id = shared
+        .config
+        .transactional_id
+        .as_ref()
+        .map(|id| kafka_protocol::messages::TransactionalId(StrBytes::from_string(id.clone())));
     RequestKind::Produce(
         ProduceRequest::default()
+            .with_transactional_id(transactional_id)
             .with_acks(shared.config.acks)
             .with_timeout_ms(shared.config.request_timeout.as_millis() as i32)
             .with_topic_data(topics),
