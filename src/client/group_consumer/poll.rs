@@ -6,6 +6,9 @@ use crate::client::consumer::{
 
 use super::*;
 
+/// `UNSTABLE_OFFSET_COMMIT`: a transactional offset commit is pending (KIP-447).
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
 impl Member {
     /// Positions of newly assigned partitions: the group's committed offset, else
     /// `auto.offset.reset`.
@@ -55,6 +58,17 @@ impl Member {
             }
             return false;
         }
+        // KIP-447: a partition whose offset a transaction is still committing answers
+        // UNSTABLE_OFFSET_COMMIT; the consumer waits and asks again (resetting it would read
+        // again what the transaction is about to commit as read).
+        let unstable = group
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .any(|p| p.error_code == UNSTABLE_OFFSET_COMMIT);
+        if unstable {
+            return false;
+        }
         for topic in &group.topics {
             for p in &topic.partitions {
                 let tp = TopicPartition {
@@ -87,7 +101,7 @@ impl Member {
         true
     }
 
-    /// `auto.offset.reset` with `ListOffsets`.
+        /// `auto.offset.reset` with `ListOffsets`.
     pub(super) async fn reset(&mut self, tp: &TopicPartition) -> bool {
         let timestamp = match self.spec.consumer.auto_offset_reset {
             OffsetReset::Earliest => -2,
