@@ -762,39 +762,63 @@ impl Broker {
         group: &str,
     ) -> Result<(i32, std::net::SocketAddr), ResponseError> {
         let groups = &self.ctx.groups;
-        let image = self.metadata();
-        let Some(partitions) = image.topics.get(super::OFFSETS_TOPIC) else {
-            self.create_offsets_topic();
-            return Err(ResponseError::CoordinatorNotAvailable);
-        };
         let index =
             crate::coordinator::group::partition_for(group, groups.offsets_topic_partitions);
-        let leader = partitions
-            .get(index as usize)
-            .map_or(-1, |meta| meta.leader);
-        image
-            .brokers
-            .get(&leader)
-            .map(|addr| (leader, *addr))
-            .ok_or(ResponseError::CoordinatorNotAvailable)
+        self.coordinator_at(super::OFFSETS_TOPIC, index, || {
+            self.create_internal_topic(
+                super::OFFSETS_TOPIC,
+                groups.offsets_topic_partitions,
+                groups.offsets_topic_replication_factor,
+                &[
+                    ("cleanup.policy", "compact".into()),
+                    ("compression.type", "producer".into()),
+                    (
+                        "segment.bytes",
+                        groups.offsets_topic_segment_bytes.to_string(),
+                    ),
+                ],
+            )
+        })
     }
 
     /// The broker leading `transactional_id`'s `__transaction_state` partition, with its
-    /// address; the topic is created on first use, as Kafka does.
+    /// address. The topic is compacted, never compressed, with `transaction.state.log.*`
+    /// (Kafka's `TransactionLog` topic configs).
     fn txn_coordinator_of(
         &self,
         transactional_id: &str,
     ) -> Result<(i32, std::net::SocketAddr), ResponseError> {
         let txn = &self.ctx.txn;
+        let partitions = txn.coordinator.transaction_state_num_partitions;
+        let index = crate::coordinator::txn::partition_for(transactional_id, partitions);
+        self.coordinator_at(super::TRANSACTION_STATE_TOPIC, index, || {
+            self.create_internal_topic(
+                super::TRANSACTION_STATE_TOPIC,
+                partitions,
+                txn.replication_factor,
+                &[
+                    ("cleanup.policy", "compact".into()),
+                    ("compression.type", "uncompressed".into()),
+                    ("min.insync.replicas", txn.min_isr.to_string()),
+                    ("segment.bytes", txn.segment_bytes.to_string()),
+                ],
+            )
+        })
+    }
+
+    /// The leader of partition `index` of a coordinator's internal `topic`, with its address;
+    /// the topic is created (`create`) on first use, as Kafka does.
+    fn coordinator_at(
+        &self,
+        topic: &str,
+        index: i32,
+        create: impl FnOnce(),
+    ) -> Result<(i32, std::net::SocketAddr), ResponseError> {
         let image = self.metadata();
-        let Some(partitions) = image.topics.get(super::TRANSACTION_STATE_TOPIC) else {
-            self.create_transaction_state_topic();
+        let Some(partitions) = image.topics.get(topic) else {
+            create();
             return Err(ResponseError::CoordinatorNotAvailable);
         };
-        let index = crate::coordinator::txn::partition_for(
-            transactional_id,
-            txn.coordinator.transaction_state_num_partitions,
-        );
         let leader = partitions
             .get(index as usize)
             .map_or(-1, |meta| meta.leader);
@@ -805,55 +829,31 @@ impl Broker {
             .ok_or(ResponseError::CoordinatorNotAvailable)
     }
 
-    /// `__transaction_state`: compacted, `transaction.state.log.*` (Kafka's
-    /// `TransactionLog` topic configs), never compressed, always flushed by replication.
-    fn create_transaction_state_topic(&self) {
+    /// Asks the controller for a coordinator's internal topic with its configs.
+    fn create_internal_topic(
+        &self,
+        name: &'static str,
+        partitions: i32,
+        replication_factor: i16,
+        configs: &[(&str, String)],
+    ) {
         use kafka_protocol::messages::create_topics_request::{
             CreatableTopic, CreatableTopicConfig,
         };
-        let txn = &self.ctx.txn;
-        let config = |name: &str, value: String| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_value(Some(StrBytes::from_string(value)))
-        };
         let topic = CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str(
-                super::TRANSACTION_STATE_TOPIC,
-            )))
-            .with_num_partitions(txn.coordinator.transaction_state_num_partitions)
-            .with_replication_factor(txn.replication_factor)
-            .with_configs(vec![
-                config("cleanup.policy", "compact".into()),
-                config("compression.type", "uncompressed".into()),
-                config("min.insync.replicas", txn.min_isr.to_string()),
-                config("segment.bytes", txn.segment_bytes.to_string()),
-            ]);
-        self.request_topic_creation(topic);
-    }
-
-    fn create_offsets_topic(&self) {
-        use kafka_protocol::messages::create_topics_request::{
-            CreatableTopic, CreatableTopicConfig,
-        };
-        let groups = &self.ctx.groups;
-        let config = |name: &str, value: String| {
-            CreatableTopicConfig::default()
-                .with_name(StrBytes::from_string(name.to_string()))
-                .with_value(Some(StrBytes::from_string(value)))
-        };
-        let topic = CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str(super::OFFSETS_TOPIC)))
-            .with_num_partitions(groups.offsets_topic_partitions)
-            .with_replication_factor(groups.offsets_topic_replication_factor)
-            .with_configs(vec![
-                config("cleanup.policy", "compact".into()),
-                config("compression.type", "producer".into()),
-                config(
-                    "segment.bytes",
-                    groups.offsets_topic_segment_bytes.to_string(),
-                ),
-            ]);
+            .with_name(TopicName(StrBytes::from_static_str(name)))
+            .with_num_partitions(partitions)
+            .with_replication_factor(replication_factor)
+            .with_configs(
+                configs
+                    .iter()
+                    .map(|(name, value)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(name.to_string()))
+                            .with_value(Some(StrBytes::from_string(value.clone())))
+                    })
+                    .collect(),
+            );
         self.request_topic_creation(topic);
     }
 }

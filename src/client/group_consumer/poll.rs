@@ -101,7 +101,7 @@ impl Member {
         true
     }
 
-        /// `auto.offset.reset` with `ListOffsets`.
+    /// `auto.offset.reset` with `ListOffsets`.
     pub(super) async fn reset(&mut self, tp: &TopicPartition) -> bool {
         let timestamp = match self.spec.consumer.auto_offset_reset {
             OffsetReset::Earliest => -2,
