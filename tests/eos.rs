@@ -253,3 +253,51 @@ fn the_pipeline_copies_every_input_exactly_once_through_crashes() {
         );
     });
 }
+
+/// When the `late` producer's transaction failed (its held Produce timed out), and the appends
+/// of its batches the partition leaders made after that.
+fn appended_after_the_abort(output: &RunOutput) -> usize {
+    let aborted_at = ops(output, "late", "txn")
+        .find(|op| op.kind == OpType::Fail)
+        .map(|op| op.at_ms)
+        .expect("the late producer's held transaction failed");
+    output
+        .journal
+        .trace
+        .iter()
+        .filter(|e| e.kind == "append" && e.at_ms > aborted_at)
+        .filter(|e| e.detail.get("client").and_then(|c| c.as_str()) == Some("late"))
+        .count()
+}
+
+#[test]
+fn a_produce_held_past_its_abort_hangs_under_version_1_and_is_refused_under_version_2() {
+    sweep("hanging-transaction", 3, |seed, output| {
+        assert!(
+            appended_after_the_abort(output) > 0,
+            "seed {seed}: the held Produce was not appended after the abort"
+        );
+        let starved = output.violations.iter().find(|v| v.check == "unavailable");
+        assert!(
+            starved.is_some_and(|v| v.detail.starts_with("reader (read_committed)")),
+            "seed {seed}: {starved:?}"
+        );
+    });
+    sweep("hanging-transaction-fixed", 3, |seed, output| {
+        assert_eq!(
+            appended_after_the_abort(output),
+            0,
+            "seed {seed}: a Produce of a fenced epoch was appended"
+        );
+    });
+}
+
+/// The delay fault is what makes the transaction hang: without it, version 1 passes too.
+#[test]
+fn without_the_held_produce_version_1_does_not_hang() {
+    let mut s = scenario("hanging-transaction");
+    s.faults.clear();
+    s.expect.violations.clear();
+    let output = runner::run(&s, 1);
+    assert!(output.violations.is_empty(), "{:?}", output.violations);
+}

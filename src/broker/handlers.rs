@@ -1026,9 +1026,13 @@ impl Broker {
             );
         let wire = kafka_protocol::messages::AddPartitionsToTxnRequest::default()
             .with_transactions(vec![transaction]);
-        let conn = crate::protocol::Connection::connect(addr, &self.ctx.name)
-            .await
-            .ok()?;
+        let conn = crate::protocol::Connection::connect_with(
+            addr,
+            &self.ctx.name,
+            self.ctx.delays.clone(),
+        )
+        .await
+        .ok()?;
         let sent = conn
             .send(
                 ApiKey::AddPartitionsToTxn,

@@ -168,6 +168,8 @@ pub struct BrokerContext {
     pub txn: TxnConfig,
     /// The seed of this broker's own randomness (its incarnation id, drawn anew per start).
     pub seed: u64,
+    /// Requests held on their way out (the `delay` fault); empty outside one.
+    pub delays: crate::protocol::RequestDelays,
     /// Set from outside (the operator, the simulation's script) to shut the broker down cleanly.
     pub shutdown: Arc<ShutdownSignal>,
 }
@@ -291,7 +293,9 @@ pub struct Broker {
 impl Broker {
     /// A broker with nothing open yet: partitions open as the metadata assigns them.
     pub fn new(ctx: Arc<BrokerContext>) -> Broker {
-        let controllers = Arc::new(ControllerChannel::new(&ctx.controllers, &ctx.name));
+        let controllers = Arc::new(
+            ControllerChannel::new(&ctx.controllers, &ctx.name).with_delays(ctx.delays.clone()),
+        );
         Broker {
             controllers,
             lifecycle: lifecycle::Lifecycle::new(),

@@ -114,7 +114,9 @@ async fn run(broker: Arc<Broker>, leader: i32) {
             continue;
         };
         if connection.as_ref().is_none_or(Connection::is_closed) {
-            match Connection::connect(address, &broker.ctx.name).await {
+            match Connection::connect_with(address, &broker.ctx.name, broker.ctx.delays.clone())
+                .await
+            {
                 Ok(c) => connection = Some(c),
                 Err(_) => {
                     tokio::time::sleep(backoff).await;

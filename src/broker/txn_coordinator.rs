@@ -494,7 +494,9 @@ impl Broker {
         request: kafka_protocol::messages::WriteTxnMarkersRequest,
     ) -> Option<kafka_protocol::messages::WriteTxnMarkersResponse> {
         use kafka_protocol::messages::ApiKey;
-        let conn = Connection::connect(addr, &self.ctx.name).await.ok()?;
+        let conn = Connection::connect_with(addr, &self.ctx.name, self.ctx.delays.clone())
+            .await
+            .ok()?;
         let version = crate::protocol::versions::client_version(ApiKey::WriteTxnMarkers);
         let sent = conn
             .send(

@@ -129,7 +129,8 @@ impl ClusterView {
             .brokers
             .get(&broker)
             .ok_or_else(|| ClientError::NotSent(format!("unknown broker {broker}")))?;
-        let conn = Arc::new(Connection::connect(addr, &self.ctx.id).await?);
+        let conn =
+            Arc::new(Connection::connect_with(addr, &self.ctx.id, self.ctx.delays.clone()).await?);
         self.connections.insert(broker, conn.clone());
         Ok(conn)
     }
@@ -163,7 +164,9 @@ impl ClusterView {
         for addr in candidates {
             let conn = match self.bootstrap_connection.take() {
                 Some((at, conn)) if at == addr && !conn.is_closed() => conn,
-                _ => match Connection::connect(addr, &self.ctx.id).await {
+                _ => match Connection::connect_with(addr, &self.ctx.id, self.ctx.delays.clone())
+                    .await
+                {
                     Ok(conn) => Arc::new(conn),
                     Err(e) => {
                         last_error = e;

@@ -25,6 +25,8 @@ pub struct ClientContext {
     pub recorder: SharedRecorder,
     /// Seed of the client's own random stream (keys, jitter).
     pub seed: u64,
+    /// Requests held on their way out (the `delay` fault); empty outside one.
+    pub delays: crate::protocol::RequestDelays,
 }
 
 /// Kafka's `retry.backoff.ms` default.

@@ -9,7 +9,8 @@
 //! outcome is unknown (the commit timed out). The completion lists the values sent in it.
 //!
 //! A fenced producer (a newer instance took over its `transactional.id`) stops: Kafka gives it
-//! nothing else to do but close.
+//! nothing else to do but close. After its `count`, the producer is closed and the process
+//! stays up, as an application's would, with whatever it still has on its way out.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -160,6 +161,7 @@ pub async fn run(ctx: ClientContext, spec: TransactionalSpec) {
         }
     }
     producer.close().await;
+    std::future::pending::<()>().await;
 }
 
 /// One record of the transaction, recorded as a `send`; waits until it is in the accumulator.

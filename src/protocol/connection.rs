@@ -14,6 +14,7 @@ use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
 use super::codec::{decode_response, encode_request, response_correlation_id};
+use super::delays::RequestDelays;
 use super::frame::{read_frame, write_frame};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,9 +67,11 @@ impl InFlight {
 
 pub struct Connection {
     client_id: String,
-    writer: tokio::sync::Mutex<WriteHalf<TcpStream>>,
+    /// Shared with a held request's task, which keeps the stream open until it has written.
+    writer: Arc<tokio::sync::Mutex<WriteHalf<TcpStream>>>,
     in_flight: Arc<Mutex<InFlight>>,
     reader: tokio::task::JoinHandle<()>,
+    delays: RequestDelays,
 }
 
 impl Drop for Connection {
@@ -79,6 +82,15 @@ impl Drop for Connection {
 
 impl Connection {
     pub async fn connect(addr: SocketAddr, client_id: &str) -> Result<Connection, ClientError> {
+        Self::connect_with(addr, client_id, RequestDelays::default()).await
+    }
+
+    /// A connection whose requests are held as `delays` says (the `delay` fault).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        client_id: &str,
+        delays: RequestDelays,
+    ) -> Result<Connection, ClientError> {
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| ClientError::NotSent(format!("connect to {addr}: {e}")))?;
@@ -87,9 +99,10 @@ impl Connection {
         let reader = tokio::spawn(read_responses(read_half, in_flight.clone()));
         Ok(Connection {
             client_id: client_id.to_string(),
-            writer: tokio::sync::Mutex::new(write_half),
+            writer: Arc::new(tokio::sync::Mutex::new(write_half)),
             in_flight,
             reader,
+            delays,
         })
     }
 
@@ -113,7 +126,10 @@ impl Connection {
         let correlation_id = self.next_correlation_id(Some((api, version, tx)))?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
-        self.write(&frame).await?;
+        match self.delays.of(api) {
+            Some(by) => self.write_later(frame, by),
+            None => self.write(&frame).await?,
+        }
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ClientError::Disconnected),
@@ -134,7 +150,13 @@ impl Connection {
         let correlation_id = self.next_correlation_id(None)?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
-        self.write(&frame).await
+        match self.delays.of(api) {
+            Some(by) => {
+                self.write_later(frame, by);
+                Ok(())
+            }
+            None => self.write(&frame).await,
+        }
     }
 
     /// A fresh correlation id, registering the waiter for its response (if one is expected).
@@ -152,6 +174,17 @@ impl Connection {
             in_flight.waiting.insert(id, waiter);
         }
         Ok(id)
+    }
+
+    /// Writes `frame` after `by`, whatever the caller has done meanwhile (timed out, closed the
+    /// connection): the held bytes were already on their way.
+    fn write_later(&self, frame: Bytes, by: Duration) {
+        let writer = self.writer.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(by).await;
+            let mut writer = writer.lock().await;
+            let _ = write_frame(&mut *writer, &frame).await;
+        });
     }
 
     async fn write(&self, frame: &Bytes) -> Result<(), ClientError> {

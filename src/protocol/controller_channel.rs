@@ -29,6 +29,7 @@ pub struct ControllerChannel {
     /// Index into `voters` of the controller believed active.
     guess: Mutex<usize>,
     connections: Mutex<BTreeMap<i32, Arc<Connection>>>,
+    delays: super::RequestDelays,
 }
 
 impl ControllerChannel {
@@ -39,7 +40,14 @@ impl ControllerChannel {
             client_id: client_id.to_string(),
             guess: Mutex::new(0),
             connections: Mutex::new(BTreeMap::new()),
+            delays: super::RequestDelays::default(),
         }
+    }
+
+    /// Its requests are held as `delays` says (a broker's `delay` fault on `AlterPartition`).
+    pub fn with_delays(mut self, delays: super::RequestDelays) -> Self {
+        self.delays = delays;
+        self
     }
 
     /// The controller believed active.
@@ -127,11 +135,15 @@ impl ControllerChannel {
             .map(|(_, addr)| *addr)
             .ok_or_else(|| ClientError::NotSent(format!("no controller {to}")))?;
         let timeout = Duration::from_millis(CONTROLLER_REQUEST_TIMEOUT_MS);
-        let connection =
-            match tokio::time::timeout(timeout, Connection::connect(addr, &self.client_id)).await {
-                Ok(connected) => Arc::new(connected?),
-                Err(_) => return Err(ClientError::Timeout),
-            };
+        let connection = match tokio::time::timeout(
+            timeout,
+            Connection::connect_with(addr, &self.client_id, self.delays.clone()),
+        )
+        .await
+        {
+            Ok(connected) => Arc::new(connected?),
+            Err(_) => return Err(ClientError::Timeout),
+        };
         self.connections
             .lock()
             .expect("connections lock")

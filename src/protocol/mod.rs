@@ -5,8 +5,10 @@
 pub mod codec;
 pub mod connection;
 pub mod controller_channel;
+pub mod delays;
 pub mod frame;
 pub mod versions;
 
 pub use codec::{decode_request, decode_response, encode_request, encode_response, ProtocolError};
 pub use connection::{ClientError, Connection};
+pub use delays::RequestDelays;

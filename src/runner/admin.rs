@@ -173,6 +173,7 @@ impl Admin {
             clock: self.clock.clone(),
             recorder: self.recorder.clone(),
             seed: 0,
+            delays: Default::default(),
         };
         let mut view = ClusterView::new(ctx);
         let timeout = Duration::from_millis(30_000);

@@ -108,6 +108,7 @@ pub fn start(
                 disk: Some(sim_disk),
                 state: NodeState::Up,
                 shutdown: None,
+                delays: Default::default(),
             },
         );
     }

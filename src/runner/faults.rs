@@ -12,13 +12,25 @@ use crate::client::sleep_until_ms;
 use crate::scenario::{Action, Condition, FaultSpec, Figure, Target, Trigger};
 use crate::world::Clock;
 
+/// What the scenario's `recovery` asks of the end of the schedule: once every fault has fired and
+/// been undone, heal everything and give the cluster `recovery_ms` to serve writes and reads
+/// again (the `unavailable` check reads the `healed` event).
+#[derive(Clone, Copy, Debug)]
+pub struct Recovery {
+    pub recovery_ms: u64,
+    /// When the run ends, so the check knows which deadlines fell inside it.
+    pub end_ms: u64,
+}
+
 /// Runs the schedule; `fired` counts the faults fired so far, so the run can say which never did.
 pub async fn run_schedule(
     world: Arc<Mutex<World>>,
     faults: Vec<FaultSpec>,
     clock: Clock,
     fired: Arc<std::sync::atomic::AtomicUsize>,
+    recovery: Option<Recovery>,
 ) {
+    let mut undos = Vec::new();
     for fault in faults {
         match &fault.trigger {
             Trigger::At(at_ms) => sleep_until_ms(&clock, *at_ms).await,
@@ -32,12 +44,24 @@ pub async fn run_schedule(
         if let Some(for_ms) = fault.for_ms {
             let world = world.clone();
             let fault = fault.clone();
-            tokio::spawn(async move {
+            undos.push(tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(for_ms)).await;
                 undo(&world, &fault, &affected);
-            });
+            }));
         }
     }
+    let Some(recovery) = recovery else {
+        return;
+    };
+    for undo in undos {
+        let _ = undo.await;
+    }
+    let mut world = world.lock().expect("world lock");
+    world.heal_all();
+    world.event(
+        "healed",
+        json!({ "recovery_ms": recovery.recovery_ms, "end_ms": recovery.end_ms }),
+    );
 }
 
 async fn wait_for(world: &Arc<Mutex<World>>, condition: &Condition) {
@@ -171,7 +195,12 @@ fn act_on_node(world: &mut World, fault: &FaultSpec, name: &str) -> Result<(), S
         Action::Corrupt => world.corrupt(name, fault.file.as_deref())?,
         Action::ClockSkew => world.clock_skew(name, fault.by_ms.unwrap_or(0)),
         Action::ControlledShutdown => world.controlled_shutdown(name)?,
-        Action::Delay => return Err("the delay fault is not supported yet".into()),
+        Action::Delay => {
+            let api = fault.api.as_deref().unwrap_or_default();
+            let api = crate::protocol::delays::api_named(api)
+                .ok_or_else(|| format!("no Kafka API {api:?}"))?;
+            world.delay(name, api, fault.by_ms.unwrap_or(0).max(0) as u64);
+        }
         Action::Partition
         | Action::Heal
         | Action::Loss
@@ -212,6 +241,16 @@ fn undo(world: &Arc<Mutex<World>>, fault: &FaultSpec, affected: &[String]) {
             Action::DiskFull => world.disk_full(name, false),
             Action::ClockSkew => {
                 world.clock_skew(name, 0);
+                Ok(())
+            }
+            Action::Delay => {
+                if let Some(api) = fault
+                    .api
+                    .as_deref()
+                    .and_then(crate::protocol::delays::api_named)
+                {
+                    world.undelay(name, api);
+                }
                 Ok(())
             }
             _ => Ok(()),

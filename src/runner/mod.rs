@@ -8,7 +8,6 @@ mod controllers;
 mod faults;
 mod final_state;
 mod recorder;
-pub mod support;
 mod world;
 
 use std::collections::BTreeMap;
@@ -164,6 +163,10 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
         scenario.faults.clone(),
         clock.clone(),
         fired.clone(),
+        scenario.recovery_ms.map(|recovery_ms| faults::Recovery {
+            recovery_ms,
+            end_ms: scenario.duration_ms,
+        }),
     ));
     // Clients start once the scenario's topics exist, as a test creates its topics first.
     let end = Duration::from_millis(scenario.duration_ms);
@@ -294,6 +297,7 @@ fn start_admin(
             disk: None,
             state: NodeState::Up,
             shutdown: None,
+            delays: Default::default(),
         },
     );
     ready_rx
@@ -350,6 +354,7 @@ fn start_brokers(
         let (sim_disk, disk) = node_disk(&name, scenario, seed, clock, slot);
         let node_clock = clock.for_node();
         let shutdown = Arc::new(broker::ShutdownSignal::default());
+        let delays = crate::protocol::RequestDelays::default();
         let ctx = Arc::new(BrokerContext {
             id: id as i32,
             name: name.clone(),
@@ -368,6 +373,7 @@ fn start_brokers(
             txn: txn.clone(),
             seed: derive_seed(seed, &name),
             shutdown: shutdown.clone(),
+            delays: delays.clone(),
         });
         let node = world
             .handle
@@ -386,6 +392,7 @@ fn start_brokers(
                 disk: Some(sim_disk),
                 state: NodeState::Up,
                 shutdown: Some(shutdown),
+                delays,
             },
         );
     }
@@ -431,12 +438,14 @@ fn start_clients(
         };
         for (name, member) in names {
             let node_clock = clock.for_node();
+            let delays = crate::protocol::RequestDelays::default();
             let ctx = ClientContext {
                 id: name.clone(),
                 bootstrap: bootstrap.clone(),
                 clock: node_clock.clone(),
                 recorder: recorder.clone(),
                 seed: derive_seed(seed, &format!("client/{name}")),
+                delays: delays.clone(),
             };
             let builder = world.handle.create_node().name(&name).ip(client_ip(index));
             index += 1;
@@ -482,6 +491,7 @@ fn start_clients(
                     disk: None,
                     state: NodeState::Up,
                     shutdown: None,
+                    delays,
                 },
             );
         }

@@ -36,6 +36,8 @@ pub struct SimNode {
     pub state: NodeState,
     /// A broker's controlled-shutdown request (brokers only).
     pub shutdown: Option<Arc<crate::broker::ShutdownSignal>>,
+    /// The requests this node's process holds on their way out (the `delay` fault).
+    pub delays: crate::protocol::RequestDelays,
 }
 
 pub fn broker_ip(id: u32) -> IpAddr {
@@ -363,6 +365,46 @@ impl World {
         drop(disk);
         self.event("corrupt", json!({ "node": name, "corruption": corruption }));
         Ok(())
+    }
+
+    /// Undoes every fault still in force: the network heals, paused nodes resume, downed ones
+    /// restart, disks and clocks return to normal and no request is held any more.
+    pub fn heal_all(&mut self) {
+        self.heal();
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for name in &names {
+            match self.nodes[name].state {
+                NodeState::Paused => self.resume(name),
+                NodeState::Down => self.restart(name),
+                NodeState::Up => {}
+            }
+            let node = &self.nodes[name];
+            if let Some(disk) = &node.disk {
+                let mut disk = disk.lock().expect("disk lock");
+                disk.set_slow(1.0);
+                disk.set_full(false);
+            }
+            node.clock.set_skew_ms(0);
+            node.delays.release_all();
+        }
+    }
+
+    /// The node's process holds every request of `api` it sends for `by_ms` (the `delay` fault).
+    pub fn delay(&mut self, name: &str, api: kafka_protocol::messages::ApiKey, by_ms: u64) {
+        self.nodes[name].delays.hold(api, by_ms);
+        self.event(
+            "delay",
+            json!({ "node": name, "api": format!("{api:?}"), "by_ms": by_ms }),
+        );
+    }
+
+    /// The node's requests of `api` go out at once again.
+    pub fn undelay(&mut self, name: &str, api: kafka_protocol::messages::ApiKey) {
+        self.nodes[name].delays.release(api);
+        self.event(
+            "undelay",
+            json!({ "node": name, "api": format!("{api:?}") }),
+        );
     }
 
     pub fn clock_skew(&mut self, name: &str, skew_ms: i64) {

@@ -29,6 +29,7 @@ pub mod poll_skip;
 pub mod reorder;
 pub mod split_brain;
 mod txn_view;
+pub mod unavailable;
 pub mod uncommitted_read;
 pub mod zombie_write;
 
@@ -189,6 +190,7 @@ pub fn check_all(history: &[Op], trace: &[TraceEvent], state: &FinalState) -> Ve
     found.extend(uncommitted_read::check(history, trace, state));
     found.extend(eos_violation::check(history, trace, state));
     found.extend(zombie_write::check(history, trace, state));
+    found.extend(unavailable::check(history, trace, state));
     found.sort_by(|a, b| (a.at_ms, &a.check, &a.detail).cmp(&(b.at_ms, &b.check, &b.detail)));
     found
 }
