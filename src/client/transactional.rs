@@ -22,6 +22,7 @@ use samsa_sim::history::OpType;
 use samsa_sim::val;
 use samsa_sim::val::Val;
 
+use super::producer::in_transaction::InTransactionError;
 use super::producer::transactions::TxnError;
 use super::producer::{KafkaProducer, ProducerConfig, ProducerRecord, RecordMetadata, SendError};
 use super::{sleep_until_ms, ClientContext};
@@ -76,14 +77,6 @@ pub async fn run(ctx: ClientContext, spec: TransactionalSpec) {
         if spec.count.is_some_and(|count| n >= count) {
             break;
         }
-        if let Err(e) = producer.begin_transaction() {
-            op(
-                OpType::Fail,
-                "txn",
-                val!({ "transactional_id": transactional_id.as_str(), "error": e.to_string() }),
-            );
-            return;
-        }
         let producer_id = producer.producer_id_and_epoch();
         let header = val!({
             "transactional_id": transactional_id.as_str(),
@@ -91,70 +84,91 @@ pub async fn run(ctx: ClientContext, spec: TransactionalSpec) {
             "epoch": producer_id.map_or(-1, |p| p.epoch as i64),
         });
         op(OpType::Invoke, "txn", header.clone());
-        let mut values = Vec::new();
-        for _ in 0..spec.per_transaction {
-            if spec.count.is_some_and(|count| n >= count) {
-                break;
-            }
-            if let Some(rate) = spec.rate_per_s {
-                let due_ms = started_ms + (((n - first) as f64) * 1000.0 / rate) as u64;
-                sleep_until_ms(&ctx.clock, due_ms).await;
-            }
-            let key = match spec.keys {
-                Keys::None => None,
-                Keys::Random => Some(format!("k{}", rng.gen_range(0..1000))),
-                Keys::Sequential => Some(format!("k{n}")),
-            };
-            let value = format!("{}-{n}", ctx.id);
-            n += 1;
-            spec.next_record.store(n, Ordering::Relaxed);
-            send(&ctx, &producer, &spec.topic, key, value.clone()).await;
-            values.push(Val::from(value));
-        }
         let abort = rng.gen_bool(spec.abort_ratio.clamp(0.0, 1.0));
-        let outcome = if abort {
-            // The application waits for its sends, then gives up on the unit of work: the
-            // aborted records are in the log, for read_uncommitted consumers to see.
-            producer.flush().await;
-            producer.abort_transaction().await.map(|()| false)
-        } else {
-            producer.commit_transaction().await.map(|()| true)
-        };
+        let mut values = Vec::new();
+        let outcome = producer
+            .execute_in_transaction(|producer| {
+                let (n, rng, values) = (&mut n, &mut rng, &mut values);
+                let (ctx, spec) = (&ctx, &spec);
+                async move {
+                    for _ in 0..spec.per_transaction {
+                        if spec.count.is_some_and(|count| *n >= count) {
+                            break;
+                        }
+                        if let Some(rate) = spec.rate_per_s {
+                            let due_ms =
+                                started_ms + (((*n - first) as f64) * 1000.0 / rate) as u64;
+                            sleep_until_ms(&ctx.clock, due_ms).await;
+                        }
+                        let key = match spec.keys {
+                            Keys::None => None,
+                            Keys::Random => Some(format!("k{}", rng.gen_range(0..1000))),
+                            Keys::Sequential => Some(format!("k{n}")),
+                        };
+                        let value = format!("{}-{n}", ctx.id);
+                        *n += 1;
+                        spec.next_record.store(*n, Ordering::Relaxed);
+                        send(ctx, &producer, &spec.topic, key, value.clone()).await;
+                        values.push(Val::from(value));
+                    }
+                    if abort {
+                        // The application waits for its sends, then gives up on the unit of
+                        // work: the aborted records are in the log, for read_uncommitted
+                        // consumers to see.
+                        producer.flush().await;
+                        return Err("aborted on purpose");
+                    }
+                    Ok(())
+                }
+            })
+            .await;
         let done = header.with("values", Val::array(values));
         match outcome {
-            Ok(true) => op(OpType::Ok, "txn", done),
-            Ok(false) => op(
-                OpType::Fail,
-                "txn",
-                done.with("reason", "aborted on purpose".into()),
-            ),
-            Err(TxnError::Abortable(e)) => {
-                let aborted = producer.abort_transaction().await;
-                let kind = if aborted.is_ok() {
+            Ok(()) => op(OpType::Ok, "txn", done),
+            Err(InTransactionError::Work { error, abort }) => {
+                let kind = if abort.is_ok() {
+                    OpType::Fail
+                } else {
+                    OpType::Info
+                };
+                op(kind, "txn", done.with("reason", error.into()));
+                if abort.is_err() {
+                    return;
+                }
+            }
+            Err(InTransactionError::Txn {
+                error: TxnError::Abortable(e),
+                abort: Some(abort),
+            }) => {
+                let kind = if abort.is_ok() {
                     OpType::Fail
                 } else {
                     OpType::Info
                 };
                 op(kind, "txn", done.with("reason", e.into()));
-                if let Err(TxnError::Fatal(_)) = aborted {
+                if let Err(TxnError::Fatal(_)) = abort {
                     return;
                 }
             }
-            Err(e @ TxnError::Fatal(_)) => {
+            Err(InTransactionError::Txn {
+                error: e @ TxnError::IllegalState(_),
+                abort: None,
+            }) => {
+                // It could not begin: nothing of it happened.
                 op(
-                    OpType::Info,
+                    OpType::Fail,
                     "txn",
                     done.with("reason", e.to_string().into()),
                 );
                 return;
             }
-            Err(e) => {
-                // The outcome is unknown; Kafka lets the application retry the call, but this
-                // workload gives the producer up.
+            Err(InTransactionError::Txn { error, .. }) => {
+                // Fenced (fatal), or the commit's outcome is unknown (a timeout: Kafka lets
+                // the application retry the call, but this workload gives the producer up).
                 op(
                     OpType::Info,
                     "txn",
-                    done.with("reason", e.to_string().into()),
+                    done.with("reason", error.to_string().into()),
                 );
                 return;
             }

@@ -15,6 +15,7 @@
 
 pub mod accumulator;
 pub mod idempotence;
+pub mod in_transaction;
 mod sender;
 pub mod transactions;
 pub mod workload;
