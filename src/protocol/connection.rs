@@ -49,6 +49,9 @@ impl std::fmt::Display for ClientError {
 
 type Reply = oneshot::Sender<Result<ResponseKind, ClientError>>;
 
+/// A request written, its response to come (`Connection::wait`).
+pub struct Sent(oneshot::Receiver<Result<ResponseKind, ClientError>>);
+
 #[derive(Default)]
 struct InFlight {
     closed: bool,
@@ -72,6 +75,15 @@ pub struct Connection {
     in_flight: Arc<Mutex<InFlight>>,
     reader: tokio::task::JoinHandle<()>,
     delays: RequestDelays,
+    held: Arc<Mutex<Held>>,
+}
+
+/// Frames the `delay` fault holds, each with when it goes out, and whether a task is writing
+/// them.
+#[derive(Default)]
+struct Held {
+    frames: std::collections::VecDeque<(tokio::time::Instant, Bytes)>,
+    writing: bool,
 }
 
 impl Drop for Connection {
@@ -103,6 +115,7 @@ impl Connection {
             in_flight,
             reader,
             delays,
+            held: Arc::default(),
         })
     }
 
@@ -122,6 +135,18 @@ impl Connection {
         request: &RequestKind,
         timeout: Duration,
     ) -> Result<ResponseKind, ClientError> {
+        let sent = self.start(api, version, request).await?;
+        self.wait(sent, timeout).await
+    }
+
+    /// Writes a request now (requests started one after the other reach the broker in that
+    /// order, as on Kafka's connections); `wait` then waits for its response.
+    pub async fn start(
+        &self,
+        api: ApiKey,
+        version: i16,
+        request: &RequestKind,
+    ) -> Result<Sent, ClientError> {
         let (tx, rx) = oneshot::channel();
         let correlation_id = self.next_correlation_id(Some((api, version, tx)))?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
@@ -130,7 +155,12 @@ impl Connection {
             Some(by) => self.write_later(frame, by),
             None => self.write(&frame).await?,
         }
-        match tokio::time::timeout(timeout, rx).await {
+        Ok(Sent(rx))
+    }
+
+    /// The response to a request `start` wrote, up to `timeout` from now.
+    pub async fn wait(&self, sent: Sent, timeout: Duration) -> Result<ResponseKind, ClientError> {
+        match tokio::time::timeout(timeout, sent.0).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err(ClientError::Disconnected),
             Err(_) => {
@@ -177,13 +207,36 @@ impl Connection {
     }
 
     /// Writes `frame` after `by`, whatever the caller has done meanwhile (timed out, closed the
-    /// connection): the held bytes were already on their way.
+    /// connection): the held bytes were already on their way. Held frames keep their order on
+    /// the wire (one task writes them, each at its time), as a stream's bytes do.
     fn write_later(&self, frame: Bytes, by: Duration) {
-        let writer = self.writer.clone();
+        let mut held = self.held.lock().expect("held lock");
+        held.frames
+            .push_back((tokio::time::Instant::now() + by, frame));
+        if held.writing {
+            return;
+        }
+        held.writing = true;
+        let (queue, writer) = (self.held.clone(), self.writer.clone());
         tokio::spawn(async move {
-            tokio::time::sleep(by).await;
-            let mut writer = writer.lock().await;
-            let _ = write_frame(&mut *writer, &frame).await;
+            loop {
+                let due = {
+                    let mut held = queue.lock().expect("held lock");
+                    match held.frames.front() {
+                        Some((due, _)) => *due,
+                        None => {
+                            held.writing = false;
+                            return;
+                        }
+                    }
+                };
+                tokio::time::sleep_until(due).await;
+                let frame = queue.lock().expect("held lock").frames.pop_front();
+                if let Some((_, frame)) = frame {
+                    let mut writer = writer.lock().await;
+                    let _ = write_frame(&mut *writer, &frame).await;
+                }
+            }
         });
     }
 

@@ -164,29 +164,43 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
             .expect("in flight")
             .entry(node)
             .or_insert(0) += 1;
-        tokio::spawn(produce(shared.clone(), node, conn, batches));
+        let mut batches = batches;
+        for batch in &mut batches {
+            batch.attempts += 1;
+        }
+        // Written here, in drain order, so that requests to one node reach it in the order
+        // their sequences were given (Kafka's sender thread writes them one after another).
+        let request = request(&shared, &batches);
+        let version = client_version(ApiKey::Produce);
+        let sent = if shared.config.acks == 0 {
+            conn.send_oneway(ApiKey::Produce, version, &request)
+                .await
+                .map(|()| None)
+        } else {
+            conn.start(ApiKey::Produce, version, &request)
+                .await
+                .map(Some)
+        };
+        tokio::spawn(produce(shared.clone(), node, conn, batches, sent));
     }
     next_ms
 }
 
-/// One `Produce` request to `node` and what its answer does to each batch.
+/// What became of one `Produce` request to `node`, written as `sent` says (`None` for
+/// `acks=0`, which gets no answer), and what its answer does to each batch.
 async fn produce(
     shared: Arc<Shared>,
     node: i32,
     conn: Arc<Connection>,
-    mut batches: Vec<ProducerBatch>,
+    batches: Vec<ProducerBatch>,
+    sent: Result<Option<crate::protocol::connection::Sent>, ClientError>,
 ) {
-    for batch in &mut batches {
-        batch.attempts += 1;
-    }
     // Muted while this request is out (`max.in.flight.requests.per.connection = 1`); unmuted
     // when it is done, whatever became of its batches (Kafka's `Sender.completeBatch`).
     let partitions: Vec<_> = batches.iter().map(|b| b.tp.clone()).collect();
     let on_the_wire = batches.iter().filter(|b| b.sequence.is_some()).count();
-    let request = request(&shared, &batches);
-    let version = client_version(ApiKey::Produce);
     if shared.config.acks == 0 {
-        let sent = conn.send_oneway(ApiKey::Produce, version, &request).await;
+        let sent = sent.map(|_| ());
         for batch in batches {
             match &sent {
                 Ok(()) => finish(&shared, batch, Ok(-1)),
@@ -199,7 +213,13 @@ async fn produce(
         }
     } else {
         let timeout = shared.config.request_timeout;
-        let sent = conn.send(ApiKey::Produce, version, &request, timeout).await;
+        let sent = match sent {
+            Ok(Some(sent)) => conn.wait(sent, timeout).await,
+            Ok(None) => Err(ClientError::NotSent(
+                "written as a request without answer".into(),
+            )),
+            Err(e) => Err(e),
+        };
         {
             let mut idempotence = shared.idempotence.lock().expect("idempotence");
             for _ in 0..on_the_wire {
