@@ -70,7 +70,11 @@ impl InFlight {
 
 pub struct Connection {
     client_id: String,
-    /// Shared with a held request's task, which keeps the stream open until it has written.
+    /// Frames to write, in order, by the connection's writer task (Kafka's `Selector` writes a
+    /// connection's requests in the order they were sent, without blocking the sender).
+    outbound: tokio::sync::mpsc::UnboundedSender<Bytes>,
+    /// Shared with the writer task and a held request's task, which keeps the stream open
+    /// until it has written.
     writer: Arc<tokio::sync::Mutex<WriteHalf<TcpStream>>>,
     in_flight: Arc<Mutex<InFlight>>,
     reader: tokio::task::JoinHandle<()>,
@@ -109,9 +113,13 @@ impl Connection {
         let (read_half, write_half) = tokio::io::split(stream);
         let in_flight = Arc::new(Mutex::new(InFlight::default()));
         let reader = tokio::spawn(read_responses(read_half, in_flight.clone()));
+        let writer = Arc::new(tokio::sync::Mutex::new(write_half));
+        let (outbound, frames) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(write_frames(frames, writer.clone(), in_flight.clone()));
         Ok(Connection {
             client_id: client_id.to_string(),
-            writer: Arc::new(tokio::sync::Mutex::new(write_half)),
+            outbound,
+            writer,
             in_flight,
             reader,
             delays,
@@ -135,13 +143,13 @@ impl Connection {
         request: &RequestKind,
         timeout: Duration,
     ) -> Result<ResponseKind, ClientError> {
-        let sent = self.start(api, version, request).await?;
+        let sent = self.start(api, version, request)?;
         self.wait(sent, timeout).await
     }
 
-    /// Writes a request now (requests started one after the other reach the broker in that
-    /// order, as on Kafka's connections); `wait` then waits for its response.
-    pub async fn start(
+    /// Sends a request without waiting: requests started one after the other reach the broker
+    /// in that order, as on Kafka's connections. `wait` then waits for its response.
+    pub fn start(
         &self,
         api: ApiKey,
         version: i16,
@@ -151,10 +159,7 @@ impl Connection {
         let correlation_id = self.next_correlation_id(Some((api, version, tx)))?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
-        match self.delays.of(api) {
-            Some(by) => self.write_later(frame, by),
-            None => self.write(&frame).await?,
-        }
+        self.write(frame, api)?;
         Ok(Sent(rx))
     }
 
@@ -180,13 +185,7 @@ impl Connection {
         let correlation_id = self.next_correlation_id(None)?;
         let frame = encode_request(api, version, correlation_id, &self.client_id, request)
             .map_err(|e| ClientError::NotSent(e.to_string()))?;
-        match self.delays.of(api) {
-            Some(by) => {
-                self.write_later(frame, by);
-                Ok(())
-            }
-            None => self.write(&frame).await,
-        }
+        self.write(frame, api)
     }
 
     /// A fresh correlation id, registering the waiter for its response (if one is expected).
@@ -240,13 +239,32 @@ impl Connection {
         });
     }
 
-    async fn write(&self, frame: &Bytes) -> Result<(), ClientError> {
-        let mut writer = self.writer.lock().await;
-        if let Err(e) = write_frame(&mut *writer, frame).await {
-            self.close();
-            return Err(ClientError::NotSent(format!("write: {e}")));
+    /// Queues `frame` for the writer task, or holds it (the `delay` fault).
+    fn write(&self, frame: Bytes, api: ApiKey) -> Result<(), ClientError> {
+        if let Some(by) = self.delays.of(api) {
+            self.write_later(frame, by);
+            return Ok(());
         }
-        Ok(())
+        self.outbound.send(frame).map_err(|_| {
+            self.close();
+            ClientError::NotSent("connection closed".into())
+        })
+    }
+}
+
+/// The connection's writer: each frame in turn; a failed write closes the connection (what was
+/// in flight may or may not have reached the broker).
+async fn write_frames(
+    mut frames: tokio::sync::mpsc::UnboundedReceiver<Bytes>,
+    writer: Arc<tokio::sync::Mutex<WriteHalf<TcpStream>>>,
+    in_flight: Arc<Mutex<InFlight>>,
+) {
+    while let Some(frame) = frames.recv().await {
+        let mut writer = writer.lock().await;
+        if write_frame(&mut *writer, &frame).await.is_err() {
+            in_flight.lock().expect("in-flight lock").close();
+            return;
+        }
     }
 }
 

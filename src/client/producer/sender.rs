@@ -168,18 +168,16 @@ async fn send_ready(shared: &Arc<Shared>, now_ms: u64) -> Option<u64> {
         for batch in &mut batches {
             batch.attempts += 1;
         }
-        // Written here, in drain order, so that requests to one node reach it in the order
-        // their sequences were given (Kafka's sender thread writes them one after another).
-        let request = request(&shared, &batches);
+        // Sent here, in drain order, so that requests to one node reach it in the order their
+        // sequences were given (Kafka's sender thread sends them one after another).
+        let request = request(shared, &batches);
         let version = client_version(ApiKey::Produce);
         let sent = if shared.config.acks == 0 {
             conn.send_oneway(ApiKey::Produce, version, &request)
                 .await
                 .map(|()| None)
         } else {
-            conn.start(ApiKey::Produce, version, &request)
-                .await
-                .map(Some)
+            conn.start(ApiKey::Produce, version, &request).map(Some)
         };
         tokio::spawn(produce(shared.clone(), node, conn, batches, sent));
     }
