@@ -201,15 +201,22 @@ fn print_summary(summary: &Summary, problems: &[String], dir: Option<&Path>, rep
     }
 }
 
+/// The scenarios of `dir` and of its `catalogue/`, one line each.
 pub fn list(dir: &Path) -> ExitCode {
-    let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
+    let tomls = |dir: &Path| -> std::io::Result<Vec<PathBuf>> {
+        Ok(std::fs::read_dir(dir)?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect(),
+            .collect())
+    };
+    let mut files = match tomls(dir) {
+        Ok(files) => files,
         Err(e) => return bad_input(format!("{}: {e}", dir.display())),
     };
     files.sort();
+    let mut catalogue = tomls(&dir.join("catalogue")).unwrap_or_default();
+    catalogue.sort();
+    files.extend(catalogue);
     let mut bad = false;
     for file in files {
         match parse_file(&file) {

@@ -197,7 +197,7 @@ fn random_member_coordinator_and_broker_failures_never_break_a_process_then_comm
 #[test]
 fn a_consumer_detects_truncation_below_its_position_and_reads_what_replaced_it() {
     let text = std::fs::read_to_string(format!(
-        "{}/scenarios/unclean-election.toml",
+        "{}/scenarios/catalogue/unclean-election.toml",
         env!("CARGO_MANIFEST_DIR")
     ))
     .expect("unclean-election.toml");

@@ -93,6 +93,9 @@ pub enum PlantedBug {
     /// The transaction coordinator hands out the current epoch again instead of bumping it, so
     /// an older instance of a transactional id is never fenced.
     NoEpochFence,
+    /// A leader never proposes a caught-up follower back into the ISR (a liveness bug: after a
+    /// partition heals, a partition whose ISR fell below `min.insync.replicas` stays there).
+    NeverRejoinIsr,
 }
 
 /// The broker's replication configs (Kafka's `replica.*`), and the contract's protocol variants

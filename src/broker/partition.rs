@@ -765,6 +765,9 @@ impl Partition {
         if self.pending_isr.is_some() || self.isr.contains(&replica) {
             return None;
         }
+        if self.planted_bug == Some(PlantedBug::NeverRejoinIsr) {
+            return None;
+        }
         let f = self.followers.get(&replica)?;
         if f.leo < self.high_watermark || f.leo < self.epoch_start_offset {
             return None;

@@ -5,9 +5,17 @@ use samsa::runner::RunOutput;
 use samsa::scenario::{parse_file, Scenario};
 use samsa_sim::history::TraceEvent;
 
-/// A shipped scenario, `scenarios/<name>.toml`.
+/// A shipped scenario, `scenarios/<name>.toml` or, for the anomalies of the catalogue,
+/// `scenarios/catalogue/<name>.toml`.
 pub fn scenario(name: &str) -> Scenario {
-    let path = format!("{}/scenarios/{name}.toml", env!("CARGO_MANIFEST_DIR"));
+    let root = format!("{}/scenarios", env!("CARGO_MANIFEST_DIR"));
+    let path = [
+        format!("{root}/{name}.toml"),
+        format!("{root}/catalogue/{name}.toml"),
+    ]
+    .into_iter()
+    .find(|p| std::path::Path::new(p).exists())
+    .unwrap_or_else(|| panic!("no scenario {name} in {root} nor its catalogue"));
     parse_file(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))
 }
 
