@@ -31,6 +31,7 @@ use crate::coordinator::group::{wire, GroupRequest};
 use crate::coordinator::txn;
 use crate::protocol::versions::SUPPORTED;
 use crate::scenario::TopicPartition;
+use crate::world::buggify::Point;
 
 /// Kafka's sentinel timestamps in `ListOffsets`.
 const EARLIEST_TIMESTAMP: i64 = -2;
@@ -364,6 +365,10 @@ impl Broker {
         let Some(records) = records else {
             return Appended::Done(failed(ResponseError::CorruptMessage));
         };
+        let buggify = &self.ctx.buggify;
+        if buggify.fires(Point::RetriableError, 0, 0).is_some() {
+            return Appended::Done(failed(ResponseError::NotLeaderOrFollower));
+        }
         let mut batch = records.to_vec();
         if let Err(code) = self
             .verify_transaction(&handle, &tp, &batch, transactional_id)

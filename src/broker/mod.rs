@@ -24,6 +24,7 @@ mod txn_coordinator;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use kafka_protocol::messages::ApiKey;
@@ -38,6 +39,7 @@ use crate::scenario::TopicPartition;
 use crate::storage::cleaner::CleanerConfig;
 use crate::storage::log::LogConfig;
 use crate::storage::retention::RetentionConfig;
+use crate::world::buggify::Point;
 use crate::world::{Clock, Disk, SharedRecorder};
 
 pub use group_coordinator::{GroupConfig, OFFSETS_TOPIC};
@@ -173,6 +175,8 @@ pub struct BrokerContext {
     pub seed: u64,
     /// Requests held on their way out (the `delay` fault); empty outside one.
     pub delays: crate::protocol::RequestDelays,
+    /// The broker's fault points (`buggify = true`); off outside the simulator.
+    pub buggify: crate::world::buggify::Buggify,
     /// Set from outside (the operator, the simulation's script) to shut the broker down cleanly.
     pub shutdown: Arc<ShutdownSignal>,
 }
@@ -370,6 +374,9 @@ impl Broker {
                 ApiKey::try_from(header.request_api_key).expect("decode_request checked the key");
             let version = header.request_api_version;
             let client_id = header.client_id.as_ref().map_or("", |c| c.as_str());
+            if let Some(ms) = self.ctx.buggify.fires(Point::SlowHandler, 10, 300) {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
             let response = match self.handle(api, version, client_id, request).await {
                 handlers::Reply::Send(response) => *response,
                 handlers::Reply::Nothing => continue, // acks=0
@@ -383,6 +390,18 @@ impl Broker {
                     return;
                 }
             };
+            if self
+                .ctx
+                .buggify
+                .fires(Point::DroppedResponse, 0, 0)
+                .is_some()
+            {
+                // Half the frame reaches the client, then the connection is gone.
+                let mut frame = (body.len() as i32).to_be_bytes().to_vec();
+                frame.extend_from_slice(&body[..body.len() / 2]);
+                let _ = tokio::io::AsyncWriteExt::write_all(&mut writer, &frame).await;
+                return;
+            }
             if write_frame(&mut writer, &body).await.is_err() {
                 return;
             }

@@ -63,7 +63,14 @@ pub fn start(
     for n in 1..=scenario.cluster.controllers {
         let id = controller_id(n);
         let name = format!("controller-{n}");
-        let (sim_disk, disk) = super::node_disk(&name, scenario, seed, clock, slot);
+        let (sim_disk, disk) = super::node_disk(
+            &name,
+            scenario,
+            seed,
+            clock,
+            slot,
+            crate::world::buggify::Buggify::off(),
+        );
         let mut raft = RaftConfig::new(id, voters.keys().copied());
         raft.check_quorum = scenario.protocol.check_quorum;
         let node_clock = clock.for_node();

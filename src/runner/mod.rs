@@ -351,10 +351,15 @@ fn start_brokers(
     );
     for id in 1..=scenario.cluster.brokers {
         let name = format!("broker-{id}");
-        let (sim_disk, disk) = node_disk(&name, scenario, seed, clock, slot);
         let node_clock = clock.for_node();
         let shutdown = Arc::new(broker::ShutdownSignal::default());
         let delays = crate::protocol::RequestDelays::default();
+        let buggify = if scenario.buggify {
+            crate::world::buggify::Buggify::for_node(seed, &name, recorder.clone())
+        } else {
+            crate::world::buggify::Buggify::off()
+        };
+        let (sim_disk, disk) = node_disk(&name, scenario, seed, clock, slot, buggify.clone());
         let ctx = Arc::new(BrokerContext {
             id: id as i32,
             name: name.clone(),
@@ -374,6 +379,7 @@ fn start_brokers(
             seed: derive_seed(seed, &name),
             shutdown: shutdown.clone(),
             delays: delays.clone(),
+            buggify: buggify.clone(),
         });
         let node = world
             .handle
@@ -507,6 +513,7 @@ fn node_disk(
     seed: u64,
     clock: &Clock,
     slot: &Arc<Mutex<Slot>>,
+    buggify: crate::world::buggify::Buggify,
 ) -> (Arc<Mutex<SimDisk>>, Disk) {
     let config = DiskConfig {
         latency_us: (scenario.disk.latency_us.lo, scenario.disk.latency_us.hi),
@@ -519,7 +526,8 @@ fn node_disk(
         sim_disk.clone(),
         derive_seed(seed, &format!("disk/{name}")),
         Arc::new(move || disk_clock.elapsed_ms()),
-    );
+    )
+    .with_buggify(buggify);
     slot.lock()
         .expect("slot lock")
         .disks

@@ -67,6 +67,9 @@ pub struct Scenario {
     pub seed: u64,
     /// After the last fault is healed, writes must resume within this long (the `unavailable` check).
     pub recovery_ms: Option<u64>,
+    /// The brokers' fault points (FoundationDB's BUGGIFY), each switched on per run from the
+    /// seed (`crate::world::buggify`).
+    pub buggify: bool,
     pub cluster: ClusterSpec,
     pub protocol: ProtocolSpec,
     pub network: NetworkSpec,

@@ -2,6 +2,7 @@
 //! recorder and connections (`tokio::net`, which is madsim's simulated TCP under `--cfg madsim`).
 //! Each has a simulated implementation and a real one.
 
+pub mod buggify;
 pub mod clock;
 pub mod conformance;
 pub mod disk;

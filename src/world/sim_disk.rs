@@ -24,6 +24,8 @@ pub struct SimDiskBackend {
     /// number of disk operations.
     rng: Mutex<ChaCha8Rng>,
     clock: ClockMs,
+    /// The node's fault points (`slow-fsync`).
+    buggify: super::buggify::Buggify,
 }
 
 impl SimDiskBackend {
@@ -32,7 +34,14 @@ impl SimDiskBackend {
             disk,
             rng: Mutex::new(ChaCha8Rng::seed_from_u64(rng_seed)),
             clock,
+            buggify: super::buggify::Buggify::off(),
         }
+    }
+
+    /// With the node's fault points: an fsync may take far longer than usual.
+    pub fn with_buggify(mut self, buggify: super::buggify::Buggify) -> Self {
+        self.buggify = buggify;
+        self
     }
 
     fn disk(&self) -> MutexGuard<'_, SimDisk> {
@@ -68,7 +77,14 @@ impl DiskBackend for SimDiskBackend {
             .rng
             .lock()
             .expect("the latency stream's lock is poisoned");
-        self.disk().latency(kind(op), &mut *rng)
+        let latency = self.disk().latency(kind(op), &mut *rng);
+        let slow = match op {
+            DiskOp::Fsync => self
+                .buggify
+                .fires(super::buggify::Point::SlowFsync, 20, 500),
+            _ => None,
+        };
+        latency + Duration::from_millis(slow.unwrap_or(0))
     }
 
     fn create(&self, path: &str) -> io::Result<()> {

@@ -37,7 +37,7 @@ use clients::clients;
 use faults::faults;
 use known::KnownTopics;
 use sections::{cluster, disk, expect, network, protocol};
-use table::{int_in, q, string, Table, TOP_LEVEL};
+use table::{boolean, int_in, q, string, Table, TOP_LEVEL};
 use targets::Names;
 use topics::topics;
 use tree::Node;
@@ -175,8 +175,8 @@ impl<'t> Lines<'t> {
 // The top level.
 
 const TOP_KEYS: &[&str] = &[
-    "name", "summary", "duration", "seed", "recovery", "cluster", "protocol", "network", "disk",
-    "topic", "client", "fault", "expect",
+    "name", "summary", "duration", "seed", "recovery", "buggify", "cluster", "protocol", "network",
+    "disk", "topic", "client", "fault", "expect",
 ];
 
 /// No more nodes than this of one kind, nor members in one consumer: a bound, not a Kafka limit.
@@ -208,6 +208,7 @@ fn scenario(root: &Node, lines: &Lines) -> Res<Scenario> {
         .opt("seed", |n, w| int_in(n, w, 0, i64::MAX))?
         .map_or(1, |s| s as u64);
     let recovery_ms = top.opt("recovery", positive_ms)?;
+    let buggify = top.opt("buggify", boolean)?.unwrap_or(false);
     let cluster = cluster(top.get("cluster"))?;
     let protocol = protocol(top.get("protocol"))?;
     let network = network(top.get("network"))?;
@@ -229,6 +230,7 @@ fn scenario(root: &Node, lines: &Lines) -> Res<Scenario> {
         duration_ms,
         seed,
         recovery_ms,
+        buggify,
         cluster,
         protocol,
         network,
