@@ -63,7 +63,12 @@ fn a_killed_process_loses_nothing() {
     let s = scenario("quickstart-kill");
     for seed in SEEDS {
         let output = runner::run(&s, seed);
-        assert_eq!(output.violations, vec![], "seed {seed}");
+        assert_eq!(lost(&output), Vec::<&Violation>::new(), "seed {seed}");
+        assert_eq!(
+            judge(&output.violations, &s.expect.violations, &s.expect.allow),
+            Vec::<String>::new(),
+            "seed {seed}"
+        );
         let acked = output
             .journal
             .history
@@ -84,7 +89,12 @@ fn fsync_on_every_message_loses_nothing() {
     let s = scenario("quickstart-fsync");
     for seed in SEEDS {
         let output = runner::run(&s, seed);
-        assert_eq!(output.violations, vec![], "seed {seed}");
+        assert_eq!(lost(&output), Vec::<&Violation>::new(), "seed {seed}");
+        assert_eq!(
+            judge(&output.violations, &s.expect.violations, &s.expect.allow),
+            Vec::<String>::new(),
+            "seed {seed}"
+        );
     }
 }
 

@@ -171,7 +171,7 @@ mod tests {
         assert!((300..=700).contains(&fired), "{fired} of 10000 at 5%");
         assert!(b
             .fires(Point::SlowFsync, 10, 20)
-            .map_or(true, |ms| (10..=20).contains(&ms)));
+            .is_none_or(|ms| (10..=20).contains(&ms)));
         let off = (1..)
             .find(|&s| !active_points(s).contains(&Point::SlowHandler))
             .unwrap();
