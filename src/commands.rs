@@ -15,7 +15,8 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load(file: &Path) -> Result<Scenario, ExitCode> {
+/// Reads a scenario and checks this build can run it; exit code 2 (with its line said) if not.
+pub fn load(file: &Path) -> Result<Scenario, ExitCode> {
     let scenario = parse_file(file).map_err(bad_input)?;
     runner::support::check_supported(&file.display().to_string(), &scenario).map_err(bad_input)?;
     Ok(scenario)
