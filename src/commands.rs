@@ -15,7 +15,8 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn load(file: &Path) -> Result<Scenario, ExitCode> {
+/// Reads a scenario; exit code 2 (with its line said) if it is bad.
+pub fn load(file: &Path) -> Result<Scenario, ExitCode> {
     parse_file(file).map_err(bad_input)
 }
 

@@ -8,6 +8,7 @@ pub mod client;
 pub mod controller;
 pub mod coordinator;
 pub mod dump;
+pub mod explore;
 pub mod metadata;
 pub mod output;
 pub mod protocol;

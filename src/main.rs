@@ -7,6 +7,8 @@ use clap::{Parser, Subcommand};
 #[cfg(madsim)]
 mod commands;
 #[cfg(madsim)]
+mod explore_command;
+#[cfg(madsim)]
 mod sweep;
 
 #[derive(Parser)]
@@ -60,6 +62,33 @@ enum Command {
         /// Where `sweep.json` goes (default: reports/<scenario>/sweep-A..B/).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
+    },
+    /// Add random fault schedules to a scenario (swarm testing over proptest strategies), each
+    /// case in a process of its own; shrink the first failing schedule to a minimal one and write
+    /// it as a scenario file that `samsa run` reproduces.
+    Explore {
+        file: std::path::PathBuf,
+        /// How many cases (random schedules) to run at most.
+        #[arg(long, default_value_t = 100)]
+        cases: u64,
+        /// The master seed: the same one draws the same cases.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Cases at a time (default: one per core).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where the cases, the minimal scenario and `explore.json` go (default:
+        /// reports/<scenario>/explore-seed-<M>/).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+        /// The fault kinds to draw from, comma-separated: crash, kill, pause, partition, clog,
+        /// loss, slow-disk, disk-full, corrupt, clock-skew (default: all but corrupt, which is
+        /// not undone).
+        #[arg(long)]
+        faults: Option<String>,
+        /// Shrinking tries at most this many schedules.
+        #[arg(long, default_value_t = 200)]
+        max_shrink_iters: u32,
     },
     /// List the scenarios in scenarios/.
     List {
@@ -128,6 +157,25 @@ fn dispatch(command: Command) -> ExitCode {
             shard,
             out,
         } => sweep::sweep(&file, &seeds, jobs, shard.as_deref(), out),
+        Command::Explore {
+            file,
+            cases,
+            seed,
+            jobs,
+            out,
+            faults,
+            max_shrink_iters,
+        } => explore_command::explore(
+            &file,
+            explore_command::ExploreOptions {
+                cases,
+                seed,
+                jobs,
+                out,
+                faults,
+                max_shrink_iters,
+            },
+        ),
         Command::List { dir } => commands::list(&dir),
         Command::DumpLog {
             path,
