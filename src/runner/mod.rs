@@ -191,6 +191,9 @@ async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: 
             serde_json::json!({ "lines": lines }),
         );
     }
+    // The journal ends here, the same whether the runtime is then dropped (`run`) or the run is
+    // collected inside it (`check_determinism`).
+    recorder.close();
     let mut slot = slot.lock().expect("slot lock");
     slot.sim_ms = clock.elapsed_ms();
     slot.messages = madsim::net::NetSim::current().stat().msg_count;

@@ -131,6 +131,9 @@ pub struct RunRecorder {
     /// Woken after every recorded entry, so `when` conditions are re-evaluated at once.
     pub changed: Notify,
     clock: Clock,
+    /// Set when the run's time is up: what tasks still do in that last instant (madsim may
+    /// poll them after the run's own task returns, or not) is not part of the run.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl RunRecorder {
@@ -140,7 +143,18 @@ impl RunRecorder {
             figures: Mutex::new(Figures::default()),
             changed: Notify::new(),
             clock,
+            closed: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// The run is over: nothing more is recorded.
+    pub fn close(&self) {
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn now_ms(&self) -> u64 {
@@ -262,6 +276,9 @@ impl Recorder for RunRecorder {
     }
 
     fn event_val(&self, node: &str, kind: &str, detail: Val) {
+        if self.is_closed() {
+            return;
+        }
         self.update_figures(node, kind, &detail);
         let event = TraceEvent {
             at_ms: self.now_ms(),
@@ -274,6 +291,9 @@ impl Recorder for RunRecorder {
     }
 
     fn op_val(&self, process: &str, kind: OpType, f: &str, value: Val) {
+        if self.is_closed() {
+            return;
+        }
         if kind == OpType::Ok && f == "send" {
             *self
                 .figures
