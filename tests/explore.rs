@@ -8,7 +8,9 @@
 //! acceptance target: five master seeds of `scenarios/explore-hw-truncation.toml`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+
+mod common;
+use common::samsa;
 
 use samsa::explore::{self, Fault, Header, Kind, Space, What, STEP_MS};
 use samsa::scenario::{parse_file, parse_str, Scenario, Target, Trigger};
@@ -151,14 +153,6 @@ fn shrinking_a_synthetic_failure_ends_at_the_one_fault_that_causes_it() {
     })
     .expect("the case fails");
     assert!(capped.capped && capped.steps <= 3);
-}
-
-fn samsa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samsa"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("samsa runs")
 }
 
 fn out_dir(name: &str) -> PathBuf {

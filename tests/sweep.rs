@@ -3,15 +3,9 @@
 //! that reproduces it, and bad flags are one line and exit 2.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn samsa(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_samsa"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("samsa runs")
-}
+mod common;
+use common::samsa;
 
 fn out_dir(name: &str) -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);

@@ -19,6 +19,15 @@ pub fn scenario(name: &str) -> Scenario {
     parse_file(std::path::Path::new(&path)).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs the `samsa` binary with `args` from the repository's root.
+pub fn samsa(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_samsa"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("samsa runs")
+}
+
 /// How many seeds a sweep runs: the environment variable `var`, else `default`.
 pub fn seeds(var: &str, default: u64) -> u64 {
     std::env::var(var)
