@@ -20,7 +20,7 @@ use samsa::broker::PlantedBug;
 use samsa::output::judge;
 use samsa::runner::{self, RunOutput};
 use samsa::scenario::{parse_str, Scenario};
-use samsa_sim::history::OpType;
+use samsa_sim::history::{OpType, TraceEvent};
 
 mod common;
 use common::{events, scenario, seeds};
@@ -60,6 +60,49 @@ fn the_replication_scenarios_give_their_expected_outcome_on_every_seed() {
                  scenarios/{name}.toml --seed {seed}"
             );
         }
+    }
+}
+
+/// The leader's disk fills under load (found by `samsa explore`: the log append succeeded, the
+/// index append failed, and the next append panicked on the index the memory had run ahead of).
+/// Kafka halts a broker whose only log directory fails; the ISR takes over, and the broker,
+/// started again once space is freed, truncates and rejoins. Nothing is lost or duplicated.
+#[test]
+fn a_leader_whose_disk_fills_halts_and_its_isr_takes_over() {
+    let s = scenario("disk-full-leader");
+    for seed in 1..=seeds("SAMSA_SEEDS", 4) {
+        let output = runner::run(&s, seed);
+        assert_eq!(output.violations, vec![], "seed {seed}");
+        let stopped: Vec<_> = events(&output, "stopped").collect();
+        assert_eq!(stopped.len(), 1, "seed {seed}: {stopped:?}");
+        let halted = stopped[0].node.clone();
+        let error = stopped[0].detail["error"].as_str().unwrap_or_default();
+        assert!(error.contains("log directory failed"), "{error}");
+        let restarted = events(&output, "restart")
+            .find(|e| e.detail["node"] == halted.as_str())
+            .unwrap_or_else(|| panic!("seed {seed}: {halted} never restarted"));
+        let id: i64 = halted.trim_start_matches("broker-").parse().unwrap();
+        let states: Vec<_> = events(&output, "partition-state")
+            .filter(|e| e.detail["partition"] == "orders-0")
+            .collect();
+        assert!(
+            states
+                .iter()
+                .any(|e| e.at_ms > stopped[0].at_ms && e.detail["leader"].as_i64() != Some(id)),
+            "seed {seed}: the leadership of orders-0 never moved off {halted}"
+        );
+        let isr_has = |e: &&&TraceEvent| {
+            e.detail["isr"]
+                .as_array()
+                .is_some_and(|isr| isr.iter().any(|b| b.as_i64() == Some(id)))
+        };
+        assert!(
+            states
+                .iter()
+                .filter(|e| e.at_ms > restarted.at_ms)
+                .any(|e| isr_has(&e)),
+            "seed {seed}: {halted} never rejoined the ISR of orders-0"
+        );
     }
 }
 

@@ -147,6 +147,7 @@ impl Default for ReplicationConfig {
     }
 }
 
+#[derive(Clone)]
 pub struct BrokerContext {
     pub id: i32,
     pub name: String,
@@ -186,6 +187,9 @@ pub struct BrokerContext {
 pub struct ShutdownSignal {
     requested: std::sync::atomic::AtomicBool,
     notify: tokio::sync::Notify,
+    /// The process ended by itself (a controlled shutdown, a failed log directory); the node
+    /// stays up with nothing running until it is restarted.
+    exited: std::sync::atomic::AtomicBool,
 }
 
 impl ShutdownSignal {
@@ -195,9 +199,16 @@ impl ShutdownSignal {
         self.notify.notify_waiters();
     }
 
+    /// A new process starts: it runs until asked again.
     pub fn clear(&self) {
         self.requested
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.exited
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn has_exited(&self) -> bool {
+        self.exited.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_requested(&self) -> bool {
@@ -438,9 +449,15 @@ impl Broker {
 
 /// Starts a broker and serves until the node dies: it registers and heartbeats, follows the
 /// metadata log, and serves clients. A broker whose disk fails (full, broken) stops, as Kafka's
-/// does when its only log directory fails.
+/// halts when its only log directory fails (`LogManager.handleLogDirFailure`).
 pub async fn run(ctx: Arc<BrokerContext>) {
+    let (disk, dir_failure) = ctx.disk.watched();
+    let ctx = Arc::new(BrokerContext {
+        disk,
+        ..(*ctx).clone()
+    });
     let name = ctx.name.clone();
+    let shutdown = ctx.shutdown.clone();
     let recorder = ctx.recorder.clone();
     let broker = Arc::new(Broker::new(ctx));
     // Spawned on this node: they die with it.
@@ -456,6 +473,10 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     ];
     let result = tokio::select! {
         biased;
+        reason = dir_failure.wait() => Err(std::io::Error::other(format!(
+            "the log directory failed ({reason}); Kafka halts a broker whose only log \
+             directory fails"
+        ))),
         result = loader => result.unwrap_or(Ok(())),
         result = serve => result.unwrap_or(Ok(())),
         // The controller let it go: the leaderships moved, the logs are flushed.
@@ -476,4 +497,7 @@ pub async fn run(ctx: Arc<BrokerContext>) {
     if let Err(e) = result {
         recorder.event(&name, "stopped", json!({ "error": e.to_string() }));
     }
+    shutdown
+        .exited
+        .store(true, std::sync::atomic::Ordering::Relaxed);
 }

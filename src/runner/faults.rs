@@ -238,7 +238,11 @@ fn undo(world: &Arc<Mutex<World>>, fault: &FaultSpec, affected: &[String]) {
                 Ok(())
             }
             Action::SlowDisk => world.slow_disk(name, 1.0),
-            Action::DiskFull => world.disk_full(name, false),
+            Action::DiskFull => world.disk_full(name, false).map(|()| {
+                // Its broker halted on the full disk (Kafka's does when its only log
+                // directory fails): space freed, the operator starts it again.
+                world.restart_if_exited(name)
+            }),
             Action::ClockSkew => {
                 world.clock_skew(name, 0);
                 Ok(())

@@ -226,6 +226,20 @@ impl World {
         Ok(())
     }
 
+    /// Restarts the node if its process ended by itself (see `has_exited`).
+    pub fn restart_if_exited(&mut self, name: &str) {
+        if self.nodes[name].state == NodeState::Up && self.has_exited(name) {
+            self.restart(name);
+        }
+    }
+
+    fn has_exited(&self, name: &str) -> bool {
+        self.nodes[name]
+            .shutdown
+            .as_ref()
+            .is_some_and(|signal| signal.has_exited())
+    }
+
     pub fn restart(&mut self, name: &str) {
         let id = self.node(name).id;
         if let Some(signal) = &self.nodes[name].shutdown {
@@ -376,7 +390,9 @@ impl World {
             match self.nodes[name].state {
                 NodeState::Paused => self.resume(name),
                 NodeState::Down => self.restart(name),
-                NodeState::Up => {}
+                // A broker whose process ended by itself (its log directory failed, or a
+                // controlled shutdown) is started again, as an operator would.
+                NodeState::Up => self.restart_if_exited(name),
             }
             let node = &self.nodes[name];
             if let Some(disk) = &node.disk {
