@@ -157,6 +157,9 @@ pub fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, options: RunOpt
     }
     println!("trace-digest: {}", summary.trace_digest);
     println!("outcome: {outcome}");
+    // The run's journal and final state are freed by the process's exit, all at once: dropping
+    // them value by value took a twentieth of a sweep's time per seed.
+    std::mem::forget(output);
     if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
