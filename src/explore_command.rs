@@ -90,8 +90,8 @@ pub fn explore(file: &Path, options: ExploreOptions) -> ExitCode {
     if master > (i64::MAX as u64 - CASES_MAX) / SEED_STRIDE {
         return bad(format!("--seed {master}: at most 9223372036853"));
     }
-    let kinds = match faults.as_deref().map(explore::parse_kinds) {
-        None => Kind::DEFAULT.to_vec(),
+    let (kinds, buggify) = match faults.as_deref().map(explore::parse_kinds) {
+        None => (Kind::DEFAULT.to_vec(), true),
         Some(Ok(kinds)) => kinds,
         Some(Err(e)) => return bad(e),
     };
@@ -104,7 +104,7 @@ pub fn explore(file: &Path, options: ExploreOptions) -> ExitCode {
         Err(e) => return bad(format!("{}: {e}", file.display())),
     };
     let space = match Space::of(&base, &kinds) {
-        Ok(space) => space,
+        Ok(space) => Space { buggify, ..space },
         Err(e) => return bad(format!("{}: {e}", file.display())),
     };
     let exe = match std::env::current_exe() {
@@ -163,6 +163,7 @@ impl Explore<'_> {
             "cases": cases,
             "cases_run": cases_run,
             "kinds": self.space.kinds.iter().map(|k| k.name()).collect::<Vec<_>>(),
+            "buggify": self.space.buggify,
             "max_shrink_iters": max_shrink_iters,
         });
         let Some((case, verdict)) = first else {
@@ -195,11 +196,12 @@ impl Explore<'_> {
                 "start_ms": drawn.swarm.start_ms,
                 "span_ms": drawn.swarm.span_ms,
                 "max_for_ms": drawn.swarm.max_for_ms,
+                "buggify": drawn.swarm.buggify,
             },
             "faults": describe(&drawn.faults),
         });
 
-        let (shrunk, runs) = self.shrink(case, &drawn.faults, &verdict, max_shrink_iters)?;
+        let (shrunk, runs) = self.shrink(case, &drawn, &verdict, max_shrink_iters)?;
         let minimal = self.write_minimal(case, &drawn.faults, &shrunk)?;
         let reproduce = format!("samsa run {} --seed {seed}", minimal.display());
         let check_dir = self.dir.join("minimal-run");
@@ -238,6 +240,7 @@ impl Explore<'_> {
             "capped": shrunk.capped,
             "reason": shrunk.reason,
             "faults": describe(&shrunk.faults),
+            "buggify": shrunk.buggify,
         });
         report["minimal"] = json!({
             "file": minimal.display().to_string(),
@@ -349,6 +352,7 @@ impl Explore<'_> {
             ],
             name: None,
             seed: Some(seed),
+            buggify: drawn.swarm.buggify,
         };
         let path = self.case_path(case);
         self.write_schedule(&path, &drawn.faults, &header)?;
@@ -430,7 +434,7 @@ impl Explore<'_> {
     fn shrink(
         &self,
         case: u64,
-        faults: &[Fault],
+        drawn: &explore::Case,
         verdict: &Verdict,
         max_shrink_iters: u32,
     ) -> Result<(explore::Shrunk, u64), Broken> {
@@ -443,14 +447,16 @@ impl Explore<'_> {
             "shrinking case {case} (at most {max_shrink_iters} steps; a step that fails otherwise than with {wanted} counts as passing)"
         );
         // A schedule tried twice is run once; the case itself has run already.
-        let seen: Mutex<BTreeMap<Vec<String>, Option<String>>> = Mutex::new(BTreeMap::new());
-        seen.lock()
-            .expect("lock")
-            .insert(describe(faults), Some(wanted.clone()));
+        let seen: Mutex<BTreeMap<(Vec<String>, bool), Option<String>>> =
+            Mutex::new(BTreeMap::new());
+        seen.lock().expect("lock").insert(
+            (describe(&drawn.faults), drawn.swarm.buggify),
+            Some(wanted.clone()),
+        );
         let broken: Mutex<Option<Broken>> = Mutex::new(None);
         let step = AtomicU64::new(0);
-        let fails = |faults: &[Fault]| -> Option<String> {
-            let key = describe(faults);
+        let fails = |faults: &[Fault], buggify: bool| -> Option<String> {
+            let key = (describe(faults), buggify);
             if let Some(known) = seen.lock().expect("lock").get(&key) {
                 return known.clone();
             }
@@ -467,6 +473,7 @@ impl Explore<'_> {
                 )],
                 name: None,
                 seed: Some(seed),
+                buggify,
             };
             let result = self
                 .write_schedule(&path, faults, &header)
@@ -480,8 +487,9 @@ impl Explore<'_> {
                 }
             };
             println!(
-                "shrink step {n}: {} faults: {}",
+                "shrink step {n}: {} faults{}: {}",
                 faults.len(),
+                if buggify { ", buggify" } else { "" },
                 if answer.is_some() {
                     "fails the same way"
                 } else {
@@ -527,6 +535,7 @@ impl Explore<'_> {
             ],
             name: Some(name),
             seed: Some(seed),
+            buggify: shrunk.buggify,
         };
         self.write_schedule(&path, &shrunk.faults, &header)?;
         Ok(path)

@@ -82,8 +82,9 @@ enum Command {
         #[arg(long)]
         out: Option<std::path::PathBuf>,
         /// The fault kinds to draw from, comma-separated: crash, kill, pause, partition, clog,
-        /// loss, slow-disk, disk-full, corrupt, clock-skew (default: all but corrupt, which is
-        /// not undone).
+        /// loss, slow-disk, disk-full, corrupt, clock-skew, and `buggify` (a quarter of the
+        /// swarms switch the cluster's fault points on) (default: all but corrupt, which is not
+        /// undone).
         #[arg(long)]
         faults: Option<String>,
         /// Shrinking tries at most this many schedules.

@@ -83,12 +83,14 @@ fn a_drawn_schedule_written_as_toml_parses_back_to_the_same_faults() {
             comment: vec![format!("case {k}")],
             name: Some("renamed".into()),
             seed: Some(3_000_000 + k),
+            buggify: k % 2 == 0,
         };
         let written = explore::render_case(&text, &base, &case.faults, &header).expect("rendered");
         assert!(written.starts_with(&format!("# case {k}\n")));
         let parsed = parse_str("case.toml", &written).unwrap_or_else(|e| panic!("{e}\n{written}"));
         assert_eq!(parsed.name, "renamed");
         assert_eq!(parsed.seed, 3_000_000 + k);
+        assert_eq!(parsed.buggify, k % 2 == 0, "\n{written}");
         assert_eq!(parsed.clients.len(), base.clients.len());
 
         // Generated faults in time order, each before the first scripted `at` fault that fires
@@ -127,7 +129,7 @@ fn shrinking_a_synthetic_failure_ends_at_the_one_fault_that_causes_it() {
         .find(|(_, c)| c.faults.len() >= 3 && c.faults.iter().any(culprit))
         .expect("a case with a crash of broker-1 among others");
     let runs = std::cell::Cell::new(0);
-    let shrunk = explore::shrink(&space, 1, case, 500, |faults| {
+    let shrunk = explore::shrink(&space, 1, case, 500, |faults, _| {
         runs.set(runs.get() + 1);
         faults
             .iter()
@@ -146,13 +148,46 @@ fn shrinking_a_synthetic_failure_ends_at_the_one_fault_that_causes_it() {
     assert_eq!(shrunk.steps + 1, runs.get());
 
     // A case that does not fail again is an error, not a minimal schedule.
-    assert!(explore::shrink(&space, 1, case, 10, |_| None).is_err());
+    assert!(explore::shrink(&space, 1, case, 10, |_, _| None).is_err());
     // The cap holds.
-    let capped = explore::shrink(&space, 1, case, 3, |faults| {
+    let capped = explore::shrink(&space, 1, case, 3, |faults, _| {
         faults.iter().any(culprit).then(|| "crash".to_string())
     })
     .expect("the case fails");
     assert!(capped.capped && capped.steps <= 3);
+}
+
+/// BUGGIFY is a swarm switch: with it allowed, some swarms turn the cluster's fault points on
+/// (never when it is not); shrinking keeps them on only when the failure needs them.
+#[test]
+fn buggify_is_a_swarm_switch_that_shrinking_turns_off_when_it_can() {
+    let (_, base) = load("explore-hw-truncation");
+    let off = space(&base, &[Kind::Crash, Kind::Pause]);
+    assert!((1..=40).all(|k| !explore::generate(&off, 5, k).swarm.buggify));
+    let on = Space {
+        buggify: true,
+        ..off.clone()
+    };
+    let switched = (1..=40)
+        .filter(|&k| explore::generate(&on, 5, k).swarm.buggify)
+        .count();
+    assert!((3..=20).contains(&switched), "{switched} of 40 swarms");
+
+    let case = (1..=40)
+        .find(|&k| explore::generate(&on, 5, k).swarm.buggify)
+        .expect("a swarm with buggify");
+    let any = |faults: &[Fault], _| (!faults.is_empty()).then(|| "fails".to_string());
+    let shrunk = explore::shrink(&on, 5, case, 500, any).expect("fails");
+    assert!(
+        !shrunk.buggify,
+        "the failure does not need the fault points"
+    );
+    let needs = |faults: &[Fault], buggify: bool| {
+        (buggify && !faults.is_empty()).then(|| "fails with buggify".to_string())
+    };
+    let shrunk = explore::shrink(&on, 5, case, 500, needs).expect("fails");
+    assert!(shrunk.buggify, "the failure needs them");
+    assert_eq!(shrunk.faults.len(), 1);
 }
 
 fn out_dir(name: &str) -> PathBuf {

@@ -10,5 +10,5 @@ mod strategy;
 
 pub use fault::{show_ms, Fault, What};
 pub use render::{render_case, Header};
-pub use space::{parse_kinds, Kind, Space, MAX_FAULTS, MAX_FOR_MS, STEP_MS};
+pub use space::{parse_kinds, Kind, Space, BUGGIFY, MAX_FAULTS, MAX_FOR_MS, STEP_MS};
 pub use strategy::{case_rng, case_strategy, generate, shrink, Case, Shrunk, Swarm};

@@ -22,6 +22,8 @@ pub struct Header {
     pub name: Option<String>,
     /// The run's seed, so `samsa run FILE` alone reproduces it.
     pub seed: Option<u64>,
+    /// Switch the cluster's fault points on (`buggify = true`); off leaves the base's own.
+    pub buggify: bool,
 }
 
 /// The base scenario (its text and what it parsed to) with `faults` added.
@@ -47,6 +49,9 @@ pub fn render_case(
     }
     if let Some(name) = &header.name {
         doc["name"] = toml_edit::value(name.as_str());
+    }
+    if header.buggify {
+        doc["buggify"] = toml_edit::value(true);
     }
     if let Some(seed) = header.seed {
         let seed = i64::try_from(seed).map_err(|_| format!("seed {seed} is above i64::MAX"))?;

@@ -88,22 +88,34 @@ impl Kind {
     }
 }
 
-/// `--faults crash,pause,…`: the kinds, each once, in the order of `Kind::ALL`.
-pub fn parse_kinds(text: &str) -> Result<Vec<Kind>, String> {
+/// The name of the swarm switch that turns the cluster's fault points on (`buggify = true`).
+pub const BUGGIFY: &str = "buggify";
+
+/// `--faults crash,pause,…`: the kinds, each once, in the order of `Kind::ALL`, and whether
+/// `buggify` was among them.
+pub fn parse_kinds(text: &str) -> Result<(Vec<Kind>, bool), String> {
     let mut kinds = Vec::new();
+    let mut buggify = false;
     for name in text.split(',').map(str::trim) {
+        if name == BUGGIFY {
+            buggify = true;
+            continue;
+        }
         let Some(kind) = Kind::from_name(name) else {
             let all: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
             return Err(format!(
-                "--faults {text}: unknown fault kind {name:?} (kinds: {})",
+                "--faults {text}: unknown fault kind {name:?} (kinds: {}, and {BUGGIFY})",
                 all.join(", ")
             ));
         };
         kinds.push(kind);
     }
+    if kinds.is_empty() {
+        return Err(format!("--faults {text}: no fault kind given"));
+    }
     kinds.sort();
     kinds.dedup();
-    Ok(kinds)
+    Ok((kinds, buggify))
 }
 
 /// Times are drawn in steps of this much: a schedule reads `at = "12.3s"`, not `"12347ms"`.
@@ -135,6 +147,10 @@ pub struct Space {
     /// cluster heals before the final state is checked.
     pub window_ms: u64,
     pub max_for_ms: u64,
+    /// A swarm may switch the cluster's fault points on (BUGGIFY: slow fsyncs and handlers,
+    /// spurious retriable errors, dropped responses); the scenario's own `buggify = true`
+    /// keeps them on in every case anyway.
+    pub buggify: bool,
 }
 
 impl Space {
@@ -177,6 +193,7 @@ impl Space {
             clients: client_nodes(scenario),
             window_ms,
             max_for_ms: MAX_FOR_MS.min(window_ms),
+            buggify: false,
         };
         let nodes = space.brokers + space.controllers;
         for kind in kinds {

@@ -33,7 +33,13 @@ pub struct Swarm {
     pub start_ms: u64,
     pub span_ms: u64,
     pub max_for_ms: u64,
+    /// The cluster's fault points are on in this case (`buggify = true`).
+    pub buggify: bool,
 }
+
+/// The share of swarms with the cluster's fault points on: enough that their combinations with
+/// every fault kind get their turn, few enough that most cases show the faults alone.
+const BUGGIFY_SHARE: f64 = 0.25;
 
 /// The bursts' lengths and the longest `for`s a swarm picks from (each at most the window).
 const SPANS_MS: [u64; 4] = [2_000, 5_000, 10_000, u64::MAX];
@@ -87,17 +93,21 @@ fn swarm_strategy(space: &Space) -> impl Strategy<Value = Swarm> {
         select(spans),
         0.0..1.0,
         select(fors),
+        prop::bool::weighted(if space.buggify { BUGGIFY_SHARE } else { 0.0 }),
     )
-        .prop_map(move |(kinds, weights, max_faults, span, start, max_for)| {
-            let start_steps = ((steps(window_ms) - span) as f64 * start) as u64;
-            Swarm {
-                kinds: kinds.into_iter().zip(weights).collect(),
-                max_faults,
-                start_ms: start_steps * STEP_MS,
-                span_ms: span * STEP_MS,
-                max_for_ms: max_for * STEP_MS,
-            }
-        })
+        .prop_map(
+            move |(kinds, weights, max_faults, span, start, max_for, buggify)| {
+                let start_steps = ((steps(window_ms) - span) as f64 * start) as u64;
+                Swarm {
+                    kinds: kinds.into_iter().zip(weights).collect(),
+                    max_faults,
+                    start_ms: start_steps * STEP_MS,
+                    span_ms: span * STEP_MS,
+                    max_for_ms: max_for * STEP_MS,
+                    buggify,
+                }
+            },
+        )
 }
 
 fn faults_strategy(space: &Space, swarm: &Swarm) -> BoxedStrategy<Vec<Fault>> {
@@ -212,6 +222,9 @@ pub struct Shrunk {
     pub steps: u32,
     /// The cap stopped shrinking before it ran out of simpler schedules.
     pub capped: bool,
+    /// The cluster's fault points are still needed (on in the case, and the schedule passes
+    /// without them).
+    pub buggify: bool,
 }
 
 /// Shrinks case `case` of master seed `master`: `fails` runs a schedule and says why it failed
@@ -222,14 +235,18 @@ pub struct Shrunk {
 /// First proptest's runner shrinks it, from the same draw, with three quarters of the steps:
 /// its `vec` tree removes each fault once, then shrinks those left (earlier, shorter, simpler).
 /// A fault that was needed only in its first shape is removable after that, so then each fault
-/// is tried away again, until none can go or the steps run out.
+/// is tried away again, until none can go or the steps run out. Last, a case with the cluster's
+/// fault points on is tried with them off. `fails` takes the schedule and the switch.
 pub fn shrink(
     space: &Space,
     master: u64,
     case: u64,
     max_shrink_iters: u32,
-    fails: impl Fn(&[Fault]) -> Option<String>,
+    fails_with: impl Fn(&[Fault], bool) -> Option<String>,
 ) -> Result<Shrunk, String> {
+    let buggify = generate(space, master, case).swarm.buggify;
+    let fails = |faults: &[Fault]| fails_with(faults, buggify);
+    let fails_without_buggify = |faults: &[Fault]| fails_with(faults, false);
     let last_failure: RefCell<Option<(Vec<Fault>, String)>> = RefCell::new(None);
     let tries = RefCell::new(0u32);
     let proptest_iters = max_shrink_iters - max_shrink_iters / 4;
@@ -272,10 +289,20 @@ pub fn shrink(
             None => i += 1,
         }
     }
+    let mut needs_buggify = buggify;
+    if buggify && steps < max_shrink_iters {
+        steps += 1;
+        if let Some(why) = fails_without_buggify(&faults) {
+            (reason, needs_buggify) = (why, false);
+        }
+    } else if buggify {
+        capped = true;
+    }
     Ok(Shrunk {
         faults,
         reason,
         steps,
         capped,
+        buggify: needs_buggify,
     })
 }
