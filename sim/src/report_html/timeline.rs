@@ -1,0 +1,345 @@
+//! One partition's timeline as an SVG: leader epochs as shaded bands, each replica's LEO (solid)
+//! and HW (dashed) as step lines, the acknowledged prefix, acknowledged writes the final log
+//! lost, one ISR lane per replica, faults as grey marks and violations as red ones.
+
+use std::collections::BTreeSet;
+use std::fmt::Write;
+
+use super::model::{Absence, Model, PartitionView};
+use super::svg::{colour, esc, round_step, step_path, TimeAxis, ValueAxis, LEFT, RIGHT, WIDTH};
+use crate::check::Violation;
+use crate::history::TraceEvent;
+use crate::report::describe;
+
+const LABEL_ROWS: usize = 3;
+const ROW: f64 = 13.0;
+const PLOT_TOP: f64 = 8.0 + LABEL_ROWS as f64 * ROW;
+const PLOT_HEIGHT: f64 = 240.0;
+const LANE: f64 = 16.0;
+/// Bounds on what one timeline draws, whatever the run.
+const MAX_MARKS: usize = 120;
+const MAX_LOST_DOTS: usize = 200;
+const MAX_VIOLATION_MARKS: usize = 20;
+
+/// Everything one drawing needs.
+pub struct Frame<'m> {
+    pub model: &'m Model<'m>,
+    pub time: TimeAxis,
+    /// Every replica node of the run, so that a node has one colour on every timeline.
+    pub replica_nodes: &'m BTreeSet<String>,
+}
+
+impl Frame<'_> {
+    fn colour_of(&self, node: &str) -> &'static str {
+        colour(self.replica_nodes.iter().position(|n| n == node).unwrap_or(0))
+    }
+}
+
+pub fn partition_svg(
+    frame: &Frame,
+    name: &str,
+    view: &PartitionView,
+    violations: &[&Violation],
+) -> String {
+    let lanes = lane_nodes(frame.model, view);
+    let lanes_top = PLOT_TOP + PLOT_HEIGHT + 22.0;
+    let height = lanes_top + LANE * lanes.len() as f64 + 6.0;
+    let values = ValueAxis {
+        top: PLOT_TOP,
+        height: PLOT_HEIGHT,
+        max: top_offset(view),
+    };
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg class="timeline" data-partition="{}" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}" role="img" aria-label="timeline of {}">"#,
+        esc(name),
+        esc(name)
+    );
+    epoch_bands(&mut out, frame, view);
+    value_grid(&mut out, frame.time, values);
+    series(&mut out, frame, view, values, &lanes);
+    isr_lanes(&mut out, frame, view, &lanes, lanes_top);
+    let bottom = height - 4.0;
+    fault_marks(&mut out, frame, bottom);
+    violation_marks(&mut out, frame.time, violations, bottom);
+    out.push_str("</svg>");
+    out
+}
+
+/// The replicas drawn, in assignment order (preferred leader first), then any other node that
+/// traced a replica of the partition.
+fn lane_nodes(model: &Model, view: &PartitionView) -> Vec<(String, Option<i64>)> {
+    let mut lanes: Vec<(String, Option<i64>)> = view
+        .assigned
+        .iter()
+        .map(|&id| (model.node_name(id), Some(id)))
+        .collect();
+    for node in view.replicas.keys() {
+        if !lanes.iter().any(|(n, _)| n == node) {
+            let id = model
+                .node_of_id
+                .iter()
+                .find(|(_, n)| *n == node)
+                .map(|(id, _)| *id);
+            lanes.push((node.clone(), id));
+        }
+    }
+    lanes
+}
+
+fn top_offset(view: &PartitionView) -> i64 {
+    let replicas = view.replicas.values().flat_map(|r| r.leo.iter().chain(&r.hw));
+    let acked = view.acked_end.iter();
+    let max = replicas.chain(acked).map(|s| s.1).max().unwrap_or(0);
+    // A little headroom, so the highest line does not run along the frame.
+    (max + max / 20).max(1)
+}
+
+fn epoch_bands(out: &mut String, frame: &Frame, view: &PartitionView) {
+    let time = frame.time;
+    for (i, epoch) in view.epochs.iter().enumerate() {
+        let end = view
+            .epochs
+            .get(i + 1)
+            .map_or(time.end_ms, |next| next.start_ms);
+        let (x0, x1) = (time.x(epoch.start_ms), time.x(end));
+        let leader = (epoch.leader >= 0).then(|| frame.model.node_name(epoch.leader));
+        let (fill, opacity) = match &leader {
+            Some(node) => (frame.colour_of(node), if i % 2 == 0 { 0.07 } else { 0.13 }),
+            None => ("#d00", 0.12),
+        };
+        let who = leader.clone().unwrap_or_else(|| "no leader".to_string());
+        let unclean = if epoch.unclean { " (unclean)" } else { "" };
+        let _ = write!(
+            out,
+            r#"<rect class="epoch" x="{x0:.1}" y="{PLOT_TOP}" width="{:.1}" height="{PLOT_HEIGHT}" fill="{fill}" fill-opacity="{opacity}"><title>leader epoch {}: {}{unclean}</title></rect>"#,
+            (x1 - x0).max(0.5),
+            epoch.epoch,
+            esc(&who)
+        );
+        let label = if x1 - x0 > 150.0 {
+            format!("epoch {} · leader {who}{unclean}", epoch.epoch)
+        } else if x1 - x0 > 40.0 {
+            format!("e{} {who}", epoch.epoch)
+        } else {
+            continue;
+        };
+        let _ = write!(
+            out,
+            r#"<text class="epoch-label" x="{:.1}" y="{:.1}">{}</text>"#,
+            x0 + 3.0,
+            PLOT_TOP + 11.0,
+            esc(&label)
+        );
+    }
+}
+
+/// Horizontal grid lines at round offsets, the time ticks, and the plot's frame.
+fn value_grid(out: &mut String, time: TimeAxis, values: ValueAxis) {
+    let step = round_step((values.max / 4).max(1) as u64) as i64;
+    let mut v = 0;
+    while v <= values.max {
+        let y = values.y(v);
+        let _ = write!(
+            out,
+            r#"<line class="grid" x1="{LEFT}" x2="{:.0}" y1="{y:.1}" y2="{y:.1}"/><text class="tick" x="{:.0}" y="{:.1}" text-anchor="end">{v}</text>"#,
+            WIDTH - RIGHT,
+            LEFT - 4.0,
+            y + 4.0
+        );
+        v += step;
+    }
+    let _ = write!(
+        out,
+        r#"<text class="axis" x="8" y="{:.0}">offset</text><rect class="frame" x="{LEFT}" y="{PLOT_TOP}" width="{:.0}" height="{PLOT_HEIGHT}"/>"#,
+        PLOT_TOP + PLOT_HEIGHT / 2.0,
+        WIDTH - LEFT - RIGHT
+    );
+    time.labels(out, PLOT_TOP + PLOT_HEIGHT);
+}
+
+/// The acknowledged prefix, each replica's HW and LEO, and the lost acknowledged writes. Lines
+/// of replicas that agree would hide each other: each replica is shifted by a pixel or two.
+fn series(
+    out: &mut String,
+    frame: &Frame,
+    view: &PartitionView,
+    values: ValueAxis,
+    lanes: &[(String, Option<i64>)],
+) {
+    let time = frame.time;
+    let acked = step_path(&view.acked_end, time, values);
+    if !acked.is_empty() {
+        let _ = write!(
+            out,
+            r#"<path class="acked" d="{acked}"><title>end of the acknowledged writes</title></path>"#
+        );
+    }
+    let drawn = lanes.iter().filter(|(n, _)| view.replicas.contains_key(n));
+    for (i, (node, _)) in drawn.enumerate() {
+        let replica = &view.replicas[node];
+        let shift = i as f64 * 2.0 - 2.0;
+        let c = frame.colour_of(node);
+        let _ = write!(
+            out,
+            r#"<g transform="translate(0 {shift})"><path class="hw" stroke="{c}" d="{}"><title>{} high watermark</title></path><path class="leo" stroke="{c}" d="{}"><title>{} log end offset</title></path></g>"#,
+            step_path(&replica.hw, time, values),
+            esc(node),
+            step_path(&replica.leo, time, values),
+            esc(node)
+        );
+    }
+    for &(at_ms, offset) in view.lost.iter().take(MAX_LOST_DOTS) {
+        let _ = write!(
+            out,
+            r#"<circle class="lost" cx="{:.1}" cy="{:.1}" r="3.5"><title>offset {offset}, acknowledged at {} ms, is not in the final log</title></circle>"#,
+            time.x(at_ms),
+            values.y(offset),
+            at_ms
+        );
+    }
+}
+
+/// One lane per replica: a bar while it is in the ISR (thick while it leads), hatched while the
+/// node is down or paused.
+fn isr_lanes(
+    out: &mut String,
+    frame: &Frame,
+    view: &PartitionView,
+    lanes: &[(String, Option<i64>)],
+    top: f64,
+) {
+    let time = frame.time;
+    for (row, (node, id)) in lanes.iter().enumerate() {
+        let y = top + row as f64 * LANE;
+        let c = frame.colour_of(node);
+        let _ = write!(
+            out,
+            r#"<text class="lane-label" x="{:.0}" y="{:.1}" text-anchor="end">{}</text><rect class="lane" x="{LEFT}" y="{:.1}" width="{:.0}" height="10"/>"#,
+            LEFT - 4.0,
+            y + 9.0,
+            esc(node),
+            y,
+            WIDTH - LEFT - RIGHT
+        );
+        for (start, end, leads) in membership(view, *id, time.end_ms) {
+            let (x0, x1) = (time.x(start), time.x(end));
+            let (dy, h) = if leads { (0.0, 10.0) } else { (2.5, 5.0) };
+            let what = if leads { "leader" } else { "in the ISR" };
+            let _ = write!(
+                out,
+                r#"<rect class="isr" x="{x0:.1}" y="{:.1}" width="{:.1}" height="{h}" fill="{c}"><title>{} {what} from {start} ms to {end} ms</title></rect>"#,
+                y + dy,
+                (x1 - x0).max(0.8),
+                esc(node)
+            );
+        }
+        let absences = frame.model.nodes.get(node).map_or(&[][..], Vec::as_slice);
+        for &(start, end, absence) in absences {
+            let what = match absence {
+                Absence::Down => "down",
+                Absence::Paused => "paused",
+            };
+            let _ = write!(
+                out,
+                r#"<rect class="absent" x="{:.1}" y="{:.1}" width="{:.1}" height="12" fill="url(#hatch)"><title>{} {what} from {start} ms to {end} ms</title></rect>"#,
+                time.x(start),
+                y - 1.0,
+                (time.x(end) - time.x(start)).max(1.0),
+                esc(node)
+            );
+        }
+    }
+}
+
+/// The spans a replica was in the ISR, each marked whether it also led.
+fn membership(view: &PartitionView, id: Option<i64>, end_ms: u64) -> Vec<(u64, u64, bool)> {
+    let Some(id) = id else {
+        return Vec::new();
+    };
+    // Both the ISR and the leader change only at controller decisions: walk their union.
+    let mut moments: Vec<u64> = view.isr.iter().map(|(t, _)| *t).collect();
+    moments.extend(view.epochs.iter().map(|e| e.start_ms));
+    moments.sort_unstable();
+    moments.dedup();
+    let mut spans: Vec<(u64, u64, bool)> = Vec::new();
+    for (i, &t) in moments.iter().enumerate() {
+        let next = moments.get(i + 1).copied().unwrap_or(end_ms);
+        let in_isr = last_at(&view.isr, t, |c| c.0).is_some_and(|(_, isr)| isr.contains(&id));
+        let leads = last_at(&view.epochs, t, |e| e.start_ms).is_some_and(|e| e.leader == id);
+        if !(in_isr || leads) {
+            continue;
+        }
+        match spans.last_mut() {
+            Some(last) if last.1 == t && last.2 == leads => last.1 = next,
+            _ => spans.push((t, next, leads)),
+        }
+    }
+    spans
+}
+
+/// The last entry of a time-ordered list at or before `t`.
+fn last_at<T>(list: &[T], t: u64, at: impl Fn(&T) -> u64) -> Option<&T> {
+    list.iter().take_while(|x| at(x) <= t).last()
+}
+
+/// Faults as dashed grey lines through the whole timeline, labelled in up to three rows above
+/// the plot (a label that fits no row is left to the line's tooltip).
+fn fault_marks(out: &mut String, frame: &Frame, bottom: f64) {
+    let mut row_ends = [f64::MIN; LABEL_ROWS];
+    for event in frame.model.marks.iter().take(MAX_MARKS) {
+        let x = frame.time.x(event.at_ms);
+        let label = mark_label(event);
+        let _ = write!(
+            out,
+            r#"<line class="fault" x1="{x:.1}" x2="{x:.1}" y1="{:.0}" y2="{bottom:.0}"><title>{} — {}</title></line>"#,
+            PLOT_TOP - 2.0,
+            event.at_ms,
+            esc(&describe(event))
+        );
+        let width = label.chars().count() as f64 * 6.0 + 6.0;
+        if let Some(row) = row_ends.iter().position(|&end| end < x) {
+            row_ends[row] = x + width;
+            let _ = write!(
+                out,
+                r#"<text class="fault-label" x="{x:.1}" y="{:.0}">{}</text>"#,
+                8.0 + ROW * (row as f64 + 1.0) - 3.0,
+                esc(&label)
+            );
+        }
+    }
+}
+
+/// A fault's short name: what, and to whom.
+pub fn mark_label(event: &TraceEvent) -> String {
+    let d = &event.detail;
+    let target = match (d["node"].as_str(), d["from"].as_str(), d["to"].as_str()) {
+        (Some(node), _, _) => format!(" {node}"),
+        (None, Some(from), Some(to)) => format!(" {from}→{to}"),
+        _ if event.node != "world" => format!(" {}", event.node),
+        _ => String::new(),
+    };
+    format!("{}{target}", event.kind)
+}
+
+fn violation_marks(out: &mut String, time: TimeAxis, violations: &[&Violation], bottom: f64) {
+    let mut times: Vec<(u64, &str)> = violations
+        .iter()
+        .map(|v| (v.at_ms, v.check.as_str()))
+        .collect();
+    times.sort_unstable();
+    times.dedup();
+    for (at_ms, check) in times.into_iter().take(MAX_VIOLATION_MARKS) {
+        let x = time.x(at_ms);
+        let _ = write!(
+            out,
+            r#"<g class="violation-mark"><line x1="{x:.1}" x2="{x:.1}" y1="{PLOT_TOP}" y2="{bottom:.0}"/><text x="{:.1}" y="{:.0}" text-anchor="end">{}</text><title>{} at {} ms</title></g>"#,
+            x - 3.0,
+            PLOT_TOP + PLOT_HEIGHT - 6.0,
+            esc(check),
+            esc(check),
+            at_ms
+        );
+    }
+}
