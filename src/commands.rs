@@ -201,6 +201,7 @@ fn print_summary(summary: &Summary, problems: &[String], dir: Option<&Path>, rep
     }
     if let Some(dir) = dir {
         println!("report: {}", dir.join("report.md").display());
+        println!("report: {}", dir.join("report.html").display());
     }
     if !problems.is_empty() {
         println!("reproduce: {reproduce}");

@@ -34,7 +34,7 @@ pub fn html(r: &ReportInput) -> String {
     partitions(&mut out, r, &model);
     sections::violations(&mut out, r);
     sections::cluster(&mut out, &model);
-    sections::clients(&mut out, r.history, TimeAxis { end_ms: model.end_ms });
+    sections::clients(&mut out, r.history, TimeAxis::whole(model.end_ms));
     sections::events(&mut out, r.trace);
     out.push_str("</body></html>\n");
     out
@@ -77,9 +77,9 @@ fn partitions(out: &mut String, r: &ReportInput, model: &Model) {
         .collect();
     let frame = Frame {
         model,
-        time: TimeAxis {
-            end_ms: model.end_ms,
-        },
+        time: TimeAxis::whole(model.end_ms),
+        max_offset: None,
+        class: "timeline",
         replica_nodes: &replica_nodes,
     };
     let mut by_partition: BTreeMap<&str, Vec<&Violation>> = BTreeMap::new();
@@ -93,7 +93,9 @@ fn partitions(out: &mut String, r: &ReportInput, model: &Model) {
         .iter()
         .partition(|(name, _)| name.starts_with("__"));
     for (name, view) in workload {
-        let found = by_partition.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+        let found = by_partition
+            .get(name.as_str())
+            .map_or(&[][..], Vec::as_slice);
         figure(out, &frame, name, view, found);
     }
     if !internal.is_empty() {
@@ -103,7 +105,9 @@ fn partitions(out: &mut String, r: &ReportInput, model: &Model) {
             internal.len()
         );
         for (name, view) in internal {
-            let found = by_partition.get(name.as_str()).map_or(&[][..], Vec::as_slice);
+            let found = by_partition
+                .get(name.as_str())
+                .map_or(&[][..], Vec::as_slice);
             figure(out, &frame, name, view, found);
         }
         out.push_str("</details>");
@@ -128,10 +132,28 @@ fn figure(
     };
     let _ = write!(
         out,
-        r#"<figure><figcaption><b>{}</b>{flag}</figcaption>{}</figure>"#,
+        r#"<figure><figcaption><b>{}</b>{flag}</figcaption>{}"#,
         esc(name),
         timeline::partition_svg(frame, name, view, violations)
     );
+    if let Some((time, max_offset)) = timeline::close_up(frame.model, view, !violations.is_empty())
+    {
+        let zoom = Frame {
+            time,
+            max_offset: Some(max_offset),
+            class: "timeline-zoom",
+            ..*frame
+        };
+        let _ = write!(
+            out,
+            r#"<figcaption>Close-up of {}: {} to {}, offsets 0 to {max_offset}</figcaption>{}"#,
+            esc(name),
+            seconds(time.start_ms),
+            seconds(time.end_ms),
+            timeline::partition_svg(&zoom, name, view, violations)
+        );
+    }
+    out.push_str("</figure>");
 }
 
 fn legend() -> String {

@@ -117,7 +117,10 @@ fn partition_event(model: &mut Model, partition: &str, event: &TraceEvent) {
         return;
     }
     if let Some(id) = d["broker"].as_i64() {
-        model.node_of_id.entry(id).or_insert_with(|| event.node.clone());
+        model
+            .node_of_id
+            .entry(id)
+            .or_insert_with(|| event.node.clone());
     }
     let replica = view.replicas.entry(event.node.clone()).or_default();
     if let Some(leo) = leo {
@@ -241,7 +244,10 @@ fn acknowledgements(model: &mut Model, history: &[Op], final_state: &FinalState)
         .iter()
         .map(|(name, p)| (name.as_str(), p.log_start_offset))
         .collect();
-    for op in history.iter().filter(|o| o.kind == OpType::Ok && o.f == "send") {
+    for op in history
+        .iter()
+        .filter(|o| o.kind == OpType::Ok && o.f == "send")
+    {
         let (Some(partition), Some(offset)) =
             (op.value["partition"].as_str(), op.value["offset"].as_i64())
         else {

@@ -70,7 +70,9 @@ pub fn violations(out: &mut String, r: &ReportInput) {
             .push(v);
     }
     for ((check, partition), list) in groups {
-        let on = partition.map(|p| format!(" on {}", esc(p))).unwrap_or_default();
+        let on = partition
+            .map(|p| format!(" on {}", esc(p)))
+            .unwrap_or_default();
         let _ = write!(
             out,
             r#"<article class="violation" data-check="{}"><h3><code>{}</code>{on}: {} found</h3><ul>"#,
@@ -95,19 +97,26 @@ pub fn violations(out: &mut String, r: &ReportInput) {
     out.push_str("</section>");
 }
 
-/// The events that led to a violation: the notable events of its partition (and every fault) up
-/// to its time, the latest `CHAIN_LEN` of them. A stand-in for the causal chain of a violation
-/// (which write, acknowledged by whom, held by which replicas, truncated when and why): swap
-/// this function for it when it lands.
+/// The events that led to a violation: the notable events of its partition, and from the first
+/// fault on every fault and cluster event (a broker fenced, a quorum election), up to its time;
+/// the latest `CHAIN_LEN` of them. A stand-in for the causal chain of a violation (which write,
+/// acknowledged by whom, held by which replicas, truncated when and why): swap this function
+/// for it when it lands.
 fn causes<'a>(
     trace: &'a [TraceEvent],
     partition: Option<&str>,
     until_ms: u64,
 ) -> (Vec<&'a TraceEvent>, usize) {
+    let first_fault_ms = trace
+        .iter()
+        .find(|e| e.node == "world" && e.kind != "topics-created")
+        .map_or(u64::MAX, |e| e.at_ms);
+    let own = |e: &TraceEvent| partition.is_none() || e.detail.get("partition").is_some();
     let all: Vec<&TraceEvent> = trace
         .iter()
         .take_while(|e| e.at_ms <= until_ms)
         .filter(|e| notable(e) && concerns(e, partition))
+        .filter(|e| own(e) || e.at_ms >= first_fault_ms)
         .collect();
     let skipped = all.len().saturating_sub(CHAIN_LEN);
     (all[skipped..].to_vec(), skipped)
@@ -231,9 +240,7 @@ fn partition_leaders(out: &mut String, model: &Model) {
 /// One lane per node: green while up, hatched while down or paused, dark while it leads the
 /// KRaft quorum; faults as dashed lines.
 fn node_lanes(out: &mut String, model: &Model) {
-    let time = TimeAxis {
-        end_ms: model.end_ms,
-    };
+    let time = TimeAxis::whole(model.end_ms);
     let lane = 18.0;
     let top = 6.0;
     let height = top + lane * model.nodes.len() as f64 + 20.0;
@@ -313,7 +320,9 @@ pub fn clients(out: &mut String, history: &[Op], time: TimeAxis) {
             OpType::Fail => 2,
             OpType::Info => 3,
         };
-        counts.entry((op.process.as_str(), op.f.as_str())).or_default()[i] += 1;
+        counts
+            .entry((op.process.as_str(), op.f.as_str()))
+            .or_default()[i] += 1;
     }
     if counts.is_empty() {
         out.push_str("<p>No client operation was recorded.</p></section>");

@@ -10,22 +10,37 @@ pub const WIDTH: f64 = 1200.0;
 pub const LEFT: f64 = 96.0;
 pub const RIGHT: f64 = 16.0;
 
-/// Maps simulated time to x over the plot's width.
+/// Maps simulated time from `start_ms` to `end_ms` to x over the plot's width; times outside
+/// are drawn at the edges.
 #[derive(Clone, Copy)]
 pub struct TimeAxis {
+    pub start_ms: u64,
     pub end_ms: u64,
 }
 
 impl TimeAxis {
-    pub fn x(&self, at_ms: u64) -> f64 {
-        let span = (WIDTH - LEFT - RIGHT).max(1.0);
-        LEFT + span * (at_ms.min(self.end_ms) as f64) / (self.end_ms.max(1) as f64)
+    pub fn whole(end_ms: u64) -> TimeAxis {
+        TimeAxis {
+            start_ms: 0,
+            end_ms,
+        }
     }
 
-    /// Tick marks at a round step (1, 2 or 5 × 10^k ms), about ten over the run.
+    fn span_ms(&self) -> u64 {
+        self.end_ms.saturating_sub(self.start_ms).max(1)
+    }
+
+    pub fn x(&self, at_ms: u64) -> f64 {
+        let span = (WIDTH - LEFT - RIGHT).max(1.0);
+        let t = at_ms.clamp(self.start_ms, self.end_ms.max(self.start_ms)) - self.start_ms;
+        LEFT + span * t as f64 / self.span_ms() as f64
+    }
+
+    /// Tick marks at a round step (1, 2 or 5 × 10^k ms), about ten over the axis.
     pub fn ticks(&self) -> Vec<u64> {
-        let step = round_step(self.end_ms / 10);
-        (0..=self.end_ms / step).map(|i| i * step).collect()
+        let step = round_step(self.span_ms() / 10);
+        let first = self.start_ms.div_ceil(step);
+        (first..=self.end_ms / step).map(|i| i * step).collect()
     }
 
     /// The time labels under a plot whose bottom is at `y`.
@@ -57,10 +72,10 @@ pub fn round_step(rough: u64) -> u64 {
 }
 
 pub fn time_label(ms: u64) -> String {
-    if ms % 1000 == 0 {
-        format!("{} s", ms / 1000)
-    } else {
-        format!("{:.1} s", ms as f64 / 1000.0)
+    match (ms % 1000, ms % 100) {
+        (0, _) => format!("{} s", ms / 1000),
+        (_, 0) => format!("{:.1} s", ms as f64 / 1000.0),
+        _ => format!("{:.3} s", ms as f64 / 1000.0),
     }
 }
 
@@ -178,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_dip_inside_one_column_survives_downsampling() {
-        let time = TimeAxis { end_ms: 1_000_000 };
+        let time = TimeAxis::whole(1_000_000);
         let values = ValueAxis {
             top: 0.0,
             height: 100.0,
@@ -192,7 +207,7 @@ mod tests {
 
     #[test]
     fn no_points_draw_nothing() {
-        let time = TimeAxis { end_ms: 0 };
+        let time = TimeAxis::whole(0);
         let values = ValueAxis {
             top: 0.0,
             height: 10.0,

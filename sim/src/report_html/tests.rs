@@ -17,23 +17,44 @@ fn event(at_ms: u64, node: &str, kind: &str, detail: serde_json::Value) -> Trace
 }
 
 fn planted_trace() -> Vec<TraceEvent> {
-    let state = |p: &str, leader: i64, epoch: i64, isr: &[i64]| {
-        json!({"partition": p, "leader": leader, "leader_epoch": epoch, "isr": isr, "replicas": [1, 2]})
-    };
-    let at = |p: &str, broker: i64, leo: i64, hw: i64| {
-        json!({"partition": p, "broker": broker, "leo": leo, "hw": hw})
-    };
+    let state = |p: &str, leader: i64, epoch: i64, isr: &[i64]| json!({"partition": p, "leader": leader, "leader_epoch": epoch, "isr": isr, "replicas": [1, 2]});
+    let at = |p: &str, broker: i64, leo: i64, hw: i64| json!({"partition": p, "broker": broker, "leo": leo, "hw": hw});
     vec![
-        event(10, "controller-1", "raft-role", json!({"role": "leader", "epoch": 1, "leader": 3001})),
-        event(20, "controller-1", "partition-state", state("t-0", 1, 0, &[1, 2])),
-        event(20, "controller-1", "partition-state", state("t-1", 2, 0, &[1, 2])),
+        event(
+            10,
+            "controller-1",
+            "raft-role",
+            json!({"role": "leader", "epoch": 1, "leader": 3001}),
+        ),
+        event(
+            20,
+            "controller-1",
+            "partition-state",
+            state("t-0", 1, 0, &[1, 2]),
+        ),
+        event(
+            20,
+            "controller-1",
+            "partition-state",
+            state("t-1", 2, 0, &[1, 2]),
+        ),
         event(100, "broker-1", "append", at("t-0", 1, 10, 0)),
         event(110, "broker-2", "replica-append", at("t-0", 2, 10, 0)),
         event(120, "broker-1", "hw", at("t-0", 1, 10, 10)),
         event(130, "broker-2", "append", at("t-1", 2, 5, 5)),
         event(200, "world", "crash", json!({"node": "broker-1"})),
-        event(210, "controller-1", "partition-state", state("t-0", 2, 1, &[2])),
-        event(220, "broker-2", "truncate", json!({"partition": "t-0", "broker": 2, "from": 10, "to": 4, "leo": 4, "hw": 4, "reason": "high-watermark"})),
+        event(
+            210,
+            "controller-1",
+            "partition-state",
+            state("t-0", 2, 1, &[2]),
+        ),
+        event(
+            220,
+            "broker-2",
+            "truncate",
+            json!({"partition": "t-0", "broker": 2, "from": 10, "to": 4, "leo": 4, "hw": 4, "reason": "high-watermark"}),
+        ),
         event(300, "world", "restart", json!({"node": "broker-1"})),
     ]
 }
@@ -48,7 +69,11 @@ fn planted_history() -> Vec<Op> {
     };
     vec![
         op(OpType::Invoke, 90, json!({"value": "v7"})),
-        op(OpType::Ok, 125, json!({"partition": "t-0", "offset": 7, "value": "v7"})),
+        op(
+            OpType::Ok,
+            125,
+            json!({"partition": "t-0", "offset": 7, "value": "v7"}),
+        ),
         op(OpType::Invoke, 95, json!({"value": "<script>"})),
         op(OpType::Fail, 150, json!({})),
     ]
@@ -60,7 +85,11 @@ fn render(trace: &[TraceEvent], history: &[Op], violations: &[Violation], sim_ms
         "t-0".to_string(),
         FinalPartition {
             high_watermark: 4,
-            committed: vec![FinalRecord { offset: 0, value: Some("v0".into()), ..Default::default() }],
+            committed: vec![FinalRecord {
+                offset: 0,
+                value: Some("v0".into()),
+                ..Default::default()
+            }],
             ..Default::default()
         },
     );
@@ -102,14 +131,22 @@ fn a_planted_run_draws_two_timelines_and_one_highlighted_violation() {
     // The acknowledged offset 7 is not in the final log: drawn as lost.
     assert_eq!(count(&page, r#"<circle class="lost""#), 1);
     assert!(page.contains("crash broker-1"), "the crash is labelled");
-    assert!(page.contains("cut its log of t-0 from offset 10 to 4"), "the chain names the truncation");
-    assert!(!page.contains("<script"), "text is escaped and the page runs no script");
+    assert!(
+        page.contains("cut its log of t-0 from offset 10 to 4"),
+        "the chain names the truncation"
+    );
+    assert!(
+        !page.contains("<script"),
+        "text is escaped and the page runs no script"
+    );
 }
 
 #[test]
 fn the_page_is_self_contained() {
     let page = render(&planted_trace(), &planted_history(), &[], 500);
-    for reference in ["http://", "https://", "src=", "<link", "@import", "url(http"] {
+    for reference in [
+        "http://", "https://", "src=", "<link", "@import", "url(http",
+    ] {
         assert!(!page.contains(reference), "{reference} in the page");
     }
 }
@@ -121,10 +158,25 @@ fn odd_input_renders_without_panicking() {
     // Only the final state names t-0: it still gets its (empty) timeline.
     assert_eq!(count(&empty, r#"<svg class="timeline""#), 1);
     let odd = vec![
-        event(5, "broker-9", "hw", json!({"partition": "x-0", "hw": "not a number"})),
+        event(
+            5,
+            "broker-9",
+            "hw",
+            json!({"partition": "x-0", "hw": "not a number"}),
+        ),
         event(5, "world", "kill", json!({})),
-        event(u64::MAX / 2, "world", "restart", json!({"node": "broker-9"})),
-        event(6, "controller-1", "partition-state", json!({"partition": "x-0", "isr": "?"})),
+        event(
+            u64::MAX / 2,
+            "world",
+            "restart",
+            json!({"node": "broker-9"}),
+        ),
+        event(
+            6,
+            "controller-1",
+            "partition-state",
+            json!({"partition": "x-0", "isr": "?"}),
+        ),
     ];
     let page = render(&odd, &[], &[], 1);
     assert!(page.contains(r#"data-partition="x-0""#));

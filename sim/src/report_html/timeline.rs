@@ -22,16 +22,26 @@ const MAX_LOST_DOTS: usize = 200;
 const MAX_VIOLATION_MARKS: usize = 20;
 
 /// Everything one drawing needs.
+#[derive(Clone, Copy)]
 pub struct Frame<'m> {
     pub model: &'m Model<'m>,
     pub time: TimeAxis,
+    /// The highest offset drawn; `None`: the partition's highest.
+    pub max_offset: Option<i64>,
+    /// `timeline` for the whole run, `timeline-zoom` for a close-up.
+    pub class: &'static str,
     /// Every replica node of the run, so that a node has one colour on every timeline.
     pub replica_nodes: &'m BTreeSet<String>,
 }
 
 impl Frame<'_> {
     fn colour_of(&self, node: &str) -> &'static str {
-        colour(self.replica_nodes.iter().position(|n| n == node).unwrap_or(0))
+        colour(
+            self.replica_nodes
+                .iter()
+                .position(|n| n == node)
+                .unwrap_or(0),
+        )
     }
 }
 
@@ -47,12 +57,13 @@ pub fn partition_svg(
     let values = ValueAxis {
         top: PLOT_TOP,
         height: PLOT_HEIGHT,
-        max: top_offset(view),
+        max: frame.max_offset.unwrap_or_else(|| top_offset(view)),
     };
     let mut out = String::new();
     let _ = write!(
         out,
-        r#"<svg class="timeline" data-partition="{}" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}" role="img" aria-label="timeline of {}">"#,
+        r#"<svg class="{}" data-partition="{}" viewBox="0 0 {WIDTH} {height:.0}" width="{WIDTH}" height="{height:.0}" role="img" aria-label="timeline of {}">"#,
+        frame.class,
         esc(name),
         esc(name)
     );
@@ -89,7 +100,10 @@ fn lane_nodes(model: &Model, view: &PartitionView) -> Vec<(String, Option<i64>)>
 }
 
 fn top_offset(view: &PartitionView) -> i64 {
-    let replicas = view.replicas.values().flat_map(|r| r.leo.iter().chain(&r.hw));
+    let replicas = view
+        .replicas
+        .values()
+        .flat_map(|r| r.leo.iter().chain(&r.hw));
     let acked = view.acked_end.iter();
     let max = replicas.chain(acked).map(|s| s.1).max().unwrap_or(0);
     // A little headroom, so the highest line does not run along the frame.
@@ -118,11 +132,10 @@ fn epoch_bands(out: &mut String, frame: &Frame, view: &PartitionView) {
             epoch.epoch,
             esc(&who)
         );
-        let label = if x1 - x0 > 150.0 {
-            format!("epoch {} · leader {who}{unclean}", epoch.epoch)
-        } else if x1 - x0 > 40.0 {
-            format!("e{} {who}", epoch.epoch)
-        } else {
+        let long = format!("epoch {} · leader {who}{unclean}", epoch.epoch);
+        let short = format!("e{} {who}", epoch.epoch);
+        let fits = |text: &str| text.chars().count() as f64 * 6.5 + 6.0 < x1 - x0;
+        let Some(label) = [long, short].into_iter().find(|l| fits(l)) else {
             continue;
         };
         let _ = write!(
@@ -190,7 +203,8 @@ fn series(
             esc(node)
         );
     }
-    for &(at_ms, offset) in view.lost.iter().take(MAX_LOST_DOTS) {
+    let shown = view.lost.iter().filter(|(t, _)| inside(time, *t));
+    for &(at_ms, offset) in shown.take(MAX_LOST_DOTS) {
         let _ = write!(
             out,
             r#"<circle class="lost" cx="{:.1}" cy="{:.1}" r="3.5"><title>offset {offset}, acknowledged at {} ms, is not in the final log</title></circle>"#,
@@ -288,7 +302,12 @@ fn last_at<T>(list: &[T], t: u64, at: impl Fn(&T) -> u64) -> Option<&T> {
 /// the plot (a label that fits no row is left to the line's tooltip).
 fn fault_marks(out: &mut String, frame: &Frame, bottom: f64) {
     let mut row_ends = [f64::MIN; LABEL_ROWS];
-    for event in frame.model.marks.iter().take(MAX_MARKS) {
+    let shown = frame
+        .model
+        .marks
+        .iter()
+        .filter(|e| inside(frame.time, e.at_ms));
+    for event in shown.take(MAX_MARKS) {
         let x = frame.time.x(event.at_ms);
         let label = mark_label(event);
         let _ = write!(
@@ -311,6 +330,35 @@ fn fault_marks(out: &mut String, frame: &Frame, bottom: f64) {
     }
 }
 
+fn inside(time: TimeAxis, at_ms: u64) -> bool {
+    (time.start_ms..=time.end_ms).contains(&at_ms)
+}
+
+/// A close-up of a partition that lost acknowledged writes or broke a check: the time from just
+/// before the first fault (or lost write) to just after the last, and, when writes were lost,
+/// only the offsets up to a little above them, where the truncation and the loss are seen.
+/// `None` when it would show no more than the whole timeline.
+pub fn close_up(model: &Model, view: &PartitionView, violated: bool) -> Option<(TimeAxis, i64)> {
+    if view.lost.is_empty() && !violated {
+        return None;
+    }
+    let times = model.marks.iter().map(|e| e.at_ms);
+    let times: Vec<u64> = times.chain(view.lost.iter().map(|l| l.0)).collect();
+    let (first, last) = (*times.iter().min()?, *times.iter().max()?);
+    let pad = ((last - first) / 20).max(200);
+    let time = TimeAxis {
+        start_ms: first.saturating_sub(pad),
+        end_ms: last.saturating_add(pad).min(model.end_ms),
+    };
+    let whole = top_offset(view);
+    let max_offset = match view.lost.iter().map(|l| l.1).max() {
+        Some(highest) => (highest + 1 + (highest + 1) * 3 / 10 + 3).min(whole),
+        None => whole,
+    };
+    let narrower = time.end_ms - time.start_ms < model.end_ms * 4 / 5;
+    (narrower || max_offset < whole * 4 / 5).then_some((time, max_offset))
+}
+
 /// A fault's short name: what, and to whom.
 pub fn mark_label(event: &TraceEvent) -> String {
     let d = &event.detail;
@@ -328,6 +376,7 @@ fn violation_marks(out: &mut String, time: TimeAxis, violations: &[&Violation], 
         .iter()
         .map(|v| (v.at_ms, v.check.as_str()))
         .collect();
+    times.retain(|(t, _)| inside(time, *t));
     times.sort_unstable();
     times.dedup();
     for (at_ms, check) in times.into_iter().take(MAX_VIOLATION_MARKS) {
