@@ -159,8 +159,8 @@ fn figure(
 fn legend() -> String {
     let c = colour(0);
     format!(
-        r##"<p class="legend"><svg width="560" height="16"><path d="M2 8H30" stroke="{c}" stroke-width="2.5"/><text x="34" y="12">log end offset (LEO)</text><path d="M160 8H188" stroke="{c}" class="hw"/><text x="192" y="12">high watermark (HW)</text><path d="M320 8H348" class="acked"/><text x="352" y="12">acknowledged</text><circle class="lost key" cx="450" cy="8" r="3.5"/><text x="458" y="12">acknowledged, lost</text></svg>
-Bands: leader epochs, tinted by the leader. Lanes: a thin bar while in the ISR, a thick one while leading, hatched while down. Grey dashed lines: faults; red: violations. Hover for details.</p>"##
+        r##"<p class="legend"><svg width="620" height="16"><path d="M2 8H30" stroke="{c}" stroke-width="2.5"/><text x="34" y="12">log end offset (LEO)</text><path d="M160 8H188" stroke="{c}" class="hw"/><text x="192" y="12">high watermark (HW)</text><path d="M320 8H348" class="acked"/><text x="352" y="12">acknowledged</text><circle class="lost key" cx="450" cy="8" r="3.5"/><text x="458" y="12">acknowledged, then lost</text></svg>
+Bands: leader epochs, tinted by the leader. Arrows: a replica cutting its log (truncation). Lanes: a thin bar while in the ISR, a thick one while leading, hatched while down. Grey dashed lines: faults; red: violations. Hover for details.</p>"##
     )
 }
 
@@ -183,6 +183,7 @@ svg text{font:11px system-ui,sans-serif;fill:#333}svg .tick{fill:#777;font-size:
 .lost{fill:#e00;stroke:#fff;stroke-width:1}
 .epoch-label{font-size:11px;fill:#444;font-weight:600}.lane-label{font-size:11px}
 .fault{stroke:#555;stroke-width:1;stroke-dasharray:4 3}.fault-label{font-size:11px;fill:#333}
+.cut line{stroke-width:2}.cut text{font-weight:bold;font-size:11px}
 .violation-mark line{stroke:#e00;stroke-width:2}.violation-mark text{fill:#c00;font-weight:bold}
 .violation{border:2px solid #c00;background:#fff4f4;border-radius:4px;padding:6px 12px;margin:10px 0}
 .violation h3{color:#a00;margin:4px 0;font-size:15px}

@@ -41,6 +41,18 @@ pub struct PartitionView {
     pub acked_end: Vec<Step>,
     /// Acknowledged writes (when, offset) that the final log does not hold at their offset.
     pub lost: Vec<Step>,
+    /// Each replica cutting its log: any event of the partition that names a `from` and a `to`
+    /// offset.
+    pub cuts: Vec<Cut>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cut {
+    pub at_ms: u64,
+    pub node: String,
+    pub from: i64,
+    pub to: i64,
+    pub reason: String,
 }
 
 /// Why a node was not serving for a while.
@@ -111,6 +123,15 @@ fn partition_event(model: &mut Model, partition: &str, event: &TraceEvent) {
     }
     if event.node == "world" {
         return;
+    }
+    if let (Some(from), Some(to)) = (d["from"].as_i64(), d["to"].as_i64()) {
+        view.cuts.push(Cut {
+            at_ms: event.at_ms,
+            node: event.node.clone(),
+            from,
+            to,
+            reason: d["reason"].as_str().unwrap_or(&event.kind).to_string(),
+        });
     }
     let (leo, hw) = (d["leo"].as_i64(), d["hw"].as_i64());
     if leo.is_none() && hw.is_none() {

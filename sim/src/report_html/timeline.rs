@@ -20,6 +20,7 @@ const LANE: f64 = 16.0;
 const MAX_MARKS: usize = 120;
 const MAX_LOST_DOTS: usize = 200;
 const MAX_VIOLATION_MARKS: usize = 20;
+const MAX_CUTS: usize = 30;
 
 /// Everything one drawing needs.
 #[derive(Clone, Copy)]
@@ -204,6 +205,7 @@ fn series(
         );
     }
     let shown = view.lost.iter().filter(|(t, _)| inside(time, *t));
+    cuts(out, frame, view, values);
     for &(at_ms, offset) in shown.take(MAX_LOST_DOTS) {
         let _ = write!(
             out,
@@ -211,6 +213,42 @@ fn series(
             time.x(at_ms),
             values.y(offset),
             at_ms
+        );
+    }
+}
+
+/// Each truncation as an arrow from the old log end down to the new one, labelled, in the
+/// replica's colour: where a log loses what it held.
+fn cuts(out: &mut String, frame: &Frame, view: &PartitionView, values: ValueAxis) {
+    let time = frame.time;
+    let shown = view
+        .cuts
+        .iter()
+        .filter(|c| inside(time, c.at_ms) && c.to < c.from);
+    for cut in shown.take(MAX_CUTS) {
+        let x = time.x(cut.at_ms);
+        let (y0, y1) = (values.y(cut.from), values.y(cut.to));
+        let c = frame.colour_of(&cut.node);
+        let label = format!("{} cut {} → {}", cut.node, cut.from, cut.to);
+        let right = x + label.chars().count() as f64 * 6.5 + 8.0 < WIDTH - RIGHT;
+        let (tx, anchor) = if right {
+            (x + 6.0, "start")
+        } else {
+            (x - 6.0, "end")
+        };
+        let _ = write!(
+            out,
+            r#"<g class="cut"><line x1="{x:.1}" x2="{x:.1}" y1="{y0:.1}" y2="{:.1}" stroke="{c}"/><path d="M{:.1} {:.1}l5 -8h-10z" fill="{c}"/><text x="{tx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text><title>{} cut its log from {} to {} ({}) at {} ms</title></g>"#,
+            y1 - 6.0,
+            x,
+            y1,
+            (y0 + y1) / 2.0 + 4.0,
+            esc(&label),
+            esc(&cut.node),
+            cut.from,
+            cut.to,
+            esc(&cut.reason),
+            cut.at_ms
         );
     }
 }
@@ -318,11 +356,17 @@ fn fault_marks(out: &mut String, frame: &Frame, bottom: f64) {
             esc(&describe(event))
         );
         let width = label.chars().count() as f64 * 6.0 + 6.0;
-        if let Some(row) = row_ends.iter().position(|&end| end < x) {
-            row_ends[row] = x + width;
+        // A label that would run off the right edge ends at its line instead.
+        let (start, anchor) = if x + width > WIDTH {
+            (x - width, "end")
+        } else {
+            (x, "start")
+        };
+        if let Some(row) = row_ends.iter().position(|&end| end < start) {
+            row_ends[row] = start + width;
             let _ = write!(
                 out,
-                r#"<text class="fault-label" x="{x:.1}" y="{:.0}">{}</text>"#,
+                r#"<text class="fault-label" x="{x:.1}" y="{:.0}" text-anchor="{anchor}">{}</text>"#,
                 8.0 + ROW * (row as f64 + 1.0) - 3.0,
                 esc(&label)
             );
