@@ -79,6 +79,7 @@ fn partitions(out: &mut String, r: &ReportInput, model: &Model) {
         model,
         time: TimeAxis::whole(model.end_ms),
         max_offset: None,
+        column_px: column_px(model),
         class: "timeline",
         replica_nodes: &replica_nodes,
     };
@@ -113,6 +114,25 @@ fn partitions(out: &mut String, r: &ReportInput, model: &Model) {
         out.push_str("</details>");
     }
     out.push_str("</section>");
+}
+
+/// A busy partition's timeline costs some 120 kB at one column per pixel (a point per column for
+/// each of its lines): past eight busy partitions the columns widen, so that the page stays
+/// within a few megabytes however many partitions the run has.
+fn column_px(model: &Model) -> f64 {
+    const BUSY_POINTS: usize = 1000;
+    let busy = model
+        .partitions
+        .values()
+        .filter(|p| {
+            p.replicas
+                .values()
+                .map(|r| r.leo.len() + r.hw.len())
+                .sum::<usize>()
+                > BUSY_POINTS
+        })
+        .count();
+    (busy as f64 / 8.0).ceil().clamp(1.0, 16.0)
 }
 
 fn figure(

@@ -94,15 +94,17 @@ impl ValueAxis {
     }
 }
 
-/// A step line as an SVG path (`M`, `H`, `V`), from the first point to `end_ms`. Within one
+/// A step line as an SVG path (`M`, `H`, `V`), from the first point to `end_ms`, over columns
+/// `column_px` pixels wide. Within one
 /// pixel column only the first, lowest, highest and last values and the deepest drop are kept,
 /// in the order they happened, so a truncation survives the downsampling.
-pub fn step_path(points: &[Step], time: TimeAxis, values: ValueAxis) -> String {
+pub fn step_path(points: &[Step], time: TimeAxis, values: ValueAxis, column_px: f64) -> String {
+    let column_px = column_px.max(1.0);
     let mut kept: Vec<(f64, i64)> = Vec::new();
     let mut column: Vec<i64> = Vec::new();
     let mut column_x = f64::NAN;
     for &(at_ms, value) in points {
-        let x = time.x(at_ms).floor();
+        let x = LEFT + ((time.x(at_ms) - LEFT) / column_px).floor() * column_px;
         if x != column_x && !column.is_empty() {
             flush_column(&mut kept, column_x, &column);
             column.clear();
@@ -200,7 +202,7 @@ mod tests {
             max: 100,
         };
         // Up to 50, down to 10 (a truncation), back to 60, all within one pixel column.
-        let path = step_path(&[(0, 0), (1, 50), (2, 10), (3, 60)], time, values);
+        let path = step_path(&[(0, 0), (1, 50), (2, 10), (3, 60)], time, values, 1.0);
         assert!(path.contains("V90.0"), "{path}");
         assert!(path.contains("V50.0"), "{path}");
     }
@@ -213,7 +215,7 @@ mod tests {
             height: 10.0,
             max: 0,
         };
-        assert_eq!(step_path(&[], time, values), "");
+        assert_eq!(step_path(&[], time, values, 1.0), "");
         assert_eq!(time.ticks(), vec![0]);
     }
 }

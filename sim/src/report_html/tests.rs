@@ -181,3 +181,37 @@ fn odd_input_renders_without_panicking() {
     let page = render(&odd, &[], &[], 1);
     assert!(page.contains(r#"data-partition="x-0""#));
 }
+
+/// A run as busy as the ten-minute benchmark, times eight partitions: every replica's LEO and
+/// HW moving every few milliseconds. The page stays under 5 MB.
+#[test]
+fn a_long_busy_run_stays_under_five_megabytes() {
+    use crate::val::Val;
+    const PARTITIONS: i64 = 48;
+    const STEPS: i64 = 4_000;
+    let mut trace = Vec::new();
+    for step in 0..STEPS {
+        for p in 0..PARTITIONS {
+            for broker in 1..=3 {
+                let detail = Val::object_static([
+                    ("partition", Val::Str(format!("t-{p}").into())),
+                    ("broker", Val::Int(broker)),
+                    ("leo", Val::Int(step * 10 + broker)),
+                    ("hw", Val::Int(step * 10)),
+                ]);
+                trace.push(TraceEvent {
+                    at_ms: step as u64 * 150,
+                    node: format!("broker-{broker}"),
+                    kind: "hw".to_string(),
+                    detail,
+                });
+            }
+        }
+    }
+    let page = render(&trace, &[], &[], STEPS as u64 * 150);
+    assert_eq!(
+        count(&page, r#"<svg class="timeline""#),
+        PARTITIONS as usize
+    );
+    assert!(page.len() < 5_000_000, "{} bytes", page.len());
+}

@@ -29,6 +29,9 @@ pub struct Frame<'m> {
     pub time: TimeAxis,
     /// The highest offset drawn; `None`: the partition's highest.
     pub max_offset: Option<i64>,
+    /// How wide a column of the downsampled series is: wider when many partitions are busy, so
+    /// the page stays a few megabytes.
+    pub column_px: f64,
     /// `timeline` for the whole run, `timeline-zoom` for a close-up.
     pub class: &'static str,
     /// Every replica node of the run, so that a node has one colour on every timeline.
@@ -183,7 +186,7 @@ fn series(
     lanes: &[(String, Option<i64>)],
 ) {
     let time = frame.time;
-    let acked = step_path(&view.acked_end, time, values);
+    let acked = step_path(&view.acked_end, time, values, frame.column_px);
     if !acked.is_empty() {
         let _ = write!(
             out,
@@ -198,9 +201,9 @@ fn series(
         let _ = write!(
             out,
             r#"<g transform="translate(0 {shift})"><path class="hw" stroke="{c}" d="{}"><title>{} high watermark</title></path><path class="leo" stroke="{c}" d="{}"><title>{} log end offset</title></path></g>"#,
-            step_path(&replica.hw, time, values),
+            step_path(&replica.hw, time, values, frame.column_px),
             esc(node),
-            step_path(&replica.leo, time, values),
+            step_path(&replica.leo, time, values, frame.column_px),
             esc(node)
         );
     }
