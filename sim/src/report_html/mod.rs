@@ -152,7 +152,8 @@ fn figure(
     };
     let _ = write!(
         out,
-        r#"<figure><figcaption><b>{}</b>{flag}</figcaption>{}"#,
+        r#"<figure id="partition-{}"><figcaption><b>{}</b>{flag}</figcaption>{}"#,
+        esc(name),
         esc(name),
         timeline::partition_svg(frame, name, view, violations)
     );
@@ -166,7 +167,8 @@ fn figure(
         };
         let _ = write!(
             out,
-            r#"<figcaption>Close-up of {}: {} to {}, offsets 0 to {max_offset}</figcaption>{}"#,
+            r#"<figcaption id="close-up-{}">Close-up of {}: {} to {}, offsets 0 to {max_offset}</figcaption>{}"#,
+            esc(name),
             esc(name),
             seconds(time.start_ms),
             seconds(time.end_ms),

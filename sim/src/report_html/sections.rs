@@ -71,7 +71,7 @@ pub fn violations(out: &mut String, r: &ReportInput) {
     }
     for ((check, partition), list) in groups {
         let on = partition
-            .map(|p| format!(" on {}", esc(p)))
+            .map(|p| format!(r##" on <a href="#partition-{}">{}</a>"##, esc(p), esc(p)))
             .unwrap_or_default();
         let _ = write!(
             out,
