@@ -4,11 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use samsa::output::{judge, write_folder, Summary};
+use samsa::output::{judge, write_folder, Reports, Summary};
 use samsa::runner;
 use samsa::scenario::{parse_file, Scenario};
 use samsa_sim::history::OpType;
 use samsa_sim::report::{markdown, seconds, ReportInput};
+use samsa_sim::report_html::html;
 
 fn bad_input(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("{message}");
@@ -117,7 +118,7 @@ pub fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, options: RunOpt
             .join(format!("seed-{seed}"))
     });
     if !no_folder {
-        let report = markdown(&ReportInput {
+        let input = ReportInput {
             scenario: &scenario.name,
             summary: &scenario.summary,
             seed,
@@ -131,13 +132,17 @@ pub fn run(file: &Path, seed: Option<u64>, out: Option<PathBuf>, options: RunOpt
             history,
             trace: &output.journal.trace,
             final_state: &output.final_state,
-        });
+        };
+        let reports = Reports {
+            markdown: markdown(&input),
+            html: html(&input),
+        };
         if let Err(e) = write_folder(
             &dir,
             &summary,
             &output.journal.history_jsonl(),
             &output.journal.trace_jsonl(),
-            &report,
+            &reports,
             keep_disks.then_some(&output.disks),
         ) {
             return bad_input(format!(
@@ -199,6 +204,7 @@ fn print_summary(summary: &Summary, problems: &[String], dir: Option<&Path>, rep
     }
     if let Some(dir) = dir {
         println!("report: {}", dir.join("report.md").display());
+        println!("report: {}", dir.join("report.html").display());
     }
     if !problems.is_empty() {
         println!("reproduce: {reproduce}");

@@ -1,5 +1,5 @@
 //! A run's folder (`CONTRACT.md`, "A run's folder"): `summary.json`, `history.jsonl`,
-//! `trace.jsonl`, `report.md`, and with `--keep-disks` every broker's final disk.
+//! `trace.jsonl`, `report.md`, `report.html`, and with `--keep-disks` every broker's final disk.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -43,12 +43,18 @@ pub fn judge(found: &[Violation], expected: &[String], allowed: &[String]) -> Ve
     problems
 }
 
+/// The two renderings of a run's story, for a person.
+pub struct Reports {
+    pub markdown: String,
+    pub html: String,
+}
+
 pub fn write_folder(
     dir: &Path,
     summary: &Summary,
     history_jsonl: &str,
     trace_jsonl: &str,
-    report_md: &str,
+    reports: &Reports,
     disks: Option<&BTreeMap<String, BTreeMap<String, Vec<u8>>>>,
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
@@ -56,7 +62,8 @@ pub fn write_folder(
     std::fs::write(dir.join("summary.json"), json + "\n")?;
     std::fs::write(dir.join("history.jsonl"), history_jsonl)?;
     std::fs::write(dir.join("trace.jsonl"), trace_jsonl)?;
-    std::fs::write(dir.join("report.md"), report_md)?;
+    std::fs::write(dir.join("report.md"), &reports.markdown)?;
+    std::fs::write(dir.join("report.html"), &reports.html)?;
     let disks_dir = dir.join("disks");
     if disks_dir.exists() {
         std::fs::remove_dir_all(&disks_dir)?;

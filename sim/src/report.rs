@@ -85,7 +85,7 @@ fn expectations(out: &mut String, r: &ReportInput) {
 }
 
 /// The events a person follows: faults, recoveries that cut a log, brokers stopping.
-fn notable(event: &TraceEvent) -> bool {
+pub(crate) fn notable(event: &TraceEvent) -> bool {
     match event.kind.as_str() {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
         "append"
@@ -393,7 +393,7 @@ fn violations(out: &mut String, r: &ReportInput) {
 }
 
 /// Whether an event bears on a partition's violations: faults do, and events of that partition.
-fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
+pub(crate) fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
     match (
         event.detail.get("partition").and_then(Val::as_str),
         partition,
