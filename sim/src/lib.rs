@@ -8,4 +8,5 @@ pub mod disk;
 pub mod history;
 pub mod json_text;
 pub mod report;
+pub mod story;
 pub mod val;
