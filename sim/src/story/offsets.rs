@@ -222,6 +222,28 @@ fn cause_of(w: &Walk) -> Option<usize> {
     w.removed.last().map(|&(_, s)| s).or(w.overwrite)
 }
 
+/// Says on the acknowledgement which replicas held the record then (what `acks` waited for):
+/// the nodes the steps before it say appended or fetched it.
+fn note_holders_at_ack(steps: &mut [Step], acked_ms: u64) {
+    let mut holders: Vec<&str> = steps
+        .iter()
+        .filter(|s| s.at_ms <= acked_ms)
+        .filter(|s| s.text.contains(", appended ") || s.text.contains(" fetched it "))
+        .filter_map(|s| s.text.split([',', ' ']).next())
+        .collect();
+    holders.sort_unstable();
+    holders.dedup();
+    let note = format!(" (held then by {})", holders.join(", "));
+    if holders.is_empty() {
+        return;
+    }
+    if let Some(ack) = steps.iter_mut().find(|s| {
+        s.at_ms == acked_ms && s.text.contains(" saw ") && s.text.contains(" acknowledged")
+    }) {
+        ack.text.push_str(&note);
+    }
+}
+
 /// Joins the steps of the sends with the walk's, keeping the cause's index right.
 fn assemble(mut before: Vec<Step>, w: Walk, cause: Option<usize>) -> (Vec<Step>, Option<usize>) {
     let offset = before.len();
@@ -247,6 +269,7 @@ pub(super) fn lost_write(v: &Violation, run: &Run) -> Option<Story> {
     let w = walk(run, &partition, offset, append, run.trace.len());
     let cause = cause_of(&w);
     let (mut steps, cause) = assemble(sends, w, cause);
+    note_holders_at_ack(&mut steps, acked);
     let end = parse::between(&v.detail, "but ", "").unwrap_or("it is not there");
     steps.push(final_step(run, format!("At the end of the run, {end}")));
     Some(Story {
@@ -319,9 +342,10 @@ pub(super) fn divergence(v: &Violation, run: &Run) -> Option<Story> {
         if kept {
             let text = format!(
                 "{node} {} {partition} at {} and kept {value} at offset {offset}, where the leader \
-                 holds {other}{}",
+                 holds {other} (its high watermark was {}){}",
                 if e.kind == "truncate" { "truncated" } else { "reopened" },
                 e.detail[if e.kind == "truncate" { "to" } else { "leo" }],
+                e.detail["hw"],
                 if e.kind == "truncate" {
                     format!(": {}", truncation_reason(e))
                 } else {
@@ -436,7 +460,9 @@ pub(super) fn duplicate(v: &Violation, run: &Run) -> Option<Story> {
         if leadership {
             last_state = Some(e);
         }
-        if is_fault(e) || leadership {
+        if leadership {
+            steps.push(step(run, i, super::trace::election_text(e)));
+        } else if is_fault(e) {
             steps.push(described(run, i));
         }
     }
