@@ -7,6 +7,7 @@ pub mod digest;
 pub mod disk;
 pub mod history;
 pub mod json_text;
+pub mod narrate;
 pub mod report;
 pub mod story;
 pub mod val;

@@ -156,6 +156,7 @@ pub fn describe(event: &TraceEvent) -> String {
             }
             text
         }
+        "shut-down" => format!("{} shut down cleanly", event.node),
         "stopped" => format!(
             "{} stopped: {}",
             event.node,
@@ -406,6 +407,30 @@ fn violations(out: &mut String, r: &ReportInput) {
         story_section(out, &first_story(&list, r));
         out.push('\n');
     }
+}
+
+/// One story per check and partition, in the order the report lists them: (check, partition,
+/// how many violations, the story of the first).
+pub fn stories(r: &ReportInput) -> Vec<(String, Option<String>, usize, Story)> {
+    let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
+    for v in r.violations {
+        by_check
+            .entry((v.check.as_str(), v.partition.as_deref()))
+            .or_default()
+            .push(v);
+    }
+    by_check
+        .into_iter()
+        .map(|((check, partition), list)| {
+            let story = first_story(&list, r);
+            (
+                check.to_string(),
+                partition.map(str::to_string),
+                list.len(),
+                story,
+            )
+        })
+        .collect()
 }
 
 /// The story of a group's first violation: the earliest, and of those the lowest offset.

@@ -88,6 +88,17 @@ pub fn chain(v: &Violation, history: &[Op], trace: &[TraceEvent]) -> Story {
     story
 }
 
+/// A controller's `partition-state` event as a sentence ("the controller made broker-3 leader
+/// of orders-0 in epoch 2 (ISR [3])").
+pub fn election_sentence(event: &TraceEvent) -> String {
+    trace::election_text(event)
+}
+
+/// Why a replica truncated (a `truncate` event's reason), as a sentence.
+pub fn truncation_sentence(event: &TraceEvent) -> String {
+    trace::truncation_reason(event)
+}
+
 /// The run a story is read from.
 pub(crate) struct Run<'a> {
     pub history: &'a [Op],
