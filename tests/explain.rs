@@ -47,7 +47,14 @@ fn kip_101_is_told_in_under_sixty_lines_with_its_key_sentences() {
 #[test]
 fn explaining_a_run_does_not_change_it() {
     let explained = stdout(&samsa(&["explain", KIP_101, "--seed", "3"]));
-    let run = stdout(&samsa(&["run", KIP_101, "--seed", "3", "--quiet", "--no-folder"]));
+    let run = stdout(&samsa(&[
+        "run",
+        KIP_101,
+        "--seed",
+        "3",
+        "--quiet",
+        "--no-folder",
+    ]));
     assert!(digest(&explained).is_some(), "{explained}");
     assert_eq!(digest(&explained), digest(&run));
 }

@@ -125,6 +125,19 @@ impl Narrator {
     fn event(&mut self, e: &TraceEvent) -> Option<(u64, String, bool)> {
         let d = &e.detail;
         let partition = d["partition"].as_str().unwrap_or("?").to_string();
+        let internal_event = matches!(
+            e.kind.as_str(),
+            "isr-proposed"
+                | "isr-refused"
+                | "truncate"
+                | "recovered"
+                | "topic-created"
+                | "topic-removed"
+        ) && (internal(&partition)
+            || internal(d["topic"].as_str().unwrap_or("")));
+        if internal_event {
+            return None;
+        }
         let text = match e.kind.as_str() {
             "topics-created" => {
                 self.started = true;
@@ -135,7 +148,7 @@ impl Narrator {
             }
             _ if e.node == "world" => return Some((e.at_ms, describe(e), true)),
             "append" | "hw" => {
-                if d["role"] != "follower" {
+                if d["role"] != "follower" && !internal(&partition) {
                     let entry = self.quiet.partitions.entry(partition).or_default();
                     entry.0 = d["leo"].as_i64().unwrap_or(entry.0);
                     entry.1 = d["hw"].as_i64().unwrap_or(entry.1);
@@ -159,14 +172,20 @@ impl Narrator {
                 format!("{who} is now the active controller (epoch {})", d["epoch"])
             }
             "partition-state" => {
-                let now = format!("{} {} {}", d["leader"], d["leader_epoch"], d["isr"]);
-                if self.leadership.insert(partition.clone(), now.clone()) == Some(now) {
+                let leadership = format!("{} {}", d["leader"], d["leader_epoch"]);
+                let now = format!("{leadership} {}", d["isr"]);
+                let before = self.leadership.insert(partition.clone(), now.clone());
+                if before.as_ref() == Some(&now) || !self.started || internal(&partition) {
                     return None;
                 }
-                if !self.started {
-                    return None;
+                if before.is_some_and(|b| b.starts_with(&format!("{leadership} "))) {
+                    format!(
+                        "the ISR of {partition} is now {} (leader broker-{} in epoch {})",
+                        d["isr"], d["leader"], d["leader_epoch"]
+                    )
+                } else {
+                    crate::story::election_sentence(e)
                 }
-                crate::story::election_sentence(e)
             }
             "truncate" => format!(
                 "{} truncated {partition} from offset {} to {}: {}",
@@ -212,4 +231,10 @@ pub fn story_lines(story: &Story, full: bool) -> Vec<String> {
         lines.push(step_line(cause, "CAUSE: "));
     }
     lines
+}
+
+/// Kafka's internal topics (`__consumer_offsets`, `__transaction_state`): their leaderships and
+/// growth are the coordinators' business, not the story of the scenario's data.
+fn internal(name: &str) -> bool {
+    name.starts_with("__")
 }
