@@ -87,6 +87,10 @@ fn expectations(out: &mut String, r: &ReportInput) {
 pub fn notable(event: &TraceEvent) -> bool {
     match event.kind.as_str() {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
+        // A transaction's every step is chatty; its aborts and fencing are the story.
+        "txn-state" => event.detail["to"].as_str().is_some_and(|to| {
+            !matches!(to, "Empty" | "Ongoing" | "PrepareCommit" | "CompleteCommit")
+        }),
         "append"
         | "replica-append"
         | "txn-marker"
@@ -156,6 +160,14 @@ pub fn describe(event: &TraceEvent) -> String {
             }
             text
         }
+        "txn-state" => format!(
+            "{}'s transaction (producer {}, epoch {}) goes from {} to {}",
+            d["transactional_id"].as_str().unwrap_or("?"),
+            d["pid"],
+            d["epoch"],
+            d["from"].as_str().unwrap_or("?"),
+            d["to"].as_str().unwrap_or("?")
+        ),
         "shut-down" => format!("{} shut down cleanly", event.node),
         "stopped" => format!(
             "{} stopped: {}",
