@@ -216,7 +216,7 @@ fn cause_of(w: &Walk) -> Option<usize> {
             .iter()
             .filter(|(node, s)| node == leader && s < elected)
             .map(|&(_, s)| s)
-            .last();
+            .next_back();
         return Some(lost.unwrap_or(*elected));
     }
     w.removed.last().map(|&(_, s)| s).or(w.overwrite)

@@ -455,12 +455,12 @@ fn stalled_writer(v: &Violation, run: &Run, writer: String) -> Story {
         .filter(|(_, e)| is_fault(e) && e.at_ms <= v.at_ms)
         .map(|(i, _)| described(run, i))
         .collect();
-    let sends = run
+    let mut sends = run
         .history
         .iter()
         .enumerate()
         .filter(|(_, op)| op.process == writer && op.f == "send" && op.kind != OpType::Invoke);
-    let last_ok = sends.clone().filter(|(_, op)| op.kind == OpType::Ok).last();
+    let last_ok = sends.clone().rfind(|(_, op)| op.kind == OpType::Ok);
     if let Some((i, op)) = last_ok {
         steps.push(op_step(
             run,
@@ -468,7 +468,7 @@ fn stalled_writer(v: &Violation, run: &Run, writer: String) -> Story {
             format!("{} (its last acknowledged write)", send_text(op)),
         ));
     }
-    if let Some((i, op)) = sends.filter(|(_, op)| op.kind != OpType::Ok).last() {
+    if let Some((i, op)) = sends.rfind(|(_, op)| op.kind != OpType::Ok) {
         steps.push(op_step(run, i, send_text(op)));
     }
     steps.push(Step {
