@@ -108,7 +108,7 @@ pub(crate) struct Run<'a> {
 /// Puts the steps in time order (stable: the order they were found in breaks ties), keeps the
 /// cause pointing at its step, and caps the length around the cause.
 fn finish(story: &mut Story) {
-    let cause = story.cause.map(|i| story.steps[i].clone());
+    let cause = story.cause.and_then(|i| story.steps.get(i).cloned());
     story.steps.sort_by_key(|s| s.at_ms);
     story.steps.dedup();
     if story.steps.len() > MAX_STEPS {
