@@ -243,3 +243,89 @@ pub fn list(dir: &Path) -> ExitCode {
         ExitCode::SUCCESS
     }
 }
+
+/// `samsa explain`: runs the scenario and narrates it as it goes, then tells each violation's
+/// story. With `pause`, waits for Enter at each fault (the simulation waits with it).
+pub fn explain(file: &Path, seed: Option<u64>, pause: bool) -> ExitCode {
+    use samsa_sim::narrate::{story_lines, Narrator};
+    use std::io::{BufRead, Write};
+    use std::sync::{Arc, Mutex};
+
+    let scenario = match load(file) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let seed = seed.unwrap_or(scenario.seed);
+    println!("{} (seed {seed}): {}", scenario.name, scenario.summary);
+    let narrator = Arc::new(Mutex::new(Narrator::new()));
+    let shared = narrator.clone();
+    let sink: samsa_sim::history::Sink = Box::new(move |entry: samsa_sim::history::Entry| {
+        let lines = shared.lock().expect("narrator lock").entry(entry);
+        let mut out = std::io::stdout().lock();
+        for line in lines {
+            let _ = writeln!(out, "{}", line.text);
+            if line.fault && pause {
+                let _ = write!(out, "           [Enter to go on] ");
+                let _ = out.flush();
+                let mut answer = String::new();
+                let _ = std::io::stdin().lock().read_line(&mut answer);
+            }
+        }
+        // Shown as it happens, even through a pipe.
+        let _ = out.flush();
+    });
+    let output = runner::run_narrated(&scenario, seed, sink);
+    for line in narrator.lock().expect("narrator lock").flush() {
+        println!("{}", line.text);
+    }
+    println!("{:>10} the run ends", seconds(output.sim_ms));
+    let problems = judge(
+        &output.violations,
+        &scenario.expect.violations,
+        &scenario.expect.allow,
+    );
+    let input = ReportInput {
+        scenario: &scenario.name,
+        summary: &scenario.summary,
+        seed,
+        outcome: if problems.is_empty() { "pass" } else { "fail" },
+        digest: output.journal.digest(),
+        sim_ms: output.sim_ms,
+        reproduce: "",
+        expected: &scenario.expect.violations,
+        allowed: &scenario.expect.allow,
+        violations: &output.violations,
+        history: &output.journal.history,
+        trace: &output.journal.trace,
+        final_state: &output.final_state,
+    };
+    let stories = samsa_sim::report::stories(&input);
+    if stories.is_empty() {
+        println!("\nNo violation found.");
+    }
+    // The first story of an expected check is told in full; the others by their cause.
+    let told_in_full = stories
+        .iter()
+        .position(|(check, ..)| scenario.expect.violations.contains(check))
+        .unwrap_or(0);
+    for (i, (check, partition, count, story)) in stories.iter().enumerate() {
+        let on = partition
+            .as_deref()
+            .map(|p| format!(" on {p}"))
+            .unwrap_or_default();
+        println!("\n{check}{on}: {count} found. The first:");
+        for line in story_lines(story, i == told_in_full) {
+            println!("{line}");
+        }
+    }
+    for problem in &problems {
+        println!("problem: {problem}");
+    }
+    println!("trace-digest: {:016x}", output.journal.digest());
+    println!("outcome: {}", input.outcome);
+    if problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -91,6 +91,17 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         max_shrink_iters: u32,
     },
+    /// Run one scenario and tell what happens as it goes: faults, elections, truncations, with
+    /// the chatty events coalesced; then each violation's story.
+    Explain {
+        file: std::path::PathBuf,
+        /// The seed (default: the scenario's `seed`).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Wait for Enter at each fault.
+        #[arg(long)]
+        pause: bool,
+    },
     /// List the scenarios in scenarios/.
     List {
         #[arg(long, default_value = "scenarios")]
@@ -177,6 +188,7 @@ fn dispatch(command: Command) -> ExitCode {
                 max_shrink_iters,
             },
         ),
+        Command::Explain { file, seed, pause } => commands::explain(&file, seed, pause),
         Command::List { dir } => commands::list(&dir),
         Command::DumpLog {
             path,

@@ -42,6 +42,31 @@ pub struct TraceEvent {
     pub detail: Val,
 }
 
+/// One entry of the journal, as a live sink sees it.
+#[derive(Clone, Copy, Debug)]
+pub enum Entry<'a> {
+    Op(&'a Op),
+    Event(&'a TraceEvent),
+}
+
+/// Called with every entry as it is recorded (`samsa explain` narrates the run with it). It
+/// runs on the simulation's thread, inside the recording, so it must not record anything; it
+/// may block (simulated time does not move meanwhile). It cannot change the digest.
+pub type Sink = Box<dyn FnMut(Entry) + Send>;
+
+#[derive(Default)]
+struct SinkSlot(Option<Sink>);
+
+impl std::fmt::Debug for SinkSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Some(sink)"
+        } else {
+            "None"
+        })
+    }
+}
+
 /// Records history and trace in order, and digests every entry as it is recorded.
 #[derive(Debug, Default)]
 pub struct Journal {
@@ -50,6 +75,7 @@ pub struct Journal {
     digest: Digest,
     /// The text of the entry being digested, kept between entries to save the allocation.
     line: Vec<u8>,
+    sink: SinkSlot,
 }
 
 impl Journal {
@@ -57,11 +83,19 @@ impl Journal {
         Self::default()
     }
 
+    /// Sends every entry recorded from now on to `sink` too.
+    pub fn set_sink(&mut self, sink: Sink) {
+        self.sink = SinkSlot(Some(sink));
+    }
+
     pub fn op(&mut self, op: Op) {
         self.digest.write(b"h");
         self.line.clear();
         crate::json_text::write_op(&mut self.line, &op);
         self.digest.write(&self.line);
+        if let Some(sink) = &mut self.sink.0 {
+            sink(Entry::Op(&op));
+        }
         self.history.push(op);
     }
 
@@ -70,6 +104,9 @@ impl Journal {
         self.line.clear();
         crate::json_text::write_event(&mut self.line, &event);
         self.digest.write(&self.line);
+        if let Some(sink) = &mut self.sink.0 {
+            sink(Entry::Event(&event));
+        }
         self.trace.push(event);
     }
 

@@ -7,6 +7,8 @@ pub mod digest;
 pub mod disk;
 pub mod history;
 pub mod json_text;
+pub mod narrate;
 pub mod report;
 pub mod report_html;
+pub mod story;
 pub mod val;

@@ -4,10 +4,9 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use crate::val::Val;
-
 use crate::check::{FinalState, Violation};
 use crate::history::{Op, OpType, TraceEvent};
+use crate::story::{chain, Story};
 
 pub struct ReportInput<'a> {
     pub scenario: &'a str,
@@ -85,9 +84,13 @@ fn expectations(out: &mut String, r: &ReportInput) {
 }
 
 /// The events a person follows: faults, recoveries that cut a log, brokers stopping.
-pub(crate) fn notable(event: &TraceEvent) -> bool {
+pub fn notable(event: &TraceEvent) -> bool {
     match event.kind.as_str() {
         "recovered" => event.detail["truncated_bytes"].as_u64().unwrap_or(0) > 0 || event.at_ms > 0,
+        // A transaction's every step is chatty; its aborts and fencing are the story.
+        "txn-state" => event.detail["to"].as_str().is_some_and(|to| {
+            !matches!(to, "Empty" | "Ongoing" | "PrepareCommit" | "CompleteCommit")
+        }),
         "append"
         | "replica-append"
         | "txn-marker"
@@ -157,6 +160,15 @@ pub fn describe(event: &TraceEvent) -> String {
             }
             text
         }
+        "txn-state" => format!(
+            "{}'s transaction (producer {}, epoch {}) goes from {} to {}",
+            d["transactional_id"].as_str().unwrap_or("?"),
+            d["pid"],
+            d["epoch"],
+            d["from"].as_str().unwrap_or("?"),
+            d["to"].as_str().unwrap_or("?")
+        ),
+        "shut-down" => format!("{} shut down cleanly", event.node),
         "stopped" => format!(
             "{} stopped: {}",
             event.node,
@@ -260,6 +272,33 @@ pub fn describe(event: &TraceEvent) -> String {
         "partition" => format!("the network splits into {}", d["groups"]),
         "isolate" => format!("{node} is cut off from every other node"),
         "heal" => "the network heals".to_string(),
+        "healed" => format!(
+            "every fault is undone; writes must resume within {}",
+            seconds(d["recovery_ms"].as_u64().unwrap_or(0))
+        ),
+        "clog-link" => format!(
+            "the network drops what {} sends to {}",
+            d["from"].as_str().unwrap_or("?"),
+            d["to"].as_str().unwrap_or("?")
+        ),
+        "controlled-shutdown" => format!(
+            "{node} stops cleanly (controlled shutdown): the controller moves its leaderships away first"
+        ),
+        "loss" => format!("the network loses {} of its packets", d["rate"]),
+        "delay" => format!(
+            "{node}'s {} requests are held for {}",
+            d["api"].as_str().unwrap_or("?"),
+            seconds(d["by_ms"].as_u64().unwrap_or(0))
+        ),
+        "undelay" => format!(
+            "{node}'s {} requests go out at once again",
+            d["api"].as_str().unwrap_or("?")
+        ),
+        "slow-disk" => format!("{node}'s disk slows down {} times", d["factor"]),
+        "disk-full" if d["full"] == false => format!("{node}'s disk has room again"),
+        "disk-full" => format!("{node}'s disk is full"),
+        "clock-skew" => format!("{node}'s clock is skewed by {} ms", d["skew_ms"]),
+        "corrupt" => format!("bytes of a file on {node}'s disk are flipped"),
         "faults-not-fired" => format!(
             "the run ended before the faults at lines {} of the scenario fired (a `when` that never held?)",
             d["lines"]
@@ -376,18 +415,8 @@ fn violations(out: &mut String, r: &ReportInput) {
                 list.len() - LISTED_PER_CHECK
             );
         }
-        let first_ms = list.iter().map(|v| v.at_ms).min().unwrap_or(0);
-        let causes: Vec<&TraceEvent> = r
-            .trace
-            .iter()
-            .filter(|e| e.at_ms >= first_ms && notable(e) && concerns(e, partition))
-            .collect();
-        if !causes.is_empty() {
-            let _ = writeln!(out, "\nWhat happened from the first of these on:\n");
-            for e in causes {
-                let _ = writeln!(out, "- {} — {}", seconds(e.at_ms), describe(e));
-            }
-        }
+        out.push('\n');
+        story_section(out, &first_story(&list, r));
         out.push('\n');
     }
 }
@@ -395,10 +424,93 @@ fn violations(out: &mut String, r: &ReportInput) {
 /// Whether an event bears on a partition's violations: faults do, and events of that partition.
 pub(crate) fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
     match (
-        event.detail.get("partition").and_then(Val::as_str),
+        event
+            .detail
+            .get("partition")
+            .and_then(crate::val::Val::as_str),
         partition,
     ) {
         (Some(p), Some(q)) => p == q,
         _ => true,
+    }
+}
+
+/// One story per check and partition, in the order the report lists them: (check, partition,
+/// how many violations, the story of the first).
+pub fn stories(r: &ReportInput) -> Vec<(String, Option<String>, usize, Story)> {
+    let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
+    for v in r.violations {
+        by_check
+            .entry((v.check.as_str(), v.partition.as_deref()))
+            .or_default()
+            .push(v);
+    }
+    by_check
+        .into_iter()
+        .map(|((check, partition), list)| {
+            let story = first_story(&list, r);
+            (
+                check.to_string(),
+                partition.map(str::to_string),
+                list.len(),
+                story,
+            )
+        })
+        .collect()
+}
+
+/// The story of a group's first violation: the earliest, and of those the lowest offset.
+pub fn first_story(list: &[&Violation], r: &ReportInput) -> Story {
+    /// Stories computed to choose among violations found at the same moment.
+    const CANDIDATES: usize = 40;
+    let first_ms = list.iter().map(|v| v.at_ms).min().unwrap_or(0);
+    list.iter()
+        .filter(|v| v.at_ms == first_ms)
+        .take(CANDIDATES)
+        .map(|v| chain(v, r.history, r.trace))
+        .min_by_key(|s| s.subject.offset.unwrap_or(i64::MAX))
+        .unwrap_or_else(|| Story {
+            check: String::new(),
+            headline: String::new(),
+            subject: Default::default(),
+            steps: Vec::new(),
+            cause: None,
+        })
+}
+
+/// A story in markdown: its headline, the record, then each step, the cause in bold.
+pub fn story_section(out: &mut String, story: &Story) {
+    if story.steps.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "**How it happened** — {}.\n", story.headline);
+    let s = &story.subject;
+    let mut named = Vec::new();
+    if let Some(value) = &s.value {
+        named.push(format!("value `{value}`"));
+    }
+    if let Some(key) = &s.key {
+        named.push(format!("key `{key}`"));
+    }
+    if let (Some(p), Some(o)) = (&s.partition, s.offset) {
+        named.push(format!("{p} offset {o}"));
+    }
+    if let Some(process) = &s.process {
+        named.push(format!("by {process}"));
+    }
+    if !named.is_empty() {
+        let _ = writeln!(out, "The record: {}.\n", named.join(", "));
+    }
+    for (i, step) in story.steps.iter().enumerate() {
+        if story.cause == Some(i) {
+            let _ = writeln!(
+                out,
+                "- {} — **{}** ← the cause",
+                seconds(step.at_ms),
+                step.text
+            );
+        } else {
+            let _ = writeln!(out, "- {} — {}", seconds(step.at_ms), step.text);
+        }
     }
 }

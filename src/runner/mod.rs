@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use samsa_sim::check::{self, FinalState, Violation};
 use samsa_sim::disk::{DiskConfig, SimDisk};
-use samsa_sim::history::Journal;
+use samsa_sim::history::{Journal, Sink};
 
 use crate::broker::{self, BrokerContext, PlantedBug};
 use crate::client::{self, ClientContext};
@@ -48,6 +48,8 @@ pub struct RunOutput {
 /// What survives the runtime: filled in by the simulation, read after it ends (or panics).
 #[derive(Default)]
 struct Slot {
+    /// Where the journal's entries also go as they are recorded (`run_narrated`).
+    sink: Option<Sink>,
     recorder: Option<Arc<RunRecorder>>,
     disks: BTreeMap<String, Arc<Mutex<SimDisk>>>,
     sim_ms: u64,
@@ -69,9 +71,23 @@ pub fn run(scenario: &Scenario, seed: u64) -> RunOutput {
     run_planted(scenario, seed, None)
 }
 
+/// `run`, with every journal entry also given to `sink` as it is recorded (`samsa explain`).
+/// The sink sees the run; it does not change it, nor its digest.
+pub fn run_narrated(scenario: &Scenario, seed: u64, sink: Sink) -> RunOutput {
+    let slot = Slot {
+        sink: Some(sink),
+        ..Slot::default()
+    };
+    run_in(scenario, seed, None, slot)
+}
+
 /// `run` with a bug planted in every broker, for the tests that prove a check finds it.
 pub fn run_planted(scenario: &Scenario, seed: u64, bug: Option<PlantedBug>) -> RunOutput {
-    let slot = Arc::new(Mutex::new(Slot::default()));
+    run_in(scenario, seed, bug, Slot::default())
+}
+
+fn run_in(scenario: &Scenario, seed: u64, bug: Option<PlantedBug>, slot: Slot) -> RunOutput {
+    let slot = Arc::new(Mutex::new(slot));
     let runtime = madsim::runtime::Runtime::with_seed_and_config(seed, madsim_config(scenario));
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         runtime.block_on(simulate(scenario.clone(), seed, bug, slot.clone()))
@@ -132,7 +148,17 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 async fn simulate(scenario: Scenario, seed: u64, bug: Option<PlantedBug>, slot: Arc<Mutex<Slot>>) {
     let clock = Clock::starting_at(SIM_EPOCH_MS);
     let recorder = RunRecorder::new(clock.clone());
-    slot.lock().expect("slot lock").recorder = Some(recorder.clone());
+    {
+        let mut slot = slot.lock().expect("slot lock");
+        slot.recorder = Some(recorder.clone());
+        if let Some(sink) = slot.sink.take() {
+            recorder
+                .journal
+                .lock()
+                .expect("journal lock")
+                .set_sink(sink);
+        }
+    }
     let handle = madsim::runtime::Handle::current();
     let fault_rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "faults"));
     let mut world = World::new(

@@ -212,6 +212,7 @@ svg text{font:11px system-ui,sans-serif;fill:#333}svg .tick{fill:#777;font-size:
 .violations-found{border-left:5px solid #c00;padding-left:10px}
 ol.events,ul.events{font-size:13px;padding-left:22px}.events .at{color:#666;font-variant-numeric:tabular-nums}
 .more{color:#777;font-style:italic}
+.story li.cause{font-weight:600;color:#a00}
 "#;
 
 #[cfg(test)]

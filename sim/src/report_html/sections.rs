@@ -90,18 +90,66 @@ pub fn violations(out: &mut String, r: &ReportInput) {
         }
         more(out, list.len(), LISTED_PER_CHECK, "summary.json");
         out.push_str("</ul>");
-        let last_ms = list.iter().map(|v| v.at_ms).max().unwrap_or(0);
-        chain(out, &causes(r.trace, partition, last_ms));
+        let story = crate::report::first_story(&list, r);
+        if story.steps.is_empty() {
+            let last_ms = list.iter().map(|v| v.at_ms).max().unwrap_or(0);
+            chain(out, &causes(r.trace, partition, last_ms));
+        } else {
+            story_items(out, &story);
+        }
         out.push_str("</article>");
     }
     out.push_str("</section>");
 }
 
-/// The events that led to a violation: the notable events of its partition, and from the first
-/// fault on every fault and cluster event (a broker fenced, a quorum election), up to its time;
-/// the latest `CHAIN_LEN` of them. A stand-in for the causal chain of a violation (which write,
-/// acknowledged by whom, held by which replicas, truncated when and why): swap this function
-/// for it when it lands.
+/// How the first violation of a group happened (`crate::story`): the record it is about, then
+/// each step from its write to the damage, the cause highlighted.
+fn story_items(out: &mut String, story: &crate::story::Story) {
+    let _ = write!(
+        out,
+        r#"<p class="story"><b>How it happened</b> — {}.</p>"#,
+        esc(&story.headline)
+    );
+    let s = &story.subject;
+    let named: Vec<String> = [
+        s.value
+            .as_ref()
+            .map(|v| format!("value <code>{}</code>", esc(v))),
+        s.key
+            .as_ref()
+            .map(|k| format!("key <code>{}</code>", esc(k))),
+        s.partition
+            .as_ref()
+            .zip(s.offset)
+            .map(|(p, o)| format!("{} offset {o}", esc(p))),
+        s.process.as_ref().map(|p| format!("by {}", esc(p))),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if !named.is_empty() {
+        let _ = write!(out, "<p>The record: {}.</p>", named.join(", "));
+    }
+    out.push_str(r#"<ol class="events story">"#);
+    for (i, step) in story.steps.iter().enumerate() {
+        let (class, mark) = if story.cause == Some(i) {
+            (r#" class="cause""#, " ← the cause")
+        } else {
+            ("", "")
+        };
+        let _ = write!(
+            out,
+            r#"<li{class}><span class="at">{}</span> — {}{mark}</li>"#,
+            seconds(step.at_ms),
+            esc(&step.text)
+        );
+    }
+    out.push_str("</ol>");
+}
+
+/// The events that led to a violation that has no story: the notable events of its partition,
+/// and from the first fault on every fault and cluster event (a broker fenced, a quorum
+/// election), up to its time; the latest `CHAIN_LEN` of them.
 fn causes<'a>(
     trace: &'a [TraceEvent],
     partition: Option<&str>,
