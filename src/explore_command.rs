@@ -32,6 +32,9 @@ pub struct ExploreOptions {
 const CASES_MAX: u64 = 999_999;
 const SEED_STRIDE: u64 = 1_000_000;
 
+/// A schedule shrinking has tried: its faults, described, and whether buggify was on.
+type TriedSchedule = (Vec<String>, bool);
+
 /// The run seed of case `case` of master seed `master`.
 pub fn run_seed(master: u64, case: u64) -> u64 {
     master * SEED_STRIDE + case
@@ -447,8 +450,7 @@ impl Explore<'_> {
             "shrinking case {case} (at most {max_shrink_iters} steps; a step that fails otherwise than with {wanted} counts as passing)"
         );
         // A schedule tried twice is run once; the case itself has run already.
-        let seen: Mutex<BTreeMap<(Vec<String>, bool), Option<String>>> =
-            Mutex::new(BTreeMap::new());
+        let seen: Mutex<BTreeMap<TriedSchedule, Option<String>>> = Mutex::new(BTreeMap::new());
         seen.lock().expect("lock").insert(
             (describe(&drawn.faults), drawn.swarm.buggify),
             Some(wanted.clone()),
