@@ -119,10 +119,18 @@ pub(crate) fn truncation_reason(event: &TraceEvent) -> String {
             "before KIP-101 a follower truncates to its own high watermark when its leader \
              changes, and its high watermark was {hw}"
         ),
-        "leader-end-offset" | "diverging-epoch" => format!(
+        "diverging-epoch" => format!(
             "the leader answered that its log for leader epoch {} ends there (KIP-101/KIP-279); \
              its own high watermark was {hw}",
             event.detail["leader_epoch"]
+        ),
+        "leader-end-offset" => format!(
+            "its fetch was past the leader's log end (OFFSET_OUT_OF_RANGE), so it cut its log \
+             to the leader's end; its own high watermark was {hw}"
+        ),
+        "offset-out-of-range" => format!(
+            "its log ended below the start of the leader's, so it started over at the leader's \
+             log start; its own high watermark was {hw}"
         ),
         other => format!("{other}; its high watermark was {hw}"),
     }
