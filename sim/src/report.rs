@@ -316,15 +316,39 @@ pub fn describe(event: &TraceEvent) -> String {
     }
 }
 
+/// The most events the timeline lists one by one: a long busy run (600 s of a group committing
+/// after every poll) would otherwise write a report of tens of megabytes.
+const TIMELINE_MAX: usize = 2_000;
+
 fn timeline(out: &mut String, trace: &[TraceEvent]) {
     let _ = writeln!(out, "## Timeline\n");
-    let mut any = false;
-    for event in trace.iter().filter(|e| notable(e)) {
-        any = true;
+    let mut events: Vec<&TraceEvent> = trace.iter().filter(|e| notable(e)).collect();
+    if events.is_empty() {
+        let _ = writeln!(out, "Nothing happened but the workload.");
+    }
+    // Too many to read: the offset commits (a group's members commit after every poll) are
+    // counted instead, then the rest cut at the cap.
+    let mut commits = 0;
+    if events.len() > TIMELINE_MAX {
+        let before = events.len();
+        events.retain(|e| e.kind != "offset-commit");
+        commits = before - events.len();
+    }
+    for event in events.iter().take(TIMELINE_MAX) {
         let _ = writeln!(out, "- {} — {}", seconds(event.at_ms), describe(event));
     }
-    if !any {
-        let _ = writeln!(out, "Nothing happened but the workload.");
+    if events.len() > TIMELINE_MAX {
+        let _ = writeln!(
+            out,
+            "- … and {} more events (all in trace.jsonl)",
+            events.len() - TIMELINE_MAX
+        );
+    }
+    if commits > 0 {
+        let _ = writeln!(
+            out,
+            "- {commits} offset commits, not listed one by one (all in trace.jsonl)"
+        );
     }
     out.push('\n');
 }
@@ -512,5 +536,60 @@ pub fn story_section(out: &mut String, story: &Story) {
         } else {
             let _ = writeln!(out, "- {} — {}", seconds(step.at_ms), step.text);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(at_ms: u64, node: &str, kind: &str, detail: serde_json::Value) -> TraceEvent {
+        TraceEvent {
+            at_ms,
+            node: node.to_string(),
+            kind: kind.to_string(),
+            detail: serde_json::from_value(detail).expect("a detail"),
+        }
+    }
+
+    fn report(trace: &[TraceEvent]) -> String {
+        markdown(&ReportInput {
+            scenario: "planted",
+            summary: "",
+            seed: 1,
+            outcome: "pass",
+            digest: 0,
+            sim_ms: 600_000,
+            reproduce: "",
+            expected: &[],
+            allowed: &[],
+            violations: &[],
+            history: &[],
+            trace,
+            final_state: &FinalState::default(),
+        })
+    }
+
+    /// A long run of a group committing after every poll: the commits are counted, the faults
+    /// still listed, and the report stays small.
+    #[test]
+    fn a_busy_timeline_counts_its_offset_commits_instead_of_listing_them() {
+        let commit = |at_ms| {
+            let detail = serde_json::json!({"group": "g1", "partition": "events-0", "offset": at_ms, "generation": 1, "member": "c-1"});
+            event(at_ms, "broker-2", "offset-commit", detail)
+        };
+        let mut trace: Vec<TraceEvent> = (0..50_000).map(commit).collect();
+        trace.insert(
+            25_000,
+            event(25_000, "world", "kill", serde_json::json!({"node": "broker-1"})),
+        );
+        let text = report(&trace);
+        assert!(text.contains("broker-1 was killed"), "the fault is listed");
+        assert!(text.contains("50000 offset commits, not listed one by one"));
+        assert!(text.len() < 100_000, "{} bytes", text.len());
+
+        // A short run lists every commit.
+        let text = report(&trace[..100]);
+        assert_eq!(text.matches("offset-commit").count(), 100, "{text}");
     }
 }
