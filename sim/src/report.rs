@@ -581,7 +581,12 @@ mod tests {
         let mut trace: Vec<TraceEvent> = (0..50_000).map(commit).collect();
         trace.insert(
             25_000,
-            event(25_000, "world", "kill", serde_json::json!({"node": "broker-1"})),
+            event(
+                25_000,
+                "world",
+                "kill",
+                serde_json::json!({"node": "broker-1"}),
+            ),
         );
         let text = report(&trace);
         assert!(text.contains("broker-1 was killed"), "the fault is listed");
