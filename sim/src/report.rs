@@ -419,13 +419,7 @@ fn violations(out: &mut String, r: &ReportInput) {
         let _ = writeln!(out, "None.");
         return;
     }
-    let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
-    for v in r.violations {
-        by_check
-            .entry((v.check.as_str(), v.partition.as_deref()))
-            .or_default()
-            .push(v);
-    }
+    let by_check = by_check_and_partition(r.violations);
     for ((check, partition), list) in by_check {
         let where_ = partition.map(|p| format!(" on {p}")).unwrap_or_default();
         let _ = writeln!(out, "### `{check}`{where_}: {} found\n", list.len());
@@ -459,16 +453,24 @@ pub(crate) fn concerns(event: &TraceEvent, partition: Option<&str>) -> bool {
     }
 }
 
-/// One story per check and partition, in the order the report lists them: (check, partition,
-/// how many violations, the story of the first).
-pub fn stories(r: &ReportInput) -> Vec<(String, Option<String>, usize, Story)> {
-    let mut by_check: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
-    for v in r.violations {
-        by_check
+/// A run's violations by check and partition, in the order the reports list them.
+pub fn by_check_and_partition(
+    violations: &[Violation],
+) -> BTreeMap<(&str, Option<&str>), Vec<&Violation>> {
+    let mut groups: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
+    for v in violations {
+        groups
             .entry((v.check.as_str(), v.partition.as_deref()))
             .or_default()
             .push(v);
     }
+    groups
+}
+
+/// One story per check and partition, in the order the report lists them: (check, partition,
+/// how many violations, the story of the first).
+pub fn stories(r: &ReportInput) -> Vec<(String, Option<String>, usize, Story)> {
+    let by_check = by_check_and_partition(r.violations);
     by_check
         .into_iter()
         .map(|((check, partition), list)| {

@@ -7,7 +7,6 @@ use std::fmt::Write;
 use super::model::{Absence, Model};
 use super::svg::{esc, TimeAxis, LEFT, RIGHT, WIDTH};
 use super::timeline::mark_label;
-use crate::check::Violation;
 use crate::history::{Op, OpType, TraceEvent};
 use crate::report::{concerns, describe, notable, seconds, ReportInput};
 
@@ -62,14 +61,7 @@ pub fn violations(out: &mut String, r: &ReportInput) {
         out.push_str("<p>None.</p></section>");
         return;
     }
-    let mut groups: BTreeMap<(&str, Option<&str>), Vec<&Violation>> = BTreeMap::new();
-    for v in r.violations {
-        groups
-            .entry((v.check.as_str(), v.partition.as_deref()))
-            .or_default()
-            .push(v);
-    }
-    for ((check, partition), list) in groups {
+    for ((check, partition), list) in crate::report::by_check_and_partition(r.violations) {
         let on = partition
             .map(|p| format!(r##" on <a href="#partition-{}">{}</a>"##, esc(p), esc(p)))
             .unwrap_or_default();
