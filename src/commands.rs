@@ -17,6 +17,25 @@ fn bad_input(message: impl std::fmt::Display) -> ExitCode {
 }
 
 /// Reads a scenario; exit code 2 (with its line said) if it is bad.
+/// The scenario file to read: `file`, or, when `scenarios/NAME.toml` does not exist but the
+/// catalogue holds `scenarios/catalogue/NAME.toml` (the classic anomalies moved there), that one,
+/// said on stderr. Older commands (`samsa explain scenarios/kip-101-data-loss.toml`) keep working.
+pub fn scenario_path(file: PathBuf) -> PathBuf {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name()) else {
+        return file;
+    };
+    let moved = dir.join("catalogue").join(name);
+    if file.exists() || !dir.ends_with("scenarios") || !moved.exists() {
+        return file;
+    }
+    eprintln!(
+        "samsa: {} is in the catalogue: running {}",
+        file.display(),
+        moved.display()
+    );
+    moved
+}
+
 pub fn load(file: &Path) -> Result<Scenario, ExitCode> {
     parse_file(file).map_err(bad_input)
 }

@@ -152,7 +152,7 @@ fn dispatch(command: Command) -> ExitCode {
             quiet,
             no_folder,
         } => commands::run(
-            &file,
+            &commands::scenario_path(file),
             seed,
             out,
             commands::RunOptions {
@@ -168,7 +168,13 @@ fn dispatch(command: Command) -> ExitCode {
             jobs,
             shard,
             out,
-        } => sweep::sweep(&file, &seeds, jobs, shard.as_deref(), out),
+        } => sweep::sweep(
+            &commands::scenario_path(file),
+            &seeds,
+            jobs,
+            shard.as_deref(),
+            out,
+        ),
         Command::Explore {
             file,
             cases,
@@ -178,7 +184,7 @@ fn dispatch(command: Command) -> ExitCode {
             faults,
             max_shrink_iters,
         } => explore_command::explore(
-            &file,
+            &commands::scenario_path(file),
             explore_command::ExploreOptions {
                 cases,
                 seed,
@@ -188,7 +194,9 @@ fn dispatch(command: Command) -> ExitCode {
                 max_shrink_iters,
             },
         ),
-        Command::Explain { file, seed, pause } => commands::explain(&file, seed, pause),
+        Command::Explain { file, seed, pause } => {
+            commands::explain(&commands::scenario_path(file), seed, pause)
+        }
         Command::List { dir } => commands::list(&dir),
         Command::DumpLog {
             path,

@@ -73,3 +73,23 @@ fn bad_flags_and_files_give_one_line_and_exit_2() {
         assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
     }
 }
+
+/// The classic anomalies moved to `scenarios/catalogue/`; their old paths still run them.
+#[test]
+fn an_anomaly_named_by_its_old_path_is_found_in_the_catalogue() {
+    let output = samsa(&["explain", "scenarios/kip-101-data-loss.toml"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("is in the catalogue"), "{stderr}");
+    assert_eq!(
+        digest(&stdout(&output)),
+        digest(&stdout(&samsa(&["explain", KIP_101])))
+    );
+    // A file that is nowhere is still bad input.
+    assert_eq!(
+        samsa(&["run", "scenarios/no-such-scenario.toml"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
