@@ -67,13 +67,7 @@ fn expectations(out: &mut String, r: &ReportInput) {
         let _ = writeln!(out, "| (none) | no violation | none |");
     }
     for name in names {
-        let expectation = if r.expected.iter().any(|e| e == name) {
-            "must be found"
-        } else if r.allowed.iter().any(|e| e == name) {
-            "allowed"
-        } else {
-            "must not be found"
-        };
+        let expectation = expectation(r, name);
         let _ = writeln!(
             out,
             "| `{name}` | {expectation} | {} |",
@@ -81,6 +75,17 @@ fn expectations(out: &mut String, r: &ReportInput) {
         );
     }
     out.push('\n');
+}
+
+/// What the scenario says of a check: "must be found", "allowed" or "must not be found".
+pub fn expectation(r: &ReportInput, check: &str) -> &'static str {
+    if r.expected.iter().any(|e| e == check) {
+        "must be found"
+    } else if r.allowed.iter().any(|e| e == check) {
+        "allowed"
+    } else {
+        "must not be found"
+    }
 }
 
 /// The events a person follows: faults, recoveries that cut a log, brokers stopping.

@@ -3,7 +3,7 @@
 //! and ISR, the acknowledged offsets, and when each node was down. Generic: any event whose detail
 //! names a `partition` and carries a `leo` or `hw` is a point of that replica's series.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::check::FinalState;
 use crate::history::{Op, OpType, TraceEvent};
@@ -248,7 +248,8 @@ fn close_absences(model: &mut Model) {
 /// The acknowledged prefix of each partition, and the acknowledged writes the final log does
 /// not hold at their offset (a lost write, drawn where it was acknowledged).
 fn acknowledgements(model: &mut Model, history: &[Op], final_state: &FinalState) {
-    let finals: HashMap<&str, HashMap<i64, Option<&str>>> = final_state
+    // Looked up only: no iteration order reaches the page.
+    let finals: BTreeMap<&str, BTreeMap<i64, Option<&str>>> = final_state
         .partitions
         .iter()
         .map(|(name, p)| {
@@ -259,11 +260,6 @@ fn acknowledgements(model: &mut Model, history: &[Op], final_state: &FinalState)
                 .collect();
             (name.as_str(), at)
         })
-        .collect();
-    let starts: HashMap<&str, i64> = final_state
-        .partitions
-        .iter()
-        .map(|(name, p)| (name.as_str(), p.log_start_offset))
         .collect();
     for op in history
         .iter()
@@ -282,7 +278,11 @@ fn acknowledgements(model: &mut Model, history: &[Op], final_state: &FinalState)
         let Some(held) = finals.get(partition) else {
             continue;
         };
-        let below_start = offset < starts.get(partition).copied().unwrap_or(0);
+        let below_start = offset
+            < final_state
+                .partitions
+                .get(partition)
+                .map_or(0, |p| p.log_start_offset);
         if !below_start && held.get(&offset).copied().flatten() != op.value["value"].as_str() {
             view.lost.push((op.at_ms, offset));
         }

@@ -39,13 +39,7 @@ pub fn found(out: &mut String, r: &ReportInput) {
         r#"<div{class}><table><tr><th>check</th><th>expected</th><th>found</th></tr>"#
     );
     for (name, n) in counts {
-        let expectation = if r.expected.iter().any(|e| e == name) {
-            "must be found"
-        } else if r.allowed.iter().any(|e| e == name) {
-            "allowed"
-        } else {
-            "must not be found"
-        };
+        let expectation = crate::report::expectation(r, name);
         let _ = write!(
             out,
             "<tr><td><code>{}</code></td><td>{expectation}</td><td>{n}</td></tr>",
